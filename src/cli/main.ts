@@ -1,0 +1,33 @@
+import { Command, CommanderError } from "@commander-js/extra-typings";
+import { formatError, isServelabError, USER_ERROR_EXIT } from "../errors.ts";
+import { registerRecipeCommands } from "./recipe.ts";
+import { registerTraceCommands } from "./trace.ts";
+
+export function buildProgram(): Command {
+  const program = new Command("servelab")
+    .description("A/B test LLM serving configurations on real traces")
+    .showHelpAfterError()
+    .exitOverride();
+  registerTraceCommands(program);
+  registerRecipeCommands(program);
+  return program;
+}
+
+/** Runs the CLI and returns its exit status instead of exiting, so tests can call it in-process. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv as string[]);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // commander has already printed its message (or the help text).
+      return e.exitCode === 0 ? 0 : USER_ERROR_EXIT;
+    }
+    if (isServelabError(e)) {
+      process.stderr.write(`${formatError(e)}\n`);
+      return USER_ERROR_EXIT;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,50 @@
+/** One request of a Mooncake-format trace (JSONL, one object per line). */
+export interface TraceRow {
+  /** Arrival time in milliseconds since the trace's zero. */
+  timestamp?: number;
+  /** Prompt length in tokens. */
+  input_length: number;
+  /** Tokens to generate. */
+  output_length: number;
+  /** One id per prompt block (`block_size` tokens, the last one partial); equal ids mean a shared prefix block. */
+  hash_ids: number[];
+  session_id?: string;
+  /** Wait after the previous turn of the same session, in milliseconds. */
+  delay?: number;
+  /** Tokens of the prompt that come from the shared prefix tree (synthesized traces). */
+  context_len?: number;
+  /** Tokens of the prompt that are unique to this request (synthesized traces). */
+  unique_user_prompt_len?: number;
+  /** A literal prompt sent as is instead of one synthesized from `hash_ids`. */
+  text_input?: string;
+}
+
+/** Tokens per `hash_ids` block in Mooncake traces. */
+export const DEFAULT_TRACE_BLOCK_SIZE = 512;
+
+/** Options of the prefix-tree trace synthesizer; names follow Dynamo's prefix data generator. */
+export interface SynthesisOptions {
+  numRequests: number;
+  speedupRatio: number;
+  prefixLenMultiplier: number;
+  prefixRootMultiplier: number;
+  promptLenMultiplier: number;
+  oslMultiplier: number;
+  maxIsl?: number | undefined;
+  minIsl?: number | undefined;
+  minOsl?: number | undefined;
+  maxOsl?: number | undefined;
+  blockSize: number;
+  seed: number;
+}
+
+export const DEFAULT_SYNTHESIS_OPTIONS: SynthesisOptions = {
+  numRequests: 100_000,
+  speedupRatio: 1,
+  prefixLenMultiplier: 1,
+  prefixRootMultiplier: 1,
+  promptLenMultiplier: 1,
+  oslMultiplier: 1,
+  blockSize: DEFAULT_TRACE_BLOCK_SIZE,
+  seed: 0,
+};
