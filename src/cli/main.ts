@@ -7,6 +7,8 @@ export function buildProgram(): Command {
   const program = new Command("servelab")
     .description("A/B test LLM serving configurations on real traces")
     .showHelpAfterError()
+    // Usage errors carry the registry's code like every other error.
+    .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, "error[USAGE]: ")) })
     .exitOverride();
   registerTraceCommands(program);
   registerRecipeCommands(program);

@@ -1,0 +1,204 @@
+import { basename, extname, join } from "node:path";
+import type { Command } from "@commander-js/extra-typings";
+import { loadRecipe, recipeSynthesisOptions } from "../recipe/load.ts";
+import { type AnalyzeOptions, type TraceAnalysis, TraceAnalyzer } from "../trace/analyze.ts";
+import { readTrace, streamTrace } from "../trace/reader.ts";
+import { resolveTraceInput } from "../trace/resolve-dataset.ts";
+import { synthesizeTrace } from "../trace/synthesize.ts";
+import {
+  DEFAULT_SYNTHESIS_OPTIONS,
+  DEFAULT_TRACE_BLOCK_SIZE,
+  type SynthesisOptions,
+} from "../trace/types.ts";
+import { writeTrace } from "../trace/writer.ts";
+import { intOption, positiveListOption, positiveNumberOption } from "./options.ts";
+import { startProgress } from "./progress.ts";
+import { renderAnalysis } from "./trace-tables.ts";
+
+const DEFAULT_INPUT = "mooncake/conversation";
+
+/** Streams a trace file through the analyzer (twice when the prefix-analyzer rule needs it), with a progress bar. */
+export async function analyzeTraceFile(
+  file: string,
+  opts: AnalyzeOptions & { sort?: boolean; onWarning?: (m: string) => void },
+): Promise<TraceAnalysis> {
+  const analyzer = new TraceAnalyzer(opts);
+  const parse = { blockSize: analyzer.blockSize };
+  if (opts.sort) {
+    // Sorting needs every row in memory; order does not matter to the analyzer's second pass.
+    const rows = await readTrace(file, {
+      ...parse,
+      sort: true,
+      ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+    });
+    for (const row of rows) analyzer.add(row);
+    if (analyzer.needsSecondPass) for (const row of rows) analyzer.addSecondPass(row);
+    return analyzer.finish();
+  }
+  const progress = startProgress("analyze", 1, "bytes");
+  try {
+    const onBytes = (done: number, total: number) => progress.update(done, total);
+    for await (const { row } of streamTrace(file, { ...parse, onBytes })) analyzer.add(row);
+    if (analyzer.needsSecondPass) {
+      for await (const { row } of streamTrace(file, { ...parse, onBytes })) analyzer.addSecondPass(row);
+    }
+  } finally {
+    progress.stop();
+  }
+  return analyzer.finish();
+}
+
+const warn = (m: string) => process.stderr.write(`warning: ${m}\n`);
+
+function registerAnalyze(trace: Command): void {
+  trace
+    .command("analyze")
+    .description("report a trace's request, length, block-reuse and prefix-cache statistics")
+    .argument(
+      "<file>",
+      "Mooncake JSONL trace (.jsonl or .jsonl.gz), or a dataset name such as mooncake/conversation",
+    )
+    .option("--block-size <tokens>", "tokens per hash_ids block", intOption(1), DEFAULT_TRACE_BLOCK_SIZE)
+    .option(
+      "--cache-sizes <tokens,...>",
+      "global LRU prefix-cache sizes to replay, in tokens (e.g. 1M,10M)",
+      positiveListOption,
+    )
+    .option("--sort", "accept out-of-order timestamps and analyze in timestamp order (warns)")
+    .option("--data-dir <dir>", "where named datasets are looked up first")
+    .option("--json", "print the statistics as JSON")
+    .action(async (input, o) => {
+      const file = await resolveTraceInput(input, o.dataDir === undefined ? {} : { dataDir: o.dataDir });
+      const analysis = await analyzeTraceFile(file, {
+        blockSize: o.blockSize,
+        cacheSizesTokens: o.cacheSizes ?? [],
+        sort: o.sort === true,
+        onWarning: warn,
+      });
+      process.stdout.write(
+        o.json ? `${JSON.stringify({ file, ...analysis }, null, 2)}\n` : renderAnalysis(file, analysis),
+      );
+    });
+}
+
+/** Upstream's naming scheme (`…_synth_16x1+10_speedup1_maxisl110000`), plus the seed that makes it reproducible. */
+export function defaultSynthesisName(input: string, o: SynthesisOptions): string {
+  const stem = basename(input)
+    .replace(/\.gz$/, "")
+    .replace(extname(basename(input).replace(/\.gz$/, "")), "");
+  const maxIsl = o.maxIsl === undefined ? "" : `_maxisl${o.maxIsl}`;
+  return `${stem}_synth_${o.prefixLenMultiplier}x${o.prefixRootMultiplier}+${o.promptLenMultiplier}_speedup${o.speedupRatio}${maxIsl}_seed${o.seed}.jsonl`;
+}
+
+function registerSynthesize(trace: Command): void {
+  trace
+    .command("synthesize")
+    .description(
+      "synthesize a trace with the prefix structure of an input trace (Dynamo's prefix data generator)",
+    )
+    .option("--input <file>", `input trace file or dataset name (default: ${DEFAULT_INPUT})`)
+    .option("--recipe <file>", "take the input, synthesis parameters and seed from a recipe's trace section")
+    .option("--num-requests <n>", "requests to generate (default: 100000)", intOption(1))
+    .option(
+      "--speedup-ratio <x>",
+      "divide inter-arrival gaps by this factor (default: 1)",
+      positiveNumberOption,
+    )
+    .option("--prefix-len-multiplier <x>", "scale shared-prefix lengths (default: 1)", positiveNumberOption)
+    .option(
+      "--prefix-root-multiplier <n>",
+      "independent copies of the prefix tree (default: 1)",
+      intOption(1),
+    )
+    .option(
+      "--prompt-len-multiplier <x>",
+      "scale unique user-prompt lengths (default: 1)",
+      positiveNumberOption,
+    )
+    .option("--osl-multiplier <x>", "scale output lengths (default: 1)", positiveNumberOption)
+    .option("--max-isl <tokens>", "drop requests with a longer input", intOption(1))
+    .option("--min-isl <tokens>", "drop requests with a shorter input", intOption(0))
+    .option("--min-osl <tokens>", "raise shorter output lengths to this", intOption(0))
+    .option("--max-osl <tokens>", "clip longer output lengths to this", intOption(1))
+    .option("--block-size <tokens>", "tokens per hash_ids block (default: 512)", intOption(1))
+    .option(
+      "--seed <n>",
+      "random seed; the same inputs and seed give byte-identical output (default: 0)",
+      intOption(0),
+    )
+    .option(
+      "--output <file>",
+      "output JSONL (default: an upstream-style name, under results/traces/ with --recipe)",
+    )
+    .option("--sort", "accept an input with out-of-order timestamps (sorted, with a warning)")
+    .option("--data-dir <dir>", "where named datasets are looked up first")
+    .option("--json", "print the output trace's statistics as JSON")
+    .option("--quiet", "print only the output path")
+    .action(async (o) => {
+      let base: SynthesisOptions = DEFAULT_SYNTHESIS_OPTIONS;
+      let input = o.input;
+      if (o.recipe !== undefined) {
+        const recipe = await loadRecipe(o.recipe);
+        base = recipeSynthesisOptions(recipe) ?? { ...DEFAULT_SYNTHESIS_OPTIONS, seed: recipe.trace.seed };
+        input ??= recipe.trace.source;
+      }
+      const opts: SynthesisOptions = {
+        numRequests: o.numRequests ?? base.numRequests,
+        speedupRatio: o.speedupRatio ?? base.speedupRatio,
+        prefixLenMultiplier: o.prefixLenMultiplier ?? base.prefixLenMultiplier,
+        prefixRootMultiplier: o.prefixRootMultiplier ?? base.prefixRootMultiplier,
+        promptLenMultiplier: o.promptLenMultiplier ?? base.promptLenMultiplier,
+        oslMultiplier: o.oslMultiplier ?? base.oslMultiplier,
+        maxIsl: o.maxIsl ?? base.maxIsl,
+        minIsl: o.minIsl ?? base.minIsl,
+        minOsl: o.minOsl ?? base.minOsl,
+        maxOsl: o.maxOsl ?? base.maxOsl,
+        blockSize: o.blockSize ?? base.blockSize,
+        seed: o.seed ?? base.seed,
+      };
+      input ??= DEFAULT_INPUT;
+      const file = await resolveTraceInput(input, o.dataDir === undefined ? {} : { dataDir: o.dataDir });
+      const rows = await readTrace(file, {
+        blockSize: opts.blockSize,
+        sort: o.sort === true,
+        onWarning: warn,
+      });
+      const progress = startProgress("synthesize", opts.numRequests, "requests");
+      const result = (() => {
+        try {
+          return synthesizeTrace(rows, opts, (done) => progress.update(done));
+        } finally {
+          progress.stop();
+        }
+      })();
+      const output =
+        o.output ??
+        join(o.recipe !== undefined ? join("results", "traces") : ".", defaultSynthesisName(file, opts));
+      await writeTrace(output, result.rows);
+      if (o.quiet) {
+        process.stdout.write(`${output}\n`);
+        return;
+      }
+      const analyzer = new TraceAnalyzer({ blockSize: opts.blockSize });
+      for (const row of result.rows) analyzer.add(row);
+      const analysis = analyzer.finish();
+      const { sampled, dropped, coreNodes, leaves } = result.stats;
+      if (o.json) {
+        process.stdout.write(
+          `${JSON.stringify({ file: output, input: file, options: opts, synthesis: result.stats, ...analysis }, null, 2)}\n`,
+        );
+        return;
+      }
+      process.stdout.write(
+        `input ${file}: core radix tree of ${coreNodes} nodes, ${leaves} unique suffixes\n` +
+          `sampled ${sampled} requests, dropped ${dropped} by the ISL filters, wrote ${result.rows.length}\n` +
+          renderAnalysis(output, analysis),
+      );
+    });
+}
+
+export function registerTraceCommands(program: Command): void {
+  const trace = program.command("trace").description("analyze and synthesize Mooncake-format request traces");
+  registerAnalyze(trace);
+  registerSynthesize(trace);
+}
