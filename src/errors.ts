@@ -9,7 +9,6 @@ export const ERROR_CODES = {
   FILE_WRITE: "an output file could not be written",
   TRACE_EMPTY: "a trace file holds no requests",
   TRACE_INVALID: "a trace file has invalid lines",
-  TRACE_ORDER: "trace timestamps go backwards",
   RECIPE_PARSE: "a recipe file is not valid YAML",
   RECIPE_INVALID: "a recipe does not match the recipe schema",
   DATASET_UNKNOWN: "no dataset is registered under that name",

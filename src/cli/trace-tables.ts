@@ -2,6 +2,12 @@ import Table from "cli-table3";
 import type { Summary } from "../metrics/summary.ts";
 import type { TraceAnalysis } from "../trace/analyze.ts";
 
+/** Plain borders (no ANSI colours, so piped output stays clean) and no rules between body rows. */
+const TABLE_STYLE = {
+  style: { head: [], border: [] },
+  chars: { mid: "", "left-mid": "", "mid-mid": "", "right-mid": "" },
+};
+
 const int = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString("en-US") : "–");
 const pct = (v: number) => `${(v * 100).toFixed(2)} %`;
 const num = (v: number, digits = 2) => (Number.isFinite(v) ? v.toFixed(digits) : "–");
@@ -12,7 +18,7 @@ function distributionRow(name: string, s: Summary): string[] {
 
 /** The human-readable form of `trace analyze`: an overview table and a length-distribution table. */
 export function renderAnalysis(file: string, a: TraceAnalysis): string {
-  const overview = new Table({ head: ["trace", file], style: { head: [] } });
+  const overview = new Table({ head: ["trace", file], ...TABLE_STYLE });
   overview.push(
     ["requests", int(a.requests)],
     ["span", `${num(a.duration_s, 1)} s (${num(a.duration_s / 60, 2)} min)`],
@@ -26,14 +32,11 @@ export function renderAnalysis(file: string, a: TraceAnalysis): string {
   );
   for (const lru of a.lru) {
     overview.push([
-      `LRU prefix cache ${int(lru.cache_tokens)} tokens`,
+      `LRU prefix cache ${int(lru.cache_tokens)} tokens (${int(lru.cache_blocks)} blocks)`,
       `${pct(lru.block_hit_rate)} blocks, ${pct(lru.token_hit_rate)} tokens`,
     ]);
   }
-  const lengths = new Table({
-    head: ["tokens", "mean", "min", "p50", "p90", "p99", "max"],
-    style: { head: [] },
-  });
+  const lengths = new Table({ head: ["tokens", "mean", "min", "p50", "p90", "p99", "max"], ...TABLE_STYLE });
   lengths.push(distributionRow("input (ISL)", a.isl), distributionRow("output (OSL)", a.osl));
   if (a.context_len) lengths.push(distributionRow("shared context", a.context_len));
   if (a.unique_user_prompt_len) lengths.push(distributionRow("unique prompt", a.unique_user_prompt_len));

@@ -1,52 +1,19 @@
 import { basename, extname, join } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
 import { loadRecipe, recipeSynthesisOptions } from "../recipe/load.ts";
-import { type AnalyzeOptions, type TraceAnalysis, TraceAnalyzer } from "../trace/analyze.ts";
-import { readTrace, streamTrace } from "../trace/reader.ts";
+import { TraceAnalyzer } from "../trace/analyze.ts";
+import { analyzeTraceFile, synthesizeTraceFile } from "../trace/files.ts";
 import { resolveTraceInput } from "../trace/resolve-dataset.ts";
-import { synthesizeTrace } from "../trace/synthesize.ts";
 import {
   DEFAULT_SYNTHESIS_OPTIONS,
   DEFAULT_TRACE_BLOCK_SIZE,
   type SynthesisOptions,
 } from "../trace/types.ts";
-import { writeTrace } from "../trace/writer.ts";
 import { intOption, positiveListOption, positiveNumberOption } from "./options.ts";
 import { startProgress } from "./progress.ts";
 import { renderAnalysis } from "./trace-tables.ts";
 
 const DEFAULT_INPUT = "mooncake/conversation";
-
-/** Streams a trace file through the analyzer (twice when the prefix-analyzer rule needs it), with a progress bar. */
-export async function analyzeTraceFile(
-  file: string,
-  opts: AnalyzeOptions & { sort?: boolean; onWarning?: (m: string) => void },
-): Promise<TraceAnalysis> {
-  const analyzer = new TraceAnalyzer(opts);
-  const parse = { blockSize: analyzer.blockSize };
-  if (opts.sort) {
-    // Sorting needs every row in memory; order does not matter to the analyzer's second pass.
-    const rows = await readTrace(file, {
-      ...parse,
-      sort: true,
-      ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
-    });
-    for (const row of rows) analyzer.add(row);
-    if (analyzer.needsSecondPass) for (const row of rows) analyzer.addSecondPass(row);
-    return analyzer.finish();
-  }
-  const progress = startProgress("analyze", 1, "bytes");
-  try {
-    const onBytes = (done: number, total: number) => progress.update(done, total);
-    for await (const { row } of streamTrace(file, { ...parse, onBytes })) analyzer.add(row);
-    if (analyzer.needsSecondPass) {
-      for await (const { row } of streamTrace(file, { ...parse, onBytes })) analyzer.addSecondPass(row);
-    }
-  } finally {
-    progress.stop();
-  }
-  return analyzer.finish();
-}
 
 const warn = (m: string) => process.stderr.write(`warning: ${m}\n`);
 
@@ -69,12 +36,14 @@ function registerAnalyze(trace: Command): void {
     .option("--json", "print the statistics as JSON")
     .action(async (input, o) => {
       const file = await resolveTraceInput(input, o.dataDir === undefined ? {} : { dataDir: o.dataDir });
+      const progress = startProgress("analyze", 1, "bytes");
       const analysis = await analyzeTraceFile(file, {
         blockSize: o.blockSize,
         cacheSizesTokens: o.cacheSizes ?? [],
         sort: o.sort === true,
         onWarning: warn,
-      });
+        onBytes: (done, total) => progress.update(done, total),
+      }).finally(() => progress.stop());
       process.stdout.write(
         o.json ? `${JSON.stringify({ file, ...analysis }, null, 2)}\n` : renderAnalysis(file, analysis),
       );
@@ -158,23 +127,15 @@ function registerSynthesize(trace: Command): void {
       };
       input ??= DEFAULT_INPUT;
       const file = await resolveTraceInput(input, o.dataDir === undefined ? {} : { dataDir: o.dataDir });
-      const rows = await readTrace(file, {
-        blockSize: opts.blockSize,
-        sort: o.sort === true,
-        onWarning: warn,
-      });
-      const progress = startProgress("synthesize", opts.numRequests, "requests");
-      const result = (() => {
-        try {
-          return synthesizeTrace(rows, opts, (done) => progress.update(done));
-        } finally {
-          progress.stop();
-        }
-      })();
       const output =
         o.output ??
         join(o.recipe !== undefined ? join("results", "traces") : ".", defaultSynthesisName(file, opts));
-      await writeTrace(output, result.rows);
+      const progress = startProgress("synthesize", opts.numRequests, "requests");
+      const result = await synthesizeTraceFile(file, output, opts, {
+        sort: o.sort === true,
+        onWarning: warn,
+        onProgress: (done) => progress.update(done),
+      }).finally(() => progress.stop());
       if (o.quiet) {
         process.stdout.write(`${output}\n`);
         return;

@@ -9,6 +9,7 @@ export interface AnalyzeOptions {
 }
 
 export interface LruResult {
+  /** The requested size; the cache holds `cache_blocks` = ⌊cache_tokens / block_size⌋ whole blocks. */
   cache_tokens: number;
   cache_blocks: number;
   /** Leading blocks found in the cache / all blocks. */
@@ -59,6 +60,7 @@ export class TraceAnalyzer {
   private readonly osl: number[] = [];
   private readonly contextLen: number[] = [];
   private readonly uniquePromptLen: number[] = [];
+  private readonly cacheSizesTokens: number[];
   private readonly lrus: PrefixLru[];
   private readonly lruHitBlocks: number[];
   private readonly lruHitTokens: number[];
@@ -77,7 +79,8 @@ export class TraceAnalyzer {
 
   constructor(opts: AnalyzeOptions = {}) {
     this.blockSize = opts.blockSize ?? DEFAULT_TRACE_BLOCK_SIZE;
-    this.lrus = (opts.cacheSizesTokens ?? []).map((t) => new PrefixLru(Math.floor(t / this.blockSize)));
+    this.cacheSizesTokens = [...(opts.cacheSizesTokens ?? [])];
+    this.lrus = this.cacheSizesTokens.map((t) => new PrefixLru(Math.floor(t / this.blockSize)));
     this.lruHitBlocks = this.lrus.map(() => 0);
     this.lruHitTokens = this.lrus.map(() => 0);
   }
@@ -169,7 +172,7 @@ export class TraceAnalyzer {
       shared_prefix_ratio: ratio(sharedTokens, this.totalInputTokens),
       shared_prefix_source: useContext ? "context_len" : "repeated_blocks",
       lru: this.lrus.map((lru, c) => ({
-        cache_tokens: lru.capacityBlocks * this.blockSize,
+        cache_tokens: this.cacheSizesTokens[c]!,
         cache_blocks: lru.capacityBlocks,
         block_hit_rate: ratio(this.lruHitBlocks[c]!, this.totalBlocks),
         token_hit_rate: ratio(this.lruHitTokens[c]!, this.totalInputTokens),

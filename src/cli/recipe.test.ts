@@ -1,0 +1,101 @@
+import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { parse } from "yaml";
+import { parseRecipe } from "../recipe/load.ts";
+import { withTempDir } from "../testing/fixtures.ts";
+import { FOUNDING_RECIPE, TINY_RECIPE } from "../testing/recipes.ts";
+import { runCli } from "../testing/run-cli.ts";
+import { main } from "./main.ts";
+
+/**
+ * Runs the CLI in this process, capturing the text it writes. The test runner reports to its parent over the same
+ * stdout with binary frames, so only string writes are taken; everything else passes through.
+ */
+async function runInProcess(
+  args: readonly string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const capture = (stream: NodeJS.WriteStream, into: string[]) => {
+    const original = stream.write;
+    stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+      if (typeof chunk === "string") {
+        into.push(chunk);
+        return true;
+      }
+      return (original as (...a: unknown[]) => boolean).call(stream, chunk, ...rest);
+    }) as typeof stream.write;
+    return () => {
+      stream.write = original;
+    };
+  };
+  const out: string[] = [];
+  const err: string[] = [];
+  const restoreOut = capture(process.stdout, out);
+  const restoreErr = capture(process.stderr, err);
+  try {
+    const code = await main(["node", "servelab", ...args]);
+    return { code, stdout: out.join(""), stderr: err.join("") };
+  } finally {
+    restoreOut();
+    restoreErr();
+  }
+}
+
+describe("servelab recipe validate", () => {
+  it("accepts the founding recipe and names its arms", async () => {
+    const r = await runInProcess(["recipe", "validate", FOUNDING_RECIPE]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      r.stdout,
+      `ok: ${FOUNDING_RECIPE} (recipe dsv32-wideep-routing, 2 arms: agg-round-robin, disagg-kv)\n`,
+    );
+  });
+
+  it("exits 2 with one located line per problem", async () => {
+    await withTempDir(async (dir) => {
+      const file = join(dir, "bad.yaml");
+      await writeFile(file, TINY_RECIPE.replace("replicas: 2", "replicas: 9\n      gpus_per_worker: 2"));
+      const r = await runInProcess(["recipe", "validate", file]);
+      assert.equal(r.code, 2);
+      assert.equal(
+        r.stderr,
+        `error[RECIPE_INVALID]: ${file}: recipe does not match the schema (1 problem)\n` +
+          `  ${file}:31:7: arms.only.workers.gpus_per_worker: gpus_per_worker (2) must equal ` +
+          "engine.tensor_parallel_size (1): a worker is one tensor-parallel engine\n",
+      );
+    });
+  });
+
+  it("reports a missing file", async () => {
+    const r = await runInProcess(["recipe", "validate", "no/such.yaml"]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^error\[FILE_NOT_FOUND\]: recipe file not found: no\/such\.yaml/);
+  });
+});
+
+describe("servelab recipe show", () => {
+  it("prints the resolved recipe as YAML, byte-identical across runs, and it re-parses to the same recipe", async () => {
+    const first = await runCli(["recipe", "show", FOUNDING_RECIPE]);
+    const second = await runCli(["recipe", "show", FOUNDING_RECIPE]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.stdout, second.stdout);
+    const original = parseRecipe(TINY_RECIPE, "tiny.yaml");
+    await withTempDir(async (dir) => {
+      const file = join(dir, "tiny.yaml");
+      await writeFile(file, TINY_RECIPE);
+      const shown = await runInProcess(["recipe", "show", file]);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.deepEqual(parseRecipe(shown.stdout, "shown.yaml"), original);
+      assert.equal(parse(shown.stdout).arms.only.workers.engine.kv_cache_config.tokens_per_block, 32);
+    });
+  });
+
+  it("prints JSON with --json", async () => {
+    const r = await runInProcess(["recipe", "show", FOUNDING_RECIPE, "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const json = JSON.parse(r.stdout);
+    assert.equal(json.arms["disagg-kv"].decode.engine.moe_config.backend, "WIDEEP");
+    assert.equal(json.hardware.total_gpus, 32);
+  });
+});

@@ -1,0 +1,27 @@
+import type { Command } from "@commander-js/extra-typings";
+import { loadRecipe, resolvedRecipeJson, resolvedRecipeYaml } from "../recipe/load.ts";
+
+export function registerRecipeCommands(program: Command): void {
+  const recipe = program.command("recipe").description("check and inspect experiment recipes");
+
+  recipe
+    .command("validate")
+    .description("check a recipe against the schema and its cross-field rules")
+    .argument("<file>", "recipe YAML")
+    .action(async (file) => {
+      const r = await loadRecipe(file);
+      const arms = Object.keys(r.arms);
+      const noun = arms.length === 1 ? "arm" : "arms";
+      process.stdout.write(`ok: ${file} (recipe ${r.name}, ${arms.length} ${noun}: ${arms.join(", ")})\n`);
+    });
+
+  recipe
+    .command("show")
+    .description("print the recipe with every default filled in")
+    .argument("<file>", "recipe YAML")
+    .option("--json", "print JSON instead of YAML")
+    .action(async (file, o) => {
+      const r = await loadRecipe(file);
+      process.stdout.write(o.json ? resolvedRecipeJson(r) : resolvedRecipeYaml(r));
+    });
+}
