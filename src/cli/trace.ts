@@ -1,12 +1,14 @@
-import { basename, extname, join } from "node:path";
+import { basename, dirname, extname, join, resolve } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
 import { loadRecipe, recipeSynthesisOptions } from "../recipe/load.ts";
 import { TraceAnalyzer } from "../trace/analyze.ts";
+import { isDatasetName } from "../trace/datasets.ts";
 import { analyzeTraceFile, synthesizeTraceFile } from "../trace/files.ts";
 import { resolveTraceInput } from "../trace/resolve-dataset.ts";
 import {
   DEFAULT_SYNTHESIS_OPTIONS,
   DEFAULT_TRACE_BLOCK_SIZE,
+  SYNTHESIS_OPTION_KEYS,
   type SynthesisOptions,
 } from "../trace/types.ts";
 import { intOption, positiveListOption, positiveNumberOption } from "./options.ts";
@@ -109,22 +111,16 @@ function registerSynthesize(trace: Command): void {
       if (o.recipe !== undefined) {
         const recipe = await loadRecipe(o.recipe);
         base = recipeSynthesisOptions(recipe) ?? { ...DEFAULT_SYNTHESIS_OPTIONS, seed: recipe.trace.seed };
-        input ??= recipe.trace.source;
+        // A recipe's trace path is relative to the recipe file, so recipes can travel with their traces.
+        input ??= isDatasetName(recipe.trace.source)
+          ? recipe.trace.source
+          : resolve(dirname(o.recipe), recipe.trace.source);
       }
-      const opts: SynthesisOptions = {
-        numRequests: o.numRequests ?? base.numRequests,
-        speedupRatio: o.speedupRatio ?? base.speedupRatio,
-        prefixLenMultiplier: o.prefixLenMultiplier ?? base.prefixLenMultiplier,
-        prefixRootMultiplier: o.prefixRootMultiplier ?? base.prefixRootMultiplier,
-        promptLenMultiplier: o.promptLenMultiplier ?? base.promptLenMultiplier,
-        oslMultiplier: o.oslMultiplier ?? base.oslMultiplier,
-        maxIsl: o.maxIsl ?? base.maxIsl,
-        minIsl: o.minIsl ?? base.minIsl,
-        minOsl: o.minOsl ?? base.minOsl,
-        maxOsl: o.maxOsl ?? base.maxOsl,
-        blockSize: o.blockSize ?? base.blockSize,
-        seed: o.seed ?? base.seed,
-      };
+      // Flags carry the options' own names; a flag given on the command line overrides the recipe.
+      const opts: SynthesisOptions = { ...base };
+      for (const key of SYNTHESIS_OPTION_KEYS) {
+        if (o[key] !== undefined) Object.assign(opts, { [key]: o[key] });
+      }
       input ??= DEFAULT_INPUT;
       const file = await resolveTraceInput(input, o.dataDir === undefined ? {} : { dataDir: o.dataDir });
       const output =

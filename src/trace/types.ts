@@ -19,6 +19,19 @@ export interface TraceRow {
   text_input?: string;
 }
 
+/** Trace fields in their canonical order (the order the writer emits). */
+export const TRACE_FIELDS = [
+  "timestamp",
+  "input_length",
+  "output_length",
+  "hash_ids",
+  "session_id",
+  "delay",
+  "context_len",
+  "unique_user_prompt_len",
+  "text_input",
+] as const satisfies readonly (keyof TraceRow)[];
+
 /** Tokens per `hash_ids` block in Mooncake traces. */
 export const DEFAULT_TRACE_BLOCK_SIZE = 512;
 
@@ -37,6 +50,21 @@ export interface SynthesisOptions {
   blockSize: number;
   seed: number;
 }
+
+export const SYNTHESIS_OPTION_KEYS = [
+  "numRequests",
+  "speedupRatio",
+  "prefixLenMultiplier",
+  "prefixRootMultiplier",
+  "promptLenMultiplier",
+  "oslMultiplier",
+  "maxIsl",
+  "minIsl",
+  "minOsl",
+  "maxOsl",
+  "blockSize",
+  "seed",
+] as const satisfies readonly (keyof SynthesisOptions)[];
 
 export const DEFAULT_SYNTHESIS_OPTIONS: SynthesisOptions = {
   numRequests: 100_000,

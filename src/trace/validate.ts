@@ -1,4 +1,4 @@
-import { DEFAULT_TRACE_BLOCK_SIZE, type TraceRow } from "./types.ts";
+import { DEFAULT_TRACE_BLOCK_SIZE, TRACE_FIELDS, type TraceRow } from "./types.ts";
 
 /** One problem found on one line of a trace file. */
 export interface TraceIssue {
@@ -13,16 +13,8 @@ export function formatTraceIssue(file: string, issue: TraceIssue): string {
   return `${file}:${issue.line}:${where} ${issue.reason}`;
 }
 
-const KNOWN_FIELDS = new Set([
-  "timestamp",
-  "input_length",
-  "output_length",
-  "hash_ids",
-  "session_id",
-  "delay",
-  "context_len",
-  "unique_user_prompt_len",
-  "text_input",
+const KNOWN_FIELDS = new Set<string>([
+  ...TRACE_FIELDS,
   // Later AIPerf trace rows may carry these; they pass through untouched.
   "messages",
   "tools",

@@ -1,22 +1,10 @@
 import { writeFileAtomic } from "../io/atomic-write.ts";
-import type { TraceRow } from "./types.ts";
+import { TRACE_FIELDS, type TraceRow } from "./types.ts";
 
-/** Fixed key order so the same rows always serialize to the same bytes. */
-const FIELD_ORDER = [
-  "timestamp",
-  "input_length",
-  "output_length",
-  "hash_ids",
-  "session_id",
-  "delay",
-  "context_len",
-  "unique_user_prompt_len",
-  "text_input",
-] as const satisfies readonly (keyof TraceRow)[];
-
+/** Keys in a fixed order, so the same rows always serialize to the same bytes. */
 export function serializeTraceRow(row: TraceRow): string {
   const ordered: Record<string, unknown> = {};
-  for (const key of FIELD_ORDER) {
+  for (const key of TRACE_FIELDS) {
     if (row[key] !== undefined) ordered[key] = row[key];
   }
   return JSON.stringify(ordered);
