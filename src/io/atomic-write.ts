@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { createWriteStream } from "node:fs";
+import { once } from "node:events";
+import { createWriteStream, type WriteStream } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { finished } from "node:stream/promises";
@@ -7,6 +8,15 @@ import { ServelabError } from "../errors.ts";
 
 function tempPathFor(file: string): string {
   return join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+}
+
+/** Resolves once the stream has released its file descriptor, so the temp file can be removed for good. */
+function closed(out: WriteStream): Promise<void> {
+  if (out.closed) return Promise.resolve();
+  return new Promise((resolve) => {
+    out.once("close", () => resolve());
+    out.destroy();
+  });
 }
 
 /**
@@ -19,20 +29,24 @@ export async function writeFileAtomic(
   chunks: Iterable<string> | AsyncIterable<string>,
 ): Promise<void> {
   const tmp = tempPathFor(file);
+  let out: WriteStream | undefined;
   try {
     await mkdir(dirname(file), { recursive: true });
-    const out = createWriteStream(tmp, { flags: "wx" });
+    out = createWriteStream(tmp, { flags: "wx" });
     const done = finished(out);
     // Without this, a failed open would surface as an unhandled rejection before we reach `await done`.
     done.catch(() => {});
     for await (const chunk of chunks) {
-      if (!out.write(chunk)) await new Promise<void>((resolve) => out.once("drain", resolve));
       if (out.errored) throw out.errored;
+      // `once` rejects if the stream errors while we wait, so a failing disk cannot hang the write.
+      if (!out.write(chunk)) await once(out, "drain");
     }
     out.end();
     await done;
     await rename(tmp, file);
   } catch (e) {
+    // The stream may still be opening the temp file; wait for it to let go before removing it.
+    if (out) await closed(out);
     await rm(tmp, { force: true }).catch(() => {});
     throw new ServelabError("FILE_WRITE", `cannot write ${file}: ${(e as Error).message}`);
   }
