@@ -16,6 +16,9 @@ export const ERROR_CODES = {
   DATASET_DOWNLOAD: "a dataset could not be downloaded",
   SYNTH_INPUT: "the synthesizer cannot build a prefix tree from its input",
   SYNTH_FILTER: "the synthesizer's length filters reject (nearly) every sampled request",
+  KV_EVENT_DECODE: "a KV-cache event payload could not be decoded",
+  ROUTER_NO_TARGET: "the router has no healthy target to send a request to",
+  ROUTER_UNKNOWN_TARGET: "a router call named a target that is not registered",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
