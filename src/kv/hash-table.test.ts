@@ -1,0 +1,40 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { createRng } from "../random.ts";
+import { HashTable } from "./hash-table.ts";
+
+describe("HashTable", () => {
+  for (const words of [2, 3] as const) {
+    it(`agrees with a Map under random inserts and deletes (${words}-word keys)`, () => {
+      const rng = createRng(words);
+      const table = new HashTable(words, 4);
+      const ref = new Map<string, number>();
+      for (let i = 0; i < 20_000; i++) {
+        // A small key space forces collisions, updates and deletes of present keys.
+        const a = rng.int(300);
+        const b = rng.int(3) * 0x7fffffff;
+        const c = words === 3 ? rng.int(4) : 0;
+        const key = `${a},${b},${c}`;
+        if (rng.next() < 0.35) {
+          assert.equal(table.delete(a, b, c), ref.get(key) ?? -1);
+          ref.delete(key);
+        } else {
+          table.set(a, b, c, i);
+          ref.set(key, i);
+        }
+        assert.equal(table.size, ref.size);
+      }
+      for (const [key, v] of ref) {
+        const [a, b, c] = key.split(",").map(Number) as [number, number, number];
+        assert.equal(table.get(a, b, c), v);
+      }
+      let visited = 0;
+      table.forEach((a, b, c, v) => {
+        visited++;
+        assert.equal(ref.get(`${a},${b},${c}`), v);
+      });
+      assert.equal(visited, ref.size);
+      assert.equal(table.get(1_000_000, 1), -1);
+    });
+  }
+});

@@ -1,0 +1,185 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { createRng } from "../random.ts";
+import { ApproxKvIndex } from "./approx-index.ts";
+import { createBlockHasher } from "./block-hash.ts";
+import type { RouterEvent, StoredBlock } from "./events.ts";
+import { hashPrefix, hashSeqFrom, toBigInts } from "./hash-seq.ts";
+import { KvIndex } from "./kv-index.ts";
+
+const hasher = await createBlockHasher();
+
+/** Tokens 0..n−1 of "document" d, in blocks of 4: content shared by every request reading that document. */
+function doc(d: number, blocks: number): number[] {
+  return Array.from({ length: blocks * 4 }, (_, i) => d * 1000 + i);
+}
+
+function request(tokens: number[]) {
+  const locals = hasher.localHashes(tokens, 4);
+  return { locals, seqs: hasher.sequenceHashes(locals) };
+}
+
+/** A stored event as an engine would send it: its own block hashes (here seq + salt) and our local hashes. */
+function stored(
+  workerId: string,
+  dpRank: number,
+  tokens: number[],
+  from: number,
+  to: number,
+  salt = 7n,
+): RouterEvent {
+  const { locals, seqs } = request(tokens);
+  const l = toBigInts(locals);
+  const s = toBigInts(seqs);
+  const blocks: StoredBlock[] = [];
+  for (let i = from; i < to; i++) blocks.push({ blockHash: s[i]! ^ salt, tokensHash: l[i]! });
+  return {
+    workerId,
+    dpRank,
+    eventId: 0n,
+    data: { type: "stored", parentHash: from === 0 ? null : s[from - 1]! ^ salt, blocks },
+  };
+}
+
+function scoresOf(index: KvIndex, tokens: number[]): Record<string, number> {
+  const m = index.findMatches(request(tokens).seqs);
+  const out: Record<string, number> = {};
+  for (const t of index.targets.ids()) {
+    const { workerId, dpRank } = index.targets.get(t);
+    if (m.scores[t]! > 0) out[`${workerId}/${dpRank}`] = m.scores[t]!;
+  }
+  return out;
+}
+
+describe("KV index", () => {
+  it("scores each target by the leading blocks it holds", () => {
+    const index = new KvIndex(hasher);
+    const tokens = doc(1, 6);
+    index.apply(stored("w1", 0, tokens, 0, 2));
+    index.apply(stored("w1", 0, tokens, 2, 4));
+    index.apply(stored("w2", 3, tokens, 0, 6));
+    index.apply(stored("w3", 0, doc(2, 3), 0, 3));
+    assert.deepEqual(scoresOf(index, tokens), { "w1/0": 4, "w2/3": 6 });
+    assert.deepEqual(scoresOf(index, [...tokens.slice(0, 8), ...doc(9, 2)]), { "w1/0": 2, "w2/3": 2 });
+    const m = index.findMatches(request(tokens).seqs);
+    assert.equal(m.depth, 6);
+    assert.equal(m.treeSizes[index.targets.find({ workerId: "w1", dpRank: 0 })], 4);
+    assert.equal(index.errors.parentNotFound, 0);
+  });
+
+  it("stops a target's run at a block it lost, and frees unheld blocks", () => {
+    const index = new KvIndex(hasher);
+    const tokens = doc(1, 4);
+    index.apply(stored("w1", 0, tokens, 0, 4));
+    const s = toBigInts(request(tokens).seqs);
+    index.apply({
+      workerId: "w1",
+      dpRank: 0,
+      eventId: 1n,
+      data: { type: "removed", blockHashes: [s[1]! ^ 7n] },
+    });
+    assert.deepEqual(scoresOf(index, tokens), { "w1/0": 1 });
+    assert.equal(index.entries, 3);
+    index.apply({ workerId: "w1", dpRank: 0, eventId: 2n, data: { type: "cleared" } });
+    assert.deepEqual(scoresOf(index, tokens), {});
+    assert.equal(index.entries, 0);
+    assert.equal(index.nodes, 0);
+  });
+
+  it("counts events that name unknown parents or blocks, without throwing", () => {
+    const index = new KvIndex(hasher);
+    const tokens = doc(1, 4);
+    assert.equal(index.apply(stored("w1", 0, tokens, 2, 4)), false);
+    assert.equal(index.errors.parentNotFound, 1);
+    assert.equal(
+      index.apply({ workerId: "w1", dpRank: 0, eventId: 1n, data: { type: "removed", blockHashes: [123n] } }),
+      false,
+    );
+    assert.equal(index.errors.blockNotFound, 1);
+    assert.equal(index.entries, 0);
+  });
+
+  it("removes a worker with all its dp ranks", () => {
+    const index = new KvIndex(hasher);
+    const tokens = doc(1, 3);
+    for (const r of [0, 1, 2]) index.apply(stored("w1", r, tokens, 0, 3));
+    index.apply(stored("w2", 0, tokens, 0, 1));
+    index.removeWorker("w1");
+    assert.deepEqual(scoresOf(index, tokens), { "w2/0": 1 });
+    assert.equal(index.targets.find({ workerId: "w1", dpRank: 1 }), -1);
+  });
+
+  it("rebuilds an identical index from its dump, orphaned blocks included", () => {
+    const rng = createRng(11);
+    const index = new KvIndex(hasher);
+    const docs = Array.from({ length: 6 }, (_, d) => doc(d, 2 + rng.int(6)));
+    for (let i = 0; i < 200; i++) {
+      const tokens = docs[rng.int(docs.length)]!;
+      const w = `w${rng.int(5)}`;
+      const r = rng.int(3);
+      const n = tokens.length / 4;
+      if (rng.next() < 0.7) index.apply(stored(w, r, tokens, 0, 1 + rng.int(n)));
+      else {
+        const s = toBigInts(request(tokens).seqs);
+        index.apply({
+          workerId: w,
+          dpRank: r,
+          eventId: 0n,
+          data: { type: "removed", blockHashes: [s[rng.int(n)]! ^ 7n] },
+        });
+      }
+    }
+    const copy = new KvIndex(hasher);
+    for (const ev of index.dumpEvents()) assert.notEqual(copy.apply(ev), false);
+    assert.equal(copy.entries, index.entries);
+    assert.equal(copy.errors.parentNotFound, 0);
+    for (const tokens of docs) assert.deepEqual(scoresOf(copy, tokens), scoresOf(index, tokens));
+    for (const t of index.targets.ids()) {
+      const other = copy.targets.find(index.targets.get(t));
+      assert.equal(copy.treeSize(other), index.treeSize(t));
+    }
+  });
+
+  it("grows past 32 targets", () => {
+    const index = new KvIndex(hasher);
+    const tokens = doc(3, 2);
+    for (let w = 0; w < 100; w++) index.apply(stored(`w${w}`, 0, tokens, 0, 1 + (w % 2)));
+    const scores = Object.values(scoresOf(index, tokens));
+    assert.equal(scores.length, 100);
+    assert.equal(scores.filter((s) => s === 2).length, 50);
+  });
+});
+
+describe("approximate KV index", () => {
+  it("records routing decisions and forgets them after the TTL", () => {
+    const index = new KvIndex(hasher);
+    const approx = new ApproxKvIndex(index, { ttlMs: 1000 });
+    const t = index.addTarget("w1", 0);
+    const { seqs, locals } = request(doc(1, 4));
+    approx.record(t, seqs, locals, 0);
+    assert.equal(index.findMatches(seqs).scores[t], 4);
+    approx.record(t, hashPrefix(seqs, 2), hashPrefix(locals, 2), 600);
+    approx.expire(1000);
+    // The first two blocks were routed again at 600 ms, so they outlive the rest.
+    assert.equal(index.findMatches(seqs).scores[t], 2);
+    approx.expire(1600);
+    assert.equal(index.findMatches(seqs).scores[t], 0);
+    assert.equal(index.entries, 0);
+  });
+
+  it("prunes to the target ratio, leaves before shared prefixes", () => {
+    const index = new KvIndex(hasher);
+    const approx = new ApproxKvIndex(index, { maxEntries: 10, pruneTargetRatio: 0.5 });
+    const t = index.addTarget("w1", 0);
+    const { seqs, locals } = request(doc(1, 8));
+    approx.record(t, seqs, locals, 0);
+    approx.record(t, hashPrefix(seqs, 4), hashPrefix(locals, 4), 0);
+    const other = request(doc(2, 4));
+    approx.record(t, other.seqs, other.locals, 0);
+    // 12 entries > 10: pruned to 5 by dropping the deepest blocks first, so both documents keep their heads.
+    assert.equal(index.entries, 5);
+    const kept = index.findMatches(hashSeqFrom(toBigInts(seqs))).scores[t]!;
+    assert.ok(kept >= 2 && kept <= 3, `${kept}`);
+    assert.ok(index.findMatches(other.seqs).scores[t]! >= 2);
+  });
+});

@@ -1,0 +1,257 @@
+import type { BlockHasher } from "./block-hash.ts";
+import type { BlockHash, RouterEvent, StoredBlock } from "./events.ts";
+import { type HashSeq, hashCount, hashSeqFrom } from "./hash-seq.ts";
+import { HashTable } from "./hash-table.ts";
+import { PrefixIndex } from "./prefix-index.ts";
+import { TargetRegistry } from "./targets.ts";
+
+/** Problems found in events. They are counted and the offending part skipped; they never throw out of the index. */
+export interface IndexErrors {
+  /** A stored batch named a parent block its target does not hold; the batch was dropped. */
+  parentNotFound: number;
+  /** A removal named a block its target does not hold. */
+  blockNotFound: number;
+}
+
+export interface Matches {
+  /** Per target id: leading blocks of the request it holds. A view reused by the next call. */
+  scores: Int32Array;
+  /** Per target id: blocks it holds in the index. */
+  treeSizes: Int32Array;
+  /** Leading blocks held by at least one target. */
+  depth: number;
+}
+
+const lo = (h: BlockHash) => Number(h & 0xffffffffn);
+const hi = (h: BlockHash) => Number((h >> 32n) & 0xffffffffn);
+const u64 = (l: number, h: number): BlockHash => (BigInt(h) << 32n) | BigInt(l);
+
+/**
+ * The router's view of which blocks each target caches, fed by KV events (Dynamo's radix-tree indexer). A block is
+ * identified by its sequence hash, chained from the `tokensHash` of every block before it, so matching a request
+ * needs nothing but the request's own sequence hashes. The engines' own hashes (`blockHash`) only serve to find the
+ * parent of a stored batch and the blocks of a removal, per target.
+ */
+export class KvIndex {
+  readonly targets: TargetRegistry;
+  readonly errors: IndexErrors = { parentNotFound: 0, blockNotFound: 0 };
+  private readonly hasher: BlockHasher;
+  private readonly tree: PrefixIndex;
+  /** (engine hash lo, hi, target) → node. */
+  private readonly byEngineHash = new HashTable(3, 4096);
+  private treeSizes = new Int32Array(32);
+  private scores = new Int32Array(32);
+  private readonly chained = new Uint32Array(2);
+
+  constructor(hasher: BlockHasher, targets = new TargetRegistry()) {
+    this.hasher = hasher;
+    this.targets = targets;
+    this.tree = new PrefixIndex(32);
+  }
+
+  /** (block, target) entries held. */
+  get entries(): number {
+    return this.byEngineHash.size;
+  }
+
+  get nodes(): number {
+    return this.tree.nodeCount;
+  }
+
+  /** Bytes held by the index's arrays and tables. */
+  get bytes(): number {
+    return this.tree.bytes + this.byEngineHash.bytes + this.treeSizes.byteLength + this.scores.byteLength;
+  }
+
+  treeSize(target: number): number {
+    return this.treeSizes[target] ?? 0;
+  }
+
+  private fitTargets(limit: number): void {
+    this.tree.ensureTargets(limit);
+    const cap = this.tree.targetCapacity;
+    if (this.treeSizes.length < cap) {
+      const sizes = new Int32Array(cap);
+      sizes.set(this.treeSizes);
+      this.treeSizes = sizes;
+      this.scores = new Int32Array(cap);
+    }
+  }
+
+  /** Registers a target ahead of its events (routers do this when a worker joins). */
+  addTarget(workerId: string, dpRank: number): number {
+    const id = this.targets.add({ workerId, dpRank });
+    this.fitTargets(this.targets.idLimit);
+    return id;
+  }
+
+  /** Applies one event; returns false when (part of) it was skipped, as recorded in `errors`. */
+  apply(ev: RouterEvent): boolean {
+    const t = this.addTarget(ev.workerId, ev.dpRank);
+    const d = ev.data;
+    switch (d.type) {
+      case "stored":
+        return this.store(t, d.parentHash, d.blocks);
+      case "removed":
+        return this.remove(t, d.blockHashes);
+      case "cleared":
+        this.clear(t);
+        return true;
+    }
+  }
+
+  private holdBlock(t: number, node: number, extLo: number, extHi: number): void {
+    const previous = this.byEngineHash.get(extLo, extHi, t);
+    if (previous === node) return;
+    // The engine reused one of its hashes for different content: the old block is gone.
+    if (previous >= 0) this.dropEntry(t, previous);
+    this.byEngineHash.set(extLo, extHi, t, node);
+    if (this.tree.addHolder(node, t)) this.treeSizes[t]!++;
+  }
+
+  private dropEntry(t: number, node: number): void {
+    if (this.tree.removeHolder(node, t)) this.treeSizes[t]!--;
+  }
+
+  /** A stored batch: blocks chained under `parentHash` (an engine hash this target holds) or the root. */
+  store(t: number, parentHash: BlockHash | null, blocks: readonly StoredBlock[]): boolean {
+    let parent = -1;
+    if (parentHash !== null) {
+      parent = this.byEngineHash.get(lo(parentHash), hi(parentHash), t);
+      if (parent < 0) {
+        this.errors.parentNotFound++;
+        return false;
+      }
+    }
+    for (const b of blocks) {
+      const node = this.chainNode(parent, lo(b.tokensHash), hi(b.tokensHash));
+      this.holdBlock(t, node, lo(b.blockHash), hi(b.blockHash));
+      parent = node;
+    }
+    return true;
+  }
+
+  private chainNode(parent: number, localLo: number, localHi: number): number {
+    if (parent < 0) return this.tree.ensure(localLo, localHi, -1, localLo, localHi);
+    const [pLo, pHi] = this.tree.seqOf(parent);
+    this.hasher.chainInto(pLo, pHi, localLo, localHi, this.chained, 0);
+    return this.tree.ensure(this.chained[0]!, this.chained[1]!, parent, localLo, localHi);
+  }
+
+  /**
+   * Stores blocks whose sequence hashes the caller already knows (its own routing decisions, or a simulated engine
+   * sharing the router's hashing): blocks `from…` of a request, the engine hash of each being its sequence hash.
+   * Returns false (and stores nothing) when block `from − 1` is not held by the target.
+   */
+  storeSequence(t: number, seqs: HashSeq, locals: HashSeq, from = 0): boolean {
+    let parent = -1;
+    if (from > 0) {
+      parent = this.byEngineHash.get(seqs[2 * from - 2]!, seqs[2 * from - 1]!, t);
+      if (parent < 0) {
+        this.errors.parentNotFound++;
+        return false;
+      }
+    }
+    for (let i = from; i < hashCount(seqs); i++) {
+      const sLo = seqs[2 * i]!;
+      const sHi = seqs[2 * i + 1]!;
+      const node = this.tree.ensure(sLo, sHi, parent, locals[2 * i]!, locals[2 * i + 1]!);
+      this.holdBlock(t, node, sLo, sHi);
+      parent = node;
+    }
+    return true;
+  }
+
+  /** Removes blocks by engine hash; unknown ones are counted in `errors.blockNotFound`. */
+  remove(t: number, blockHashes: readonly BlockHash[]): boolean {
+    return this.removeSeq(t, hashSeqFrom(blockHashes as BlockHash[]));
+  }
+
+  removeSeq(t: number, blockHashes: HashSeq): boolean {
+    let ok = true;
+    for (let i = 0; i < hashCount(blockHashes); i++) {
+      const node = this.byEngineHash.delete(blockHashes[2 * i]!, blockHashes[2 * i + 1]!, t);
+      if (node < 0) {
+        this.errors.blockNotFound++;
+        ok = false;
+        continue;
+      }
+      this.dropEntry(t, node);
+    }
+    return ok;
+  }
+
+  /** Forgets every block of a target (an `AllBlocksCleared` event). */
+  clear(t: number): void {
+    const doomed: number[] = [];
+    this.byEngineHash.forEach((eLo, eHi, target) => {
+      if (target === t) doomed.push(eLo, eHi);
+    });
+    this.removeSeq(t, Uint32Array.from(doomed));
+  }
+
+  /** Forgets a worker (every dp rank) and unregisters its targets. */
+  removeWorker(workerId: string): void {
+    for (const t of this.targets.idsOfWorker(workerId)) {
+      this.clear(t);
+      this.targets.remove(t);
+    }
+  }
+
+  /** Per-target leading overlap of a request given by its sequence hashes. */
+  findMatches(seqs: HashSeq): Matches {
+    const depth = this.tree.match(seqs, this.scores);
+    return { scores: this.scores, treeSizes: this.treeSizes, depth };
+  }
+
+  /**
+   * The whole index as events that rebuild it when applied to an empty index: per target, root-first stored events
+   * of single blocks. A block whose parent the target does not hold (its engine evicted a middle block) is restored
+   * through its nearest held ancestor plus placeholder blocks that a removal event then drops again.
+   */
+  dumpEvents(): RouterEvent[] {
+    const events: RouterEvent[] = [];
+    const held = new Map<number, Map<number, BlockHash>>();
+    this.byEngineHash.forEach((eLo, eHi, t, node) => {
+      let m = held.get(t);
+      if (!m) held.set(t, (m = new Map()));
+      m.set(node, u64(eLo, eHi));
+    });
+    const depthOf = new Map<number, number>();
+    const depth = (node: number): number => {
+      let d = depthOf.get(node);
+      if (d === undefined) {
+        const p = this.tree.parentOf(node);
+        d = p < 0 ? 0 : depth(p) + 1;
+        depthOf.set(node, d);
+      }
+      return d;
+    };
+    let eventId = 0n;
+    for (const t of [...held.keys()].sort((a, b) => a - b)) {
+      const { workerId, dpRank } = this.targets.get(t);
+      const mine = held.get(t)!;
+      const emit = (data: RouterEvent["data"]) => events.push({ workerId, dpRank, eventId: eventId++, data });
+      const nodes = [...mine.keys()].sort((a, b) => depth(a) - depth(b) || a - b);
+      for (const node of nodes) {
+        const placeholders: StoredBlock[] = [];
+        let up = this.tree.parentOf(node);
+        while (up >= 0 && !mine.has(up)) {
+          const [sLo, sHi] = this.tree.seqOf(up);
+          const [lLo, lHi] = this.tree.localOf(up);
+          placeholders.unshift({ blockHash: u64(sLo, sHi), tokensHash: u64(lLo, lHi) });
+          up = this.tree.parentOf(up);
+        }
+        const [lLo, lHi] = this.tree.localOf(node);
+        emit({
+          type: "stored",
+          parentHash: up < 0 ? null : mine.get(up)!,
+          blocks: [...placeholders, { blockHash: mine.get(node)!, tokensHash: u64(lLo, lHi) }],
+        });
+        if (placeholders.length > 0)
+          emit({ type: "removed", blockHashes: placeholders.map((b) => b.blockHash) });
+      }
+    }
+    return events;
+  }
+}
