@@ -213,8 +213,8 @@ export class KvIndex {
     const events: RouterEvent[] = [];
     const held = new Map<number, Map<number, BlockHash>>();
     this.byEngineHash.forEach((eLo, eHi, t, node) => {
-      let m = held.get(t);
-      if (!m) held.set(t, (m = new Map()));
+      const m = held.get(t) ?? new Map<number, BlockHash>();
+      held.set(t, m);
       m.set(node, u64(eLo, eHi));
     });
     const depthOf = new Map<number, number>();
