@@ -1,0 +1,72 @@
+import type { RouterEvent } from "../kv/events.ts";
+import { KvRouter, type KvRouterOptions } from "./kv-router.ts";
+import type { RouteDecision, RouteRequest } from "./router.ts";
+
+/** Where a request goes in disaggregated serving; `prefill` is null when it fell back to aggregated serving. */
+export interface DisaggDecision {
+  prefill: RouteDecision | null;
+  decode: RouteDecision;
+}
+
+/** The decode leg ignores prefixes and prefill queues: it balances KV blocks only (Dynamo's decode override). */
+const DECODE_OVERRIDES = { overlapScoreWeight: 0, assumeKvReuse: false, trackPrefillTokens: false } as const;
+
+/**
+ * Dynamo's disaggregated flow: a KV-aware prefill router (prefix overlap against the prefill workers' caches, load =
+ * queued prefill tokens, no active-block tracking) picks where the prompt is computed, then a load-only router
+ * picks the decode worker. With no routable prefill worker, the decode pool serves the request aggregated, with
+ * full KV-aware routing.
+ */
+export class DisaggRouter {
+  readonly prefill: KvRouter;
+  readonly decode: KvRouter;
+  private readonly prefillWorkers = new Set<string>();
+
+  constructor(opts: KvRouterOptions) {
+    this.prefill = new KvRouter({ ...opts, trackActiveBlocks: false, seed: opts.seed ?? 0 });
+    this.decode = new KvRouter({ ...opts, seed: (opts.seed ?? 0) + 1 });
+  }
+
+  addPrefillWorker(workerId: string, dpRanks: number): void {
+    this.prefill.addWorker(workerId, dpRanks);
+    this.prefillWorkers.add(workerId);
+  }
+
+  addDecodeWorker(workerId: string, dpRanks: number): void {
+    this.decode.addWorker(workerId, dpRanks);
+  }
+
+  removeWorker(workerId: string): void {
+    this.prefill.removeWorker(workerId);
+    this.decode.removeWorker(workerId);
+    this.prefillWorkers.delete(workerId);
+  }
+
+  setHealthy(workerId: string, healthy: boolean): void {
+    (this.prefillWorkers.has(workerId) ? this.prefill : this.decode).setHealthy(workerId, healthy);
+  }
+
+  route(req: RouteRequest, now: number): DisaggDecision {
+    if (!this.prefill.hasRoutableTargets()) return { prefill: null, decode: this.decode.route(req, now) };
+    const prefill = this.prefill.route(req, now);
+    const decode = this.decode.route({ ...req, overrides: { ...req.overrides, ...DECODE_OVERRIDES } }, now);
+    return { prefill, decode };
+  }
+
+  /** The prefill worker returned the first token and handed the KV over: its part of the request is done. */
+  prefillFinished(requestId: string, now: number): void {
+    this.prefill.free(requestId, now);
+    this.decode.markPrefillCompleted(requestId, now);
+  }
+
+  /** The stream ended (or failed). */
+  free(requestId: string, now: number): void {
+    this.prefill.free(requestId, now);
+    this.decode.free(requestId, now);
+  }
+
+  /** Prefill workers' events feed the prefill index; decode workers publish none in Dynamo, but are accepted. */
+  applyEvent(ev: RouterEvent, now: number): void {
+    (this.prefillWorkers.has(ev.workerId) ? this.prefill : this.decode).applyEvent(ev, now);
+  }
+}

@@ -1,0 +1,88 @@
+import { ApproxKvIndex, type ApproxOptions } from "../kv/approx-index.ts";
+import type { BlockHasher } from "../kv/block-hash.ts";
+import type { RouterEvent } from "../kv/events.ts";
+import { hashCount } from "../kv/hash-seq.ts";
+import { KvIndex } from "../kv/kv-index.ts";
+import { BaseRouter, type RouteRequest, type RouterOptions, type RouterPolicy } from "./router.ts";
+import { type CostInputs, kvCost, selectByCost } from "./selection.ts";
+
+export interface KvRouterOptions extends RouterOptions {
+  hasher: BlockHasher;
+  /** Weight of the prefill term (Dynamo `--kv-overlap-score-weight`, default 1). */
+  overlapScoreWeight?: number;
+  /** Softmax temperature over costs; 0 picks the minimum (Dynamo `--router-temperature`, default 0). */
+  temperature?: number;
+  /** Learn cache contents from KV events (default); false = approximate mode from routing decisions. */
+  useKvEvents?: boolean;
+  approx?: ApproxOptions;
+}
+
+/**
+ * Dynamo's KV-aware router: for every routable target, the cost of sending this request there is
+ * `overlap_score_weight × prefill_blocks + decode_blocks`, where prefill blocks are the target's queued prefill
+ * plus this request's prompt minus what the target already caches, and decode blocks are the KV blocks it would
+ * hold. The cheapest target wins (see `selectByCost` for ties and temperature).
+ */
+export class KvRouter extends BaseRouter {
+  readonly policy: RouterPolicy = "kv";
+  readonly index: KvIndex;
+  readonly approx: ApproxKvIndex | undefined;
+  readonly overlapScoreWeight: number;
+  readonly temperature: number;
+
+  constructor(opts: KvRouterOptions) {
+    super(opts);
+    this.index = new KvIndex(opts.hasher, this.targets);
+    this.approx = opts.useKvEvents === false ? new ApproxKvIndex(this.index, opts.approx) : undefined;
+    this.overlapScoreWeight = opts.overlapScoreWeight ?? 1;
+    this.temperature = opts.temperature ?? 0;
+  }
+
+  protected override onTargetsAdded(ids: readonly number[]): void {
+    for (const id of ids) {
+      const t = this.targets.get(id);
+      this.index.addTarget(t.workerId, t.dpRank);
+    }
+  }
+
+  protected override onWorkerRemoved(workerId: string, ids: readonly number[]): void {
+    for (const id of ids) this.approx?.forgetTarget(id);
+    this.index.removeWorker(workerId);
+  }
+
+  protected override onRouted(req: RouteRequest, target: number, now: number): void {
+    this.approx?.record(target, req.seqs, req.locals ?? req.seqs, now);
+  }
+
+  override applyEvent(ev: RouterEvent, _now: number): void {
+    if (!this.approx) this.index.apply(ev);
+  }
+
+  protected choose(req: RouteRequest, candidates: readonly number[], now: number) {
+    this.approx?.expire(now);
+    const weight = req.overrides?.overlapScoreWeight ?? this.overlapScoreWeight;
+    const temperature = req.overrides?.temperature ?? this.temperature;
+    const blocks = hashCount(req.seqs);
+    const matches = this.index.findMatches(req.seqs);
+    const reuse = this.trackActiveBlocks && this.reuse(req);
+    const activeOverlap = reuse ? this.load.activeOverlap(req.seqs) : undefined;
+    const inputs: CostInputs[] = new Array(candidates.length);
+    const costs: number[] = new Array(candidates.length);
+    for (let i = 0; i < candidates.length; i++) {
+      const t = candidates[i]!;
+      const pending = this.load.prefillTokens(t) + this.newTokens(req, matches.scores[t]!);
+      const incoming = this.trackActiveBlocks ? blocks - (activeOverlap?.[t] ?? 0) : 0;
+      const c: CostInputs = {
+        target: t,
+        prefillBlocks: pending / this.blockSize,
+        decodeBlocks: this.load.activeBlocks(t) + incoming,
+        treeSize: matches.treeSizes[t]!,
+      };
+      inputs[i] = c;
+      costs[i] = kvCost(c, weight);
+    }
+    const pick = selectByCost(inputs, costs, temperature, this.rng);
+    const targetId = inputs[pick]!.target;
+    return { targetId, overlapBlocks: matches.scores[targetId]!, cost: costs[pick]! };
+  }
+}

@@ -1,0 +1,46 @@
+import { hashCount } from "../kv/hash-seq.ts";
+import { BaseRouter, type RouteRequest, type RouterPolicy } from "./router.ts";
+import { type CostInputs, kvCost, selectByCost } from "./selection.ts";
+
+/** Each routable target in turn, in the order workers joined (Dynamo `--router-mode round-robin`). */
+export class RoundRobinRouter extends BaseRouter {
+  readonly policy: RouterPolicy = "round-robin";
+  private cursor = 0;
+
+  protected choose(_req: RouteRequest, candidates: readonly number[]) {
+    const targetId = candidates[this.cursor % candidates.length]!;
+    this.cursor = (this.cursor + 1) % candidates.length;
+    return { targetId, overlapBlocks: 0 };
+  }
+}
+
+/** A uniformly random routable target from the seeded generator. */
+export class RandomRouter extends BaseRouter {
+  readonly policy: RouterPolicy = "random";
+
+  protected choose(_req: RouteRequest, candidates: readonly number[]) {
+    return { targetId: candidates[this.rng.int(candidates.length)]!, overlapBlocks: 0 };
+  }
+}
+
+/**
+ * The target with the least work, as the KV cost with no cache overlap anywhere: pending prefill blocks (this
+ * request's prompt included) plus active KV blocks. Ties are broken at random.
+ */
+export class LeastLoadedRouter extends BaseRouter {
+  readonly policy: RouterPolicy = "least-loaded";
+
+  protected choose(req: RouteRequest, candidates: readonly number[]) {
+    const blocks = hashCount(req.seqs);
+    const overlap = this.reuse(req) ? this.load.activeOverlap(req.seqs) : undefined;
+    const inputs: CostInputs[] = candidates.map((t) => ({
+      target: t,
+      prefillBlocks: (this.load.prefillTokens(t) + req.isl) / this.blockSize,
+      decodeBlocks: this.load.activeBlocks(t) + blocks - (overlap?.[t] ?? 0),
+      treeSize: 0,
+    }));
+    const costs = inputs.map((c) => kvCost(c, 1));
+    const i = selectByCost(inputs, costs, 0, this.rng);
+    return { targetId: inputs[i]!.target, overlapBlocks: 0, cost: costs[i]! };
+  }
+}
