@@ -1,5 +1,6 @@
 import { createXXHash3, type IHasher } from "hash-wasm";
 import { type HashSeq, hashCount } from "./hash-seq.ts";
+import { xxh3Pair } from "./xxh3-pair.ts";
 
 /** Dynamo's XXH3 seed for router block hashes (`XXH3_SEED`). */
 export const XXH3_SEED = 1337;
@@ -36,10 +37,9 @@ export function createBlockHasher(): Promise<BlockHasher> {
 }
 
 function makeHasher(xxh: IHasher): BlockHasher {
-  const pair = new Uint8Array(16);
-  const pairView = new DataView(pair.buffer);
   let blockBuf = new Uint8Array(0);
-  let blockView = new DataView(blockBuf.buffer);
+  // Token ids are written through a u32 view: every platform Node supports is little-endian, as the hash expects.
+  let blockWords = new Uint32Array(0);
 
   const hashBytesInto = (bytes: Uint8Array, out: HashSeq, i: number): void => {
     xxh.init();
@@ -50,13 +50,7 @@ function makeHasher(xxh: IHasher): BlockHasher {
     out[2 * i + 1] = ((d[0]! << 24) | (d[1]! << 16) | (d[2]! << 8) | d[3]!) >>> 0;
   };
 
-  const chainInto = (pLo: number, pHi: number, lLo: number, lHi: number, out: HashSeq, i: number): void => {
-    pairView.setUint32(0, pLo, true);
-    pairView.setUint32(4, pHi, true);
-    pairView.setUint32(8, lLo, true);
-    pairView.setUint32(12, lHi, true);
-    hashBytesInto(pair, out, i);
-  };
+  const chainInto = xxh3Pair;
 
   return {
     hashBytesInto,
@@ -64,13 +58,13 @@ function makeHasher(xxh: IHasher): BlockHasher {
     localHashes(tokenIds, blockSize) {
       const blocks = Math.floor(tokenIds.length / blockSize);
       const out = new Uint32Array(blocks * 2);
-      if (blockBuf.length !== blockSize * 4) {
-        blockBuf = new Uint8Array(blockSize * 4);
-        blockView = new DataView(blockBuf.buffer);
+      if (blockWords.length !== blockSize) {
+        blockWords = new Uint32Array(blockSize);
+        blockBuf = new Uint8Array(blockWords.buffer);
       }
       for (let b = 0; b < blocks; b++) {
         const base = b * blockSize;
-        for (let k = 0; k < blockSize; k++) blockView.setUint32(k * 4, tokenIds[base + k]! >>> 0, true);
+        for (let k = 0; k < blockSize; k++) blockWords[k] = tokenIds[base + k]!;
         hashBytesInto(blockBuf, out, b);
       }
       return out;

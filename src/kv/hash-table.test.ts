@@ -15,7 +15,15 @@ describe("HashTable", () => {
         const b = rng.int(3) * 0x7fffffff;
         const c = words === 3 ? rng.int(4) : 0;
         const key = `${a},${b},${c}`;
-        if (rng.next() < 0.35) {
+        const roll = rng.next();
+        if (roll < 0.1) {
+          const before = ref.get(key) ?? 0;
+          // Reference counts: up from anything, down only from a positive count.
+          const delta = before > 0 && rng.next() < 0.5 ? -1 : 1;
+          assert.equal(table.adjust(a, b, c, delta), before + delta);
+          if (before + delta === 0) ref.delete(key);
+          else ref.set(key, before + delta);
+        } else if (roll < 0.4) {
           assert.equal(table.delete(a, b, c), ref.get(key) ?? -1);
           ref.delete(key);
         } else {

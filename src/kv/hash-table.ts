@@ -1,23 +1,22 @@
 /**
- * An open-addressing hash table from keys of two or three u32 words to non-negative int32 values, in typed
- * arrays: no object or BigInt per entry, so millions of entries cost tens of bytes each and lookups do not
- * allocate. Linear probing; deletion shifts later entries back (no tombstones), so probe chains stay short.
+ * An open-addressing hash table from keys of two or three u32 words to non-negative int32 values, in one typed
+ * array: no object or BigInt per entry, so millions of entries cost tens of bytes each and lookups do not
+ * allocate. A slot is the key words followed by value + 1 (0 marks an empty slot), so a probe touches one cache
+ * line. Linear probing; deletion shifts later entries back (no tombstones), so probe chains stay short.
  */
 export class HashTable {
   readonly keyWords: 2 | 3;
-  private keys: Uint32Array;
-  private values: Int32Array;
-  private used: Uint8Array;
+  private readonly stride: number;
+  private slots: Uint32Array;
   private mask: number;
   private count = 0;
 
   constructor(keyWords: 2 | 3, initialCapacity = 1024) {
     this.keyWords = keyWords;
+    this.stride = keyWords + 1;
     let cap = 16;
     while (cap < initialCapacity * 2) cap *= 2;
-    this.keys = new Uint32Array(cap * keyWords);
-    this.values = new Int32Array(cap);
-    this.used = new Uint8Array(cap);
+    this.slots = new Uint32Array(cap * this.stride);
     this.mask = cap - 1;
   }
 
@@ -25,12 +24,12 @@ export class HashTable {
     return this.count;
   }
 
-  /** Bytes held by the table's arrays. */
+  /** Bytes held by the table. */
   get bytes(): number {
-    return this.keys.byteLength + this.values.byteLength + this.used.byteLength;
+    return this.slots.byteLength;
   }
 
-  private slotOf(a: number, b: number, c: number): number {
+  private home(a: number, b: number, c: number): number {
     let h = Math.imul(a ^ Math.imul(b, 0x9e3779b1) ^ Math.imul(c, 0x85ebca77), 0xc2b2ae3d);
     h ^= h >>> 15;
     h = Math.imul(h, 0x27d4eb2f);
@@ -38,96 +37,130 @@ export class HashTable {
     return h & this.mask;
   }
 
-  private matches(slot: number, a: number, b: number, c: number): boolean {
-    const k = slot * this.keyWords;
-    return this.keys[k] === a && this.keys[k + 1] === b && (this.keyWords === 2 || this.keys[k + 2] === c);
+  /** Offset of the key's slot, or of the empty slot where it would go. */
+  private find(a: number, b: number, c: number): number {
+    const slots = this.slots;
+    const stride = this.stride;
+    const mask = this.mask;
+    let s = this.home(a, b, c);
+    if (stride === 3) {
+      for (;;) {
+        const o = s * 3;
+        if (slots[o + 2] === 0 || (slots[o] === a && slots[o + 1] === b)) return o;
+        s = (s + 1) & mask;
+      }
+    }
+    for (;;) {
+      const o = s * 4;
+      if (slots[o + 3] === 0 || (slots[o] === a && slots[o + 1] === b && slots[o + 2] === c)) return o;
+      s = (s + 1) & mask;
+    }
+  }
+
+  private valueAt(o: number): number {
+    return this.slots[o + this.keyWords]! - 1;
+  }
+
+  private occupied(o: number): boolean {
+    return this.slots[o + this.keyWords] !== 0;
+  }
+
+  private insertAt(o: number, a: number, b: number, c: number, value: number): void {
+    this.slots[o] = a;
+    this.slots[o + 1] = b;
+    if (this.keyWords === 3) this.slots[o + 2] = c;
+    this.slots[o + this.keyWords] = value + 1;
+    this.count++;
   }
 
   /** The value for the key, or −1. */
   get(a: number, b: number, c = 0): number {
-    let s = this.slotOf(a, b, c);
-    while (this.used[s]) {
-      if (this.matches(s, a, b, c)) return this.values[s]!;
-      s = (s + 1) & this.mask;
-    }
-    return -1;
+    const o = this.find(a, b, c);
+    return this.occupied(o) ? this.valueAt(o) : -1;
+  }
+
+  /** The key's value, inserting `value` first when absent (one probe either way). */
+  getOrInsert(a: number, b: number, c: number, value: number): number {
+    if ((this.count + 1) * 2 > this.mask + 1) this.grow();
+    const o = this.find(a, b, c);
+    if (this.occupied(o)) return this.valueAt(o);
+    this.insertAt(o, a, b, c, value);
+    return value;
   }
 
   set(a: number, b: number, c: number, value: number): void {
-    if ((this.count + 1) * 2 > this.values.length) this.grow();
-    let s = this.slotOf(a, b, c);
-    while (this.used[s]) {
-      if (this.matches(s, a, b, c)) {
-        this.values[s] = value;
-        return;
-      }
-      s = (s + 1) & this.mask;
+    if ((this.count + 1) * 2 > this.mask + 1) this.grow();
+    const o = this.find(a, b, c);
+    if (this.occupied(o)) this.slots[o + this.keyWords] = value + 1;
+    else this.insertAt(o, a, b, c, value);
+  }
+
+  /**
+   * Adds `delta` to the key's value in one probe (inserting it at `delta` when absent) and returns the new value;
+   * a result of 0 removes the key. For reference counts.
+   */
+  adjust(a: number, b: number, c: number, delta: number): number {
+    if ((this.count + 1) * 2 > this.mask + 1) this.grow();
+    const o = this.find(a, b, c);
+    const v = (this.occupied(o) ? this.valueAt(o) : 0) + delta;
+    if (v < 0) throw new RangeError(`hash table values must stay non-negative, got ${v}`);
+    if (!this.occupied(o)) {
+      if (v !== 0) this.insertAt(o, a, b, c, v);
+      return v;
     }
-    const k = s * this.keyWords;
-    this.keys[k] = a;
-    this.keys[k + 1] = b;
-    if (this.keyWords === 3) this.keys[k + 2] = c;
-    this.values[s] = value;
-    this.used[s] = 1;
-    this.count++;
+    if (v === 0) this.removeAt(o);
+    else this.slots[o + this.keyWords] = v + 1;
+    return v;
   }
 
   /** Removes the key; returns its value, or −1 when absent. */
   delete(a: number, b: number, c = 0): number {
-    let s = this.slotOf(a, b, c);
-    while (this.used[s]) {
-      if (this.matches(s, a, b, c)) {
-        const value = this.values[s]!;
-        this.removeSlot(s);
-        return value;
-      }
-      s = (s + 1) & this.mask;
-    }
-    return -1;
+    const o = this.find(a, b, c);
+    if (!this.occupied(o)) return -1;
+    const value = this.valueAt(o);
+    this.removeAt(o);
+    return value;
   }
 
-  private removeSlot(hole: number): void {
-    this.used[hole] = 0;
+  private removeAt(offset: number): void {
+    const { slots, stride, mask, keyWords } = this;
+    let hole = offset / stride;
+    slots[offset + keyWords] = 0;
     this.count--;
-    let s = (hole + 1) & this.mask;
-    // Backward-shift: move every later entry of the probe run whose home slot does not lie between hole and it.
-    while (this.used[s]) {
-      const k = s * this.keyWords;
-      const home = this.slotOf(this.keys[k]!, this.keys[k + 1]!, this.keyWords === 3 ? this.keys[k + 2]! : 0);
-      const fromHole = (s - hole) & this.mask;
-      const fromHome = (s - home) & this.mask;
-      if (fromHome >= fromHole) {
-        this.keys.copyWithin(hole * this.keyWords, k, k + this.keyWords);
-        this.values[hole] = this.values[s]!;
-        this.used[hole] = 1;
-        this.used[s] = 0;
+    let s = (hole + 1) & mask;
+    // Backward shift: move each later entry of the probe run whose home is not between the hole and its slot.
+    while (slots[s * stride + keyWords] !== 0) {
+      const o = s * stride;
+      const h = this.home(slots[o]!, slots[o + 1]!, keyWords === 3 ? slots[o + 2]! : 0);
+      if (((s - h) & mask) >= ((s - hole) & mask)) {
+        slots.copyWithin(hole * stride, o, o + stride);
+        slots[o + keyWords] = 0;
         hole = s;
       }
-      s = (s + 1) & this.mask;
+      s = (s + 1) & mask;
     }
   }
 
   /** Visits every entry; the callback must not modify the table. */
   forEach(fn: (a: number, b: number, c: number, value: number) => void): void {
-    for (let s = 0; s < this.values.length; s++) {
-      if (!this.used[s]) continue;
-      const k = s * this.keyWords;
-      fn(this.keys[k]!, this.keys[k + 1]!, this.keyWords === 3 ? this.keys[k + 2]! : 0, this.values[s]!);
+    const { slots, stride, keyWords } = this;
+    for (let o = 0; o < slots.length; o += stride) {
+      if (slots[o + keyWords] === 0) continue;
+      fn(slots[o]!, slots[o + 1]!, keyWords === 3 ? slots[o + 2]! : 0, slots[o + keyWords]! - 1);
     }
   }
 
   private grow(): void {
-    const { keys, values, used } = this;
-    const cap = values.length * 2;
-    this.keys = new Uint32Array(cap * this.keyWords);
-    this.values = new Int32Array(cap);
-    this.used = new Uint8Array(cap);
+    const old = this.slots;
+    const { stride, keyWords } = this;
+    const cap = (this.mask + 1) * 2;
+    this.slots = new Uint32Array(cap * stride);
     this.mask = cap - 1;
     this.count = 0;
-    for (let s = 0; s < values.length; s++) {
-      if (!used[s]) continue;
-      const k = s * this.keyWords;
-      this.set(keys[k]!, keys[k + 1]!, this.keyWords === 3 ? keys[k + 2]! : 0, values[s]!);
+    for (let o = 0; o < old.length; o += stride) {
+      if (old[o + keyWords] === 0) continue;
+      const c = keyWords === 3 ? old[o + 2]! : 0;
+      this.insertAt(this.find(old[o]!, old[o + 1]!, c), old[o]!, old[o + 1]!, c, old[o + keyWords]! - 1);
     }
   }
 }

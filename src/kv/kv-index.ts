@@ -22,8 +22,17 @@ export interface Matches {
   depth: number;
 }
 
-const lo = (h: BlockHash) => Number(h & 0xffffffffn);
-const hi = (h: BlockHash) => Number((h >> 32n) & 0xffffffffn);
+// Splitting a BigInt through a shared 64-bit slot allocates nothing, unlike shifting and masking.
+const slot64 = new BigUint64Array(1);
+const slot32 = new Uint32Array(slot64.buffer);
+const lo = (h: BlockHash) => {
+  slot64[0] = h;
+  return slot32[0]!;
+};
+const hi = (h: BlockHash) => {
+  slot64[0] = h;
+  return slot32[1]!;
+};
 const u64 = (l: number, h: number): BlockHash => (BigInt(h) << 32n) | BigInt(l);
 
 /**
@@ -40,6 +49,12 @@ export class KvIndex {
   /** (engine hash lo, hi, target) → node. */
   private readonly byEngineHash = new HashTable(3, 4096);
   private treeSizes = new Int32Array(32);
+  /**
+   * Blocks held without their parent (an engine evicted a middle block), counted per target and in total. While
+   * there are none, matching may assume prefix-closed holdings and bisect instead of walking every block.
+   */
+  private orphans = new Int32Array(32);
+  private totalOrphans = 0;
   private scores = new Int32Array(32);
   private readonly chained = new Uint32Array(2);
 
@@ -74,6 +89,9 @@ export class KvIndex {
       const sizes = new Int32Array(cap);
       sizes.set(this.treeSizes);
       this.treeSizes = sizes;
+      const orphans = new Int32Array(cap);
+      orphans.set(this.orphans);
+      this.orphans = orphans;
       this.scores = new Int32Array(cap);
     }
   }
@@ -101,16 +119,43 @@ export class KvIndex {
   }
 
   private holdBlock(t: number, node: number, extLo: number, extHi: number): void {
-    const previous = this.byEngineHash.get(extLo, extHi, t);
-    if (previous === node) return;
-    // The engine reused one of its hashes for different content: the old block is gone.
-    if (previous >= 0) this.dropEntry(t, previous);
-    this.byEngineHash.set(extLo, extHi, t, node);
-    if (this.tree.addHolder(node, t)) this.treeSizes[t]!++;
+    const before = this.byEngineHash.size;
+    const previous = this.byEngineHash.getOrInsert(extLo, extHi, t, node);
+    if (previous === node && this.byEngineHash.size === before) return;
+    if (previous !== node) {
+      // The engine reused one of its hashes for different content: the old block is gone.
+      this.dropEntry(t, previous);
+      this.byEngineHash.set(extLo, extHi, t, node);
+    }
+    if (!this.tree.addHolder(node, t)) return;
+    this.treeSizes[t]!++;
+    if (this.isOrphan(t, node)) this.countOrphans(t, 1);
+    // Children the target kept while this block was missing have their parent back.
+    if (this.orphans[t]! > 0) {
+      this.tree.forEachChild(node, (c) => {
+        if (this.tree.holds(c, t)) this.countOrphans(t, -1);
+      });
+    }
   }
 
   private dropEntry(t: number, node: number): void {
-    if (this.tree.removeHolder(node, t)) this.treeSizes[t]!--;
+    if (!this.tree.holds(node, t)) return;
+    if (this.isOrphan(t, node)) this.countOrphans(t, -1);
+    this.tree.forEachChild(node, (c) => {
+      if (this.tree.holds(c, t)) this.countOrphans(t, 1);
+    });
+    this.tree.removeHolder(node, t);
+    this.treeSizes[t]!--;
+  }
+
+  private isOrphan(t: number, node: number): boolean {
+    const p = this.tree.parentOf(node);
+    return p >= 0 && !this.tree.holds(p, t);
+  }
+
+  private countOrphans(t: number, delta: number): void {
+    this.orphans[t]! += delta;
+    this.totalOrphans += delta;
   }
 
   /** A stored batch: blocks chained under `parentHash` (an engine hash this target holds) or the root. */
@@ -200,7 +245,7 @@ export class KvIndex {
 
   /** Per-target leading overlap of a request given by its sequence hashes. */
   findMatches(seqs: HashSeq): Matches {
-    const depth = this.tree.match(seqs, this.scores);
+    const depth = this.tree.match(seqs, this.scores, this.totalOrphans === 0);
     return { scores: this.scores, treeSizes: this.treeSizes, depth };
   }
 

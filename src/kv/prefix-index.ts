@@ -2,12 +2,18 @@ import type { HashSeq } from "./hash-seq.ts";
 import { HashTable } from "./hash-table.ts";
 
 const FREED = -2;
+/** `sole` values: no holder; several holders (bitset row). */
+const NONE = -1;
+const MANY = -2;
 
 /**
  * The block tree shared by the KV index and the active-load tracker. A node is one block, identified by its
  * sequence hash (which already encodes the whole prefix, so no per-node child maps are needed) and holding a
- * bitset of the targets that hold the block. Matching a request walks its sequence hashes once, intersecting
- * bitsets: the cost is (blocks × ⌈targets/32⌉) word operations, whatever the number of holders.
+ * set of the targets that hold the block. Matching a request intersects these sets along its sequence hashes:
+ * word operations on ⌈targets/32⌉-word bitsets, whatever the number of holders.
+ *
+ * Most blocks have one holder, so a node stores that holder inline and only blocks held by several targets get a
+ * bitset row from a shared pool: memory follows the (block, target) entries, not blocks × targets.
  *
  * Nodes remember their parent and local hash (to dump the tree as events) and are freed when no target holds them
  * and no child node remains.
@@ -23,10 +29,20 @@ export class PrefixIndex {
   private localLo = new Uint32Array(0);
   private localHi = new Uint32Array(0);
   private parent = new Int32Array(0);
-  private children = new Int32Array(0);
+  /** Child lists, so a target's subtree can be walked when it loses a block. −1 ends a list. */
+  private firstChild = new Int32Array(0);
+  private nextSibling = new Int32Array(0);
+  private prevSibling = new Int32Array(0);
   private holders = new Int32Array(0);
-  private bits = new Uint32Array(0);
+  /** The single holder, or NONE, or MANY (then `row` names the node's bitset in `pool`). */
+  private sole = new Int32Array(0);
+  private row = new Int32Array(0);
+  private pool = new Uint32Array(0);
+  private rows = 0;
+  private readonly freeRows: number[] = [];
   private alive = new Uint32Array(1);
+  private live = new Int32Array(1);
+  private liveCount = 0;
   private liveNodes = 0;
 
   constructor(targetCapacity = 32, nodeCapacity = 1024) {
@@ -43,20 +59,37 @@ export class PrefixIndex {
   }
 
   get bytes(): number {
-    const perNode = 4 * 6 + 4 * this.words;
-    return this.capacity * perNode + this.nodeOf.bytes;
+    return this.capacity * 4 * 11 + this.pool.byteLength + this.nodeOf.bytes;
   }
 
-  /** Widens every node's bitset so targets up to `n − 1` fit. */
+  /** Widens the bitset rows so targets up to `n − 1` fit. */
   ensureTargets(n: number): void {
     const words = Math.ceil(n / 32);
     if (words <= this.words) return;
-    const bits = new Uint32Array(this.capacity * words);
-    for (let node = 0; node < this.nextNode; node++) {
-      bits.set(this.bits.subarray(node * this.words, (node + 1) * this.words), node * words);
+    const pool = new Uint32Array(Math.max(this.rows, 16) * words);
+    for (let r = 0; r < this.rows; r++) {
+      pool.set(this.pool.subarray(r * this.words, (r + 1) * this.words), r * words);
     }
-    this.bits = bits;
+    this.pool = pool;
     this.words = words;
+  }
+
+  private allocRow(): number {
+    const r = this.freeRows.pop() ?? this.rows++;
+    if ((r + 1) * this.words > this.pool.length) {
+      const pool = new Uint32Array(Math.max(16, this.rows * 2) * this.words);
+      pool.set(this.pool);
+      this.pool = pool;
+    }
+    this.pool.fill(0, r * this.words, (r + 1) * this.words);
+    return r;
+  }
+
+  /** Word `w` of the node's holder set. */
+  private word(node: number, w: number): number {
+    const sole = this.sole[node]!;
+    if (sole >= 0) return sole >>> 5 === w ? (1 << (sole & 31)) >>> 0 : 0;
+    return sole === NONE ? 0 : this.pool[this.row[node]! * this.words + w]!;
   }
 
   private growNodes(min: number): void {
@@ -75,9 +108,12 @@ export class PrefixIndex {
     this.localLo = grow(this.localLo, u32);
     this.localHi = grow(this.localHi, u32);
     this.parent = grow(this.parent, i32);
-    this.children = grow(this.children, i32);
+    this.firstChild = grow(this.firstChild, i32);
+    this.nextSibling = grow(this.nextSibling, i32);
+    this.prevSibling = grow(this.prevSibling, i32);
     this.holders = grow(this.holders, i32);
-    this.bits = grow(this.bits, u32, this.words);
+    this.sole = grow(this.sole, i32);
+    this.row = grow(this.row, i32);
     this.capacity = cap;
   }
 
@@ -88,47 +124,77 @@ export class PrefixIndex {
 
   /** The node with this sequence hash, created under `parentNode` (−1 for the root) if new. */
   ensure(seqLo: number, seqHi: number, parentNode: number, localLo: number, localHi: number): number {
-    const existing = this.nodeOf.get(seqLo, seqHi);
-    if (existing >= 0) return existing;
-    let node = this.freeNodes.pop();
-    if (node === undefined) {
-      node = this.nextNode++;
-      if (node >= this.capacity) this.growNodes(node + 1);
-    }
-    this.nodeOf.set(seqLo, seqHi, 0, node);
+    let node = this.freeNodes.length > 0 ? this.freeNodes[this.freeNodes.length - 1]! : this.nextNode;
+    const found = this.nodeOf.getOrInsert(seqLo, seqHi, 0, node);
+    if (found !== node) return found;
+    if (this.freeNodes.length > 0) this.freeNodes.pop();
+    else if (++this.nextNode > this.capacity) this.growNodes(this.nextNode);
+    node = found;
     this.seqLo[node] = seqLo;
     this.seqHi[node] = seqHi;
     this.localLo[node] = localLo;
     this.localHi[node] = localHi;
     this.parent[node] = parentNode;
-    this.children[node] = 0;
+    this.firstChild[node] = -1;
+    this.prevSibling[node] = -1;
+    this.nextSibling[node] = -1;
     this.holders[node] = 0;
-    this.bits.fill(0, node * this.words, (node + 1) * this.words);
-    if (parentNode >= 0) this.children[parentNode]!++;
+    this.sole[node] = NONE;
+    if (parentNode >= 0) {
+      const first = this.firstChild[parentNode]!;
+      this.nextSibling[node] = first;
+      if (first >= 0) this.prevSibling[first] = node;
+      this.firstChild[parentNode] = node;
+    }
     this.liveNodes++;
     return node;
   }
 
   holds(node: number, target: number): boolean {
-    return ((this.bits[node * this.words + (target >>> 5)]! >>> (target & 31)) & 1) === 1;
+    const sole = this.sole[node]!;
+    if (sole !== MANY) return sole === target;
+    return ((this.pool[this.row[node]! * this.words + (target >>> 5)]! >>> (target & 31)) & 1) === 1;
   }
 
   /** Marks `target` as holding `node`; returns false when it already did. */
   addHolder(node: number, target: number): boolean {
-    const w = node * this.words + (target >>> 5);
-    const bit = 1 << (target & 31);
-    if (this.bits[w]! & bit) return false;
-    this.bits[w]! |= bit;
+    const sole = this.sole[node]!;
+    if (sole === target) return false;
+    if (sole === NONE) {
+      this.sole[node] = target;
+    } else {
+      if (sole >= 0) {
+        const r = this.allocRow();
+        this.row[node] = r;
+        this.sole[node] = MANY;
+        this.pool[r * this.words + (sole >>> 5)]! |= 1 << (sole & 31);
+      }
+      const w = this.row[node]! * this.words + (target >>> 5);
+      const bit = 1 << (target & 31);
+      if (this.pool[w]! & bit) return false;
+      this.pool[w]! |= bit;
+    }
     this.holders[node]!++;
     return true;
   }
 
   /** Unmarks `target`; frees the node (and any ancestors left empty) once nobody holds it. */
   removeHolder(node: number, target: number): boolean {
-    const w = node * this.words + (target >>> 5);
-    const bit = 1 << (target & 31);
-    if (!(this.bits[w]! & bit)) return false;
-    this.bits[w]! &= ~bit;
+    if (!this.holds(node, target)) return false;
+    if (this.sole[node] === target) {
+      this.sole[node] = NONE;
+    } else {
+      const base = this.row[node]! * this.words;
+      this.pool[base + (target >>> 5)]! &= ~(1 << (target & 31));
+      if (this.holders[node] === 2) {
+        // Back to a single holder: find it and return the row to the pool.
+        for (let w = 0; w < this.words; w++) {
+          const bits = this.pool[base + w]!;
+          if (bits !== 0) this.sole[node] = w * 32 + 31 - Math.clz32(bits & -bits);
+        }
+        this.freeRows.push(this.row[node]!);
+      }
+    }
     this.holders[node]!--;
     this.release(node);
     return true;
@@ -138,7 +204,7 @@ export class PrefixIndex {
     while (
       node >= 0 &&
       this.holders[node] === 0 &&
-      this.children[node] === 0 &&
+      this.firstChild[node] === -1 &&
       this.parent[node] !== FREED
     ) {
       const up = this.parent[node]!;
@@ -146,7 +212,11 @@ export class PrefixIndex {
       this.parent[node] = FREED;
       this.freeNodes.push(node);
       this.liveNodes--;
-      if (up >= 0) this.children[up]!--;
+      const prev = this.prevSibling[node]!;
+      const next = this.nextSibling[node]!;
+      if (next >= 0) this.prevSibling[next] = prev;
+      if (prev >= 0) this.nextSibling[prev] = next;
+      else if (up >= 0) this.firstChild[up] = next;
       node = up;
     }
   }
@@ -154,49 +224,112 @@ export class PrefixIndex {
   /**
    * For every target t < targetCapacity, writes to scores[t] how many leading blocks of `seq` it holds (a block
    * counts only if the target also holds every block before it). Returns how many leading blocks any target holds.
+   *
+   * With `prefixClosed` the caller guarantees that every target holding a block holds its parent too. Then "all
+   * targets still in their run hold block i" can only switch from true to false once along the prompt, and the
+   * walk gallops and bisects to the blocks where targets drop out: O(drop points × log blocks) lookups instead of
+   * one per block.
    */
-  match(seq: HashSeq, scores: Int32Array): number {
+  match(seq: HashSeq, scores: Int32Array, prefixClosed = false): number {
     const W = this.words;
-    if (this.alive.length < W) this.alive = new Uint32Array(W);
-    const alive = this.alive;
-    alive.fill(0xffffffff, 0, W);
+    if (this.alive.length < W) {
+      this.alive = new Uint32Array(W);
+      this.live = new Int32Array(W);
+    }
+    this.alive.fill(0xffffffff, 0, W);
     scores.fill(0, 0, W * 32);
+    for (let w = 0; w < W; w++) this.live[w] = w;
+    this.liveCount = W;
     const n = seq.length >>> 1;
     let depth = 0;
-    for (; depth < n; depth++) {
+    while (depth < n) {
       const node = this.nodeOf.get(seq[2 * depth]!, seq[2 * depth + 1]!);
       if (node < 0) break;
-      const base = node * W;
-      let any = 0;
-      for (let w = 0; w < W; w++) {
-        const a = alive[w]!;
-        if (a === 0) continue;
-        const kept = a & this.bits[base + w]!;
-        let dropped = a & ~kept;
-        while (dropped !== 0) {
-          const low = dropped & -dropped;
-          scores[w * 32 + 31 - Math.clz32(low)] = depth;
-          dropped ^= low;
-        }
-        alive[w] = kept;
-        any |= kept;
-      }
-      if (any === 0) return depth;
+      if (!this.narrow(node, depth, scores)) break;
+      depth++;
+      if (prefixClosed) depth = this.gallop(seq, depth, n);
     }
-    for (let w = 0; w < W; w++) {
-      let rest = alive[w]!;
+    this.scoreRest(depth, scores);
+    return depth;
+  }
+
+  private heldByAll(seq: HashSeq, i: number): boolean {
+    const node = this.nodeOf.get(seq[2 * i]!, seq[2 * i + 1]!);
+    return node >= 0 && this.allHold(node);
+  }
+
+  /** Do all targets still in their run hold the node? */
+  private allHold(node: number): boolean {
+    for (let j = 0; j < this.liveCount; j++) {
+      const w = this.live[j]!;
+      const a = this.alive[w]!;
+      // `>>> 0`: bitwise results are signed, the stored words are not (bit 31 would never compare equal).
+      if ((a & this.word(node, w)) >>> 0 !== a) return false;
+    }
+    return true;
+  }
+
+  /** Drops the targets that do not hold `node` (scoring them `depth`); false when none is left. */
+  private narrow(node: number, depth: number, scores: Int32Array): boolean {
+    let kept = 0;
+    for (let j = 0; j < this.liveCount; j++) {
+      const w = this.live[j]!;
+      const a = this.alive[w]!;
+      const still = a & this.word(node, w);
+      let dropped = a & ~still;
+      while (dropped !== 0) {
+        const low = dropped & -dropped;
+        scores[w * 32 + 31 - Math.clz32(low)] = depth;
+        dropped ^= low;
+      }
+      this.alive[w] = still;
+      if (still !== 0) this.live[kept++] = w;
+    }
+    this.liveCount = kept;
+    return kept > 0;
+  }
+
+  /** From `from` (all live targets hold every block before it), the first block not held by all of them. */
+  private gallop(seq: HashSeq, from: number, n: number): number {
+    let good = from - 1;
+    let step = 1;
+    let bad = n;
+    while (good + step < n) {
+      if (!this.heldByAll(seq, good + step)) {
+        bad = good + step;
+        break;
+      }
+      good += step;
+      step *= 2;
+    }
+    while (bad - good > 1) {
+      const mid = (good + bad) >>> 1;
+      if (this.heldByAll(seq, mid)) good = mid;
+      else bad = mid;
+    }
+    return good + 1;
+  }
+
+  private scoreRest(depth: number, scores: Int32Array): void {
+    for (let j = 0; j < this.liveCount; j++) {
+      const w = this.live[j]!;
+      let rest = this.alive[w]!;
       while (rest !== 0) {
         const low = rest & -rest;
         scores[w * 32 + 31 - Math.clz32(low)] = depth;
         rest ^= low;
       }
     }
-    return depth;
   }
 
   /** Visits live nodes in creation order of their slots; parents may come after children when slots are reused. */
   forEachNode(fn: (node: number) => void): void {
     for (let node = 0; node < this.nextNode; node++) if (this.parent[node] !== FREED) fn(node);
+  }
+
+  /** Visits the node's children (the callback must not free nodes). */
+  forEachChild(node: number, fn: (child: number) => void): void {
+    for (let c = this.firstChild[node]!; c >= 0; c = this.nextSibling[c]!) fn(c);
   }
 
   parentOf(node: number): number {

@@ -32,6 +32,23 @@ describe("active sequences", () => {
     assert.equal(load.activeRequests(0), 0);
   });
 
+  it("keeps a prompt that is a prefix of another, freed in either order", () => {
+    for (const order of [
+      ["long", "short"],
+      ["short", "long"],
+    ]) {
+      const load = new ActiveSequences();
+      load.add("long", 0, routeRequest(hasher, "l", docTokens(1, 5)).seqs, 0, 0, 0);
+      load.add("short", 0, routeRequest(hasher, "s", docTokens(1, 2)).seqs, 0, 0, 0);
+      assert.equal(load.activeBlocks(0), 5);
+      load.free(order[0]!);
+      assert.equal(load.activeBlocks(0), order[0] === "long" ? 2 : 5);
+      load.free(order[1]!);
+      assert.equal(load.activeBlocks(0), 0);
+      assert.equal(load.activeOverlap(routeRequest(hasher, "x", docTokens(1, 5)).seqs)[0], 0);
+    }
+  });
+
   it("counts private blocks without sharing", () => {
     const load = new ActiveSequences();
     load.add("a", 2, null, 5, 0, 0);

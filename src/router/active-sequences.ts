@@ -4,8 +4,8 @@ import { PrefixIndex } from "../kv/prefix-index.ts";
 
 interface ActiveRequest {
   target: number;
-  /** Sequence hashes of the prompt's full blocks, shared with other requests on the target; null when untracked. */
-  seqs: HashSeq | null;
+  /** Tree node of the prompt's last full block when its blocks are shared with other requests; −1 otherwise. */
+  lastNode: number;
   /** Blocks counted without sharing (when prefix reuse is not assumed). */
   privateBlocks: number;
   prefillTokens: number;
@@ -17,12 +17,18 @@ interface ActiveRequest {
  * in-flight requests (a prompt block shared by concurrent requests on one target counts once) and tokens still
  * waiting for prefill. Updated synchronously at routing time, on the first token and at stream end; entries older
  * than the expiry are dropped lazily, in case a completion is never reported.
+ *
+ * A target's active blocks form a tree of whole prompts, so instead of a reference count per block each (block,
+ * target) keeps two counts: prompts ending at the block, and child blocks the target holds under it. Adding a
+ * prompt touches only the blocks new to the target; freeing it climbs only while blocks become unreferenced.
  */
 export class ActiveSequences {
   readonly expiryMs: number;
   private readonly tree = new PrefixIndex(32);
-  /** (seq lo, hi, target) → requests on the target holding the block. */
-  private readonly refs = new HashTable(3, 4096);
+  /** (node, target) → prompts on the target that end at the block. */
+  private readonly ends = new HashTable(2, 1024);
+  /** (node, target) → blocks the target holds directly under the block. */
+  private readonly kids = new HashTable(2, 1024);
   private readonly requests = new Map<string, ActiveRequest>();
   private blocks = new Float64Array(32);
   private prefill = new Float64Array(32);
@@ -65,7 +71,8 @@ export class ActiveSequences {
 
   /** Per target: how many leading blocks of `seqs` are already active there. A view reused by the next call. */
   activeOverlap(seqs: HashSeq): Int32Array {
-    this.tree.match(seqs, this.overlap);
+    // Whole prompts are added and freed bottom-up, so what a target holds is prefix-closed.
+    this.tree.match(seqs, this.overlap, true);
     return this.overlap;
   }
 
@@ -92,27 +99,36 @@ export class ActiveSequences {
     this.expire(now);
     if (this.requests.has(requestId)) this.free(requestId);
     this.fitTargets(target + 1);
-    const req: ActiveRequest = { target, seqs, privateBlocks, prefillTokens, addedAt: now };
+    const req: ActiveRequest = { target, lastNode: -1, privateBlocks, prefillTokens, addedAt: now };
     this.requests.set(requestId, req);
     this.counts[target]!++;
     this.prefill[target]! += prefillTokens;
     this.blocks[target]! += privateBlocks;
-    if (seqs === null) return;
-    let parent = -1;
-    for (let i = 0; i < hashCount(seqs); i++) {
-      const lo = seqs[2 * i]!;
-      const hi = seqs[2 * i + 1]!;
-      const node = this.tree.ensure(lo, hi, parent, 0, 0);
-      const rc = this.refs.get(lo, hi, target);
-      if (rc < 0) {
-        this.refs.set(lo, hi, target, 1);
-        this.tree.addHolder(node, target);
-        this.blocks[target]!++;
-      } else {
-        this.refs.set(lo, hi, target, rc + 1);
-      }
-      parent = node;
+    const n = seqs === null ? 0 : hashCount(seqs);
+    if (seqs === null || n === 0) return;
+    const held = this.heldPrefix(seqs, target);
+    let parent = held === 0 ? -1 : this.tree.find(seqs[2 * held - 2]!, seqs[2 * held - 1]!);
+    for (let i = held; i < n; i++) {
+      if (parent >= 0) this.kids.adjust(parent, target, 0, 1);
+      parent = this.tree.ensure(seqs[2 * i]!, seqs[2 * i + 1]!, parent, 0, 0);
+      this.tree.addHolder(parent, target);
+      this.blocks[target]!++;
     }
+    this.ends.adjust(parent, target, 0, 1);
+    req.lastNode = parent;
+  }
+
+  /** How many leading blocks of `seqs` the target holds: a binary search, since what it holds is prefix-closed. */
+  private heldPrefix(seqs: HashSeq, target: number): number {
+    let lo = 0;
+    let hi = hashCount(seqs);
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const node = this.tree.find(seqs[2 * mid]!, seqs[2 * mid + 1]!);
+      if (node >= 0 && this.tree.holds(node, target)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   /** The request produced its first token: its prompt no longer counts as pending prefill. */
@@ -132,19 +148,14 @@ export class ActiveSequences {
     this.counts[t]!--;
     this.prefill[t]! -= req.prefillTokens;
     this.blocks[t]! -= req.privateBlocks;
-    if (req.seqs === null) return;
-    // Deepest first, so a freed chain releases its tree nodes bottom-up.
-    for (let i = hashCount(req.seqs) - 1; i >= 0; i--) {
-      const lo = req.seqs[2 * i]!;
-      const hi = req.seqs[2 * i + 1]!;
-      const rc = this.refs.get(lo, hi, t);
-      if (rc > 1) {
-        this.refs.set(lo, hi, t, rc - 1);
-        continue;
-      }
-      this.refs.delete(lo, hi, t);
-      this.tree.removeHolder(this.tree.find(lo, hi), t);
+    let node = req.lastNode;
+    if (node < 0 || this.ends.adjust(node, t, 0, -1) > 0) return;
+    while (node >= 0 && this.kids.get(node, t) < 0 && this.ends.get(node, t) < 0) {
+      const parent = this.tree.parentOf(node);
+      this.tree.removeHolder(node, t);
       this.blocks[t]!--;
+      if (parent >= 0) this.kids.adjust(parent, t, 0, -1);
+      node = parent;
     }
   }
 

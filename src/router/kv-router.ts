@@ -3,8 +3,14 @@ import type { BlockHasher } from "../kv/block-hash.ts";
 import type { RouterEvent } from "../kv/events.ts";
 import { hashCount } from "../kv/hash-seq.ts";
 import { KvIndex } from "../kv/kv-index.ts";
-import { BaseRouter, type RouteRequest, type RouterOptions, type RouterPolicy } from "./router.ts";
-import { type CostInputs, kvCost, selectByCost } from "./selection.ts";
+import {
+  BaseRouter,
+  type RouteDecision,
+  type RouteRequest,
+  type RouterOptions,
+  type RouterPolicy,
+} from "./router.ts";
+import { kvCost, selectByCost } from "./selection.ts";
 
 export interface KvRouterOptions extends RouterOptions {
   hasher: BlockHasher;
@@ -29,6 +35,9 @@ export class KvRouter extends BaseRouter {
   readonly approx: ApproxKvIndex | undefined;
   readonly overlapScoreWeight: number;
   readonly temperature: number;
+  /** Per-candidate scratch, reused across requests so routing allocates nothing per target. */
+  private costs = new Float64Array(64);
+  private trees = new Float64Array(64);
 
   constructor(opts: KvRouterOptions) {
     super(opts);
@@ -58,6 +67,15 @@ export class KvRouter extends BaseRouter {
     if (!this.approx) this.index.apply(ev);
   }
 
+  /**
+   * What `route` would choose now — overlap lookup, costs and selection — without recording the request (the
+   * random tie-break still draws from the router's generator).
+   */
+  evaluate(req: RouteRequest, now: number): RouteDecision {
+    const { targetId, overlapBlocks, cost } = this.choose(req, this.candidates(), now);
+    return { target: this.targets.get(targetId), targetId, overlapBlocks, cost };
+  }
+
   protected choose(req: RouteRequest, candidates: readonly number[], now: number) {
     this.approx?.expire(now);
     const weight = req.overrides?.overlapScoreWeight ?? this.overlapScoreWeight;
@@ -66,23 +84,22 @@ export class KvRouter extends BaseRouter {
     const matches = this.index.findMatches(req.seqs);
     const reuse = this.trackActiveBlocks && this.reuse(req);
     const activeOverlap = reuse ? this.load.activeOverlap(req.seqs) : undefined;
-    const inputs: CostInputs[] = new Array(candidates.length);
-    const costs: number[] = new Array(candidates.length);
-    for (let i = 0; i < candidates.length; i++) {
+    const n = candidates.length;
+    if (this.costs.length < n) {
+      this.costs = new Float64Array(n * 2);
+      this.trees = new Float64Array(n * 2);
+    }
+    const costs = this.costs.subarray(0, n);
+    const trees = this.trees.subarray(0, n);
+    for (let i = 0; i < n; i++) {
       const t = candidates[i]!;
       const pending = this.load.prefillTokens(t) + this.newTokens(req, matches.scores[t]!);
       const incoming = this.trackActiveBlocks ? blocks - (activeOverlap?.[t] ?? 0) : 0;
-      const c: CostInputs = {
-        target: t,
-        prefillBlocks: pending / this.blockSize,
-        decodeBlocks: this.load.activeBlocks(t) + incoming,
-        treeSize: matches.treeSizes[t]!,
-      };
-      inputs[i] = c;
-      costs[i] = kvCost(c, weight);
+      costs[i] = kvCost(pending / this.blockSize, this.load.activeBlocks(t) + incoming, weight);
+      trees[i] = matches.treeSizes[t]!;
     }
-    const pick = selectByCost(inputs, costs, temperature, this.rng);
-    const targetId = inputs[pick]!.target;
+    const pick = selectByCost(costs, trees, temperature, this.rng);
+    const targetId = candidates[pick]!;
     return { targetId, overlapBlocks: matches.scores[targetId]!, cost: costs[pick]! };
   }
 }

@@ -8,7 +8,7 @@ import { runRouterConformance } from "./conformance.ts";
 import { createRouter } from "./create-router.ts";
 import { KvRouter } from "./kv-router.ts";
 import { ROUTER_POLICIES } from "./router.ts";
-import { type CostInputs, kvCost, selectByCost } from "./selection.ts";
+import { kvCost, selectByCost } from "./selection.ts";
 
 const hasher = await createBlockHasher();
 
@@ -113,32 +113,30 @@ describe("kv router", () => {
 
 describe("KV cost selection", () => {
   it("reproduces Dynamo's worked example (weight 1: 18, 10, 11 → W2)", () => {
-    const c: CostInputs[] = [
-      { target: 1, prefillBlocks: 8, decodeBlocks: 10, treeSize: 0 },
-      { target: 2, prefillBlocks: 5, decodeBlocks: 5, treeSize: 0 },
-      { target: 3, prefillBlocks: 2, decodeBlocks: 9, treeSize: 0 },
-    ];
-    const costs = c.map((x) => kvCost(x, 1));
+    const costs = [kvCost(8, 10, 1), kvCost(5, 5, 1), kvCost(2, 9, 1)];
     assert.deepEqual(costs, [18, 10, 11]);
-    assert.equal(selectByCost(c, costs, 0, createRng(0)), 1);
+    assert.equal(selectByCost(costs, [0, 0, 0], 0, createRng(0)), 1);
+  });
+
+  it("weights the whole prefill term", () => {
+    assert.equal(kvCost(8, 10, 0.5), 14);
+    assert.equal(kvCost(8, 10, 0), 10);
   });
 
   it("breaks ties by the smallest tree, then at random", () => {
-    const c = (treeSize: number): CostInputs => ({ target: 0, prefillBlocks: 1, decodeBlocks: 1, treeSize });
-    assert.equal(selectByCost([c(5), c(2), c(9)], [2, 2, 2], 0, createRng(0)), 1);
+    assert.equal(selectByCost([2, 2, 2], [5, 2, 9], 0, createRng(0)), 1);
     const rng = createRng(4);
-    const picks = new Set(
-      Array.from({ length: 50 }, () => selectByCost([c(1), c(1), c(1)], [2, 2, 2], 0, rng)),
-    );
-    assert.equal(picks.size, 3);
+    const picks = new Set(Array.from({ length: 50 }, () => selectByCost([2, 2, 2, 3], [1, 1, 1, 0], 0, rng)));
+    assert.deepEqual([...picks].sort(), [0, 1, 2]);
   });
 
   it("samples by softmax at temperature > 0", () => {
-    const c: CostInputs = { target: 0, prefillBlocks: 0, decodeBlocks: 0, treeSize: 0 };
     const rng = createRng(5);
     const counts = [0, 0];
-    for (let i = 0; i < 20_000; i++) counts[selectByCost([c, c], [0, 10], 1, rng)]!++;
+    for (let i = 0; i < 20_000; i++) counts[selectByCost([0, 10], [0, 0], 1, rng)]!++;
     // p(cheap) = 1 / (1 + e^-1) ≈ 0.731.
     assert.ok(Math.abs(counts[0]! / 20_000 - 0.731) < 0.015, `${counts}`);
+    const uniform = new Set(Array.from({ length: 40 }, () => selectByCost([3, 3, 3], [0, 9, 9], 0.5, rng)));
+    assert.equal(uniform.size, 3);
   });
 });

@@ -1,62 +1,58 @@
 import type { Rng } from "../random.ts";
 
-/** One candidate target's figures for the KV cost (all in blocks). */
-export interface CostInputs {
-  target: number;
-  /** Prefill work if the request lands here: queued prefill plus this request's uncached prompt. */
-  prefillBlocks: number;
-  /** KV blocks active here if the request lands here. */
-  decodeBlocks: number;
-  /** Blocks the target holds in the KV index (fewest wins a tie). */
-  treeSize: number;
-}
-
 /** Dynamo's classic KV cost (lower is better): weight × prefill blocks + decode blocks. */
-export function kvCost(c: CostInputs, overlapScoreWeight: number): number {
-  return overlapScoreWeight * c.prefillBlocks + c.decodeBlocks;
+export function kvCost(prefillBlocks: number, decodeBlocks: number, overlapScoreWeight: number): number {
+  return overlapScoreWeight * prefillBlocks + decodeBlocks;
 }
 
 /**
- * Picks the target of lowest cost. At temperature 0: among the minima, the one with the smallest tree size, then
- * uniformly at random. Above 0: softmax over costs normalised by their range,
+ * Picks the index of the lowest cost. At temperature 0: among the minima, the one with the smallest tree size (the
+ * target caching least), then uniformly at random. Above 0: softmax over costs normalised by their range,
  * p ∝ exp(−(cost − min) / ((max − min) · T)), with a single uniform draw; all-equal costs are uniform.
  */
 export function selectByCost(
-  candidates: readonly CostInputs[],
-  costs: readonly number[],
+  costs: ArrayLike<number>,
+  treeSizes: ArrayLike<number>,
   temperature: number,
   rng: Rng,
 ): number {
-  if (candidates.length === 1) return 0;
+  const n = costs.length;
+  if (n === 1) return 0;
   let min = Number.POSITIVE_INFINITY;
   let max = Number.NEGATIVE_INFINITY;
-  for (const c of costs) {
+  for (let i = 0; i < n; i++) {
+    const c = costs[i]!;
     if (c < min) min = c;
     if (c > max) max = c;
   }
-  if (temperature > 0 && max === min) return rng.int(candidates.length);
   if (temperature > 0) {
-    const range = max - min;
-    const weights = costs.map((c) => Math.exp(-(c - min) / (range * temperature)));
-    const total = weights.reduce((a, b) => a + b, 0);
+    if (max === min) return rng.int(n);
+    const scale = (max - min) * temperature;
+    let total = 0;
+    for (let i = 0; i < n; i++) total += Math.exp(-(costs[i]! - min) / scale);
     let u = rng.next() * total;
-    for (let i = 0; i < weights.length; i++) {
-      u -= weights[i]!;
+    for (let i = 0; i < n; i++) {
+      u -= Math.exp(-(costs[i]! - min) / scale);
       if (u < 0) return i;
     }
-    return weights.length - 1;
+    return n - 1;
   }
-  let best: number[] = [];
   let bestTree = Number.POSITIVE_INFINITY;
-  for (let i = 0; i < costs.length; i++) {
+  let ties = 0;
+  for (let i = 0; i < n; i++) {
     if (costs[i] !== min) continue;
-    const tree = candidates[i]!.treeSize;
+    const tree = treeSizes[i]!;
     if (tree < bestTree) {
       bestTree = tree;
-      best = [i];
+      ties = 1;
     } else if (tree === bestTree) {
-      best.push(i);
+      ties++;
     }
   }
-  return best.length === 1 ? best[0]! : best[rng.int(best.length)]!;
+  // The k-th tie (k drawn uniformly) in index order.
+  let k = ties === 1 ? 0 : rng.int(ties);
+  for (let i = 0; i < n; i++) {
+    if (costs[i] === min && treeSizes[i] === bestTree && k-- === 0) return i;
+  }
+  return n - 1;
 }

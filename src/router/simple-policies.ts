@@ -1,6 +1,6 @@
 import { hashCount } from "../kv/hash-seq.ts";
 import { BaseRouter, type RouteRequest, type RouterPolicy } from "./router.ts";
-import { type CostInputs, kvCost, selectByCost } from "./selection.ts";
+import { kvCost, selectByCost } from "./selection.ts";
 
 /** Each routable target in turn, in the order workers joined (Dynamo `--router-mode round-robin`). */
 export class RoundRobinRouter extends BaseRouter {
@@ -33,14 +33,14 @@ export class LeastLoadedRouter extends BaseRouter {
   protected choose(req: RouteRequest, candidates: readonly number[]) {
     const blocks = hashCount(req.seqs);
     const overlap = this.reuse(req) ? this.load.activeOverlap(req.seqs) : undefined;
-    const inputs: CostInputs[] = candidates.map((t) => ({
-      target: t,
-      prefillBlocks: (this.load.prefillTokens(t) + req.isl) / this.blockSize,
-      decodeBlocks: this.load.activeBlocks(t) + blocks - (overlap?.[t] ?? 0),
-      treeSize: 0,
-    }));
-    const costs = inputs.map((c) => kvCost(c, 1));
-    const i = selectByCost(inputs, costs, 0, this.rng);
-    return { targetId: inputs[i]!.target, overlapBlocks: 0, cost: costs[i]! };
+    const costs = candidates.map((t) =>
+      kvCost(
+        (this.load.prefillTokens(t) + req.isl) / this.blockSize,
+        this.load.activeBlocks(t) + blocks - (overlap?.[t] ?? 0),
+        1,
+      ),
+    );
+    const i = selectByCost(costs, new Float64Array(costs.length), 0, this.rng);
+    return { targetId: candidates[i]!, overlapBlocks: 0, cost: costs[i]! };
   }
 }
