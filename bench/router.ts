@@ -83,8 +83,9 @@ function storedEvent(p: Prepared, target: number): RouterEvent {
   };
 }
 
-function buildRouter(workers: number, ranks: number): KvRouter {
-  const router = new KvRouter({ blockSize: KV_BLOCK, hasher, seed: 1 });
+function buildRouter(workers: number, ranks: number, entries: number): KvRouter {
+  // Sized like a deployment would size it: for the KV capacity it expects to index.
+  const router = new KvRouter({ blockSize: KV_BLOCK, hasher, seed: 1, expectedIndexEntries: entries });
   for (let w = 0; w < workers; w++) router.addWorker(`w${w}`, ranks);
   return router;
 }
@@ -156,7 +157,7 @@ for (const [workers, ranks] of [
 ] as const) {
   const targets = workers * ranks;
   for (const entries of targets === WORKERS * RANKS ? [250_000, 500_000, MIN_ENTRIES] : [MIN_ENTRIES]) {
-    const router = buildRouter(workers, ranks);
+    const router = buildRouter(workers, ranks, entries);
     global.gc?.();
     const ingest = fill(router, prepared, entries, targets);
     routeLatencies(router, longest, 200);

@@ -47,7 +47,7 @@ export class KvIndex {
   private readonly hasher: BlockHasher;
   private readonly tree: PrefixIndex;
   /** (engine hash lo, hi, target) → node. */
-  private readonly byEngineHash = new HashTable(3, 4096);
+  private readonly byEngineHash: HashTable;
   private treeSizes = new Int32Array(32);
   /**
    * Blocks held without their parent (an engine evicted a middle block), counted per target and in total. While
@@ -58,10 +58,15 @@ export class KvIndex {
   private scores = new Int32Array(32);
   private readonly chained = new Uint32Array(2);
 
-  constructor(hasher: BlockHasher, targets = new TargetRegistry()) {
+  /**
+   * `expectedEntries` presizes the tables (e.g. the engines' KV capacity in blocks × targets), sparing the
+   * rehashing while the index fills; it is not a limit.
+   */
+  constructor(hasher: BlockHasher, targets = new TargetRegistry(), expectedEntries = 4096) {
     this.hasher = hasher;
     this.targets = targets;
-    this.tree = new PrefixIndex(32);
+    this.tree = new PrefixIndex(32, expectedEntries);
+    this.byEngineHash = new HashTable(3, expectedEntries);
   }
 
   /** (block, target) entries held. */
@@ -169,8 +174,10 @@ export class KvIndex {
       }
     }
     for (const b of blocks) {
-      const node = this.chainNode(parent, lo(b.tokensHash), hi(b.tokensHash));
-      this.holdBlock(t, node, lo(b.blockHash), hi(b.blockHash));
+      slot64[0] = b.tokensHash;
+      const node = this.chainNode(parent, slot32[0]!, slot32[1]!);
+      slot64[0] = b.blockHash;
+      this.holdBlock(t, node, slot32[0]!, slot32[1]!);
       parent = node;
     }
     return true;
@@ -178,8 +185,14 @@ export class KvIndex {
 
   private chainNode(parent: number, localLo: number, localHi: number): number {
     if (parent < 0) return this.tree.ensure(localLo, localHi, -1, localLo, localHi);
-    const [pLo, pHi] = this.tree.seqOf(parent);
-    this.hasher.chainInto(pLo, pHi, localLo, localHi, this.chained, 0);
+    this.hasher.chainInto(
+      this.tree.seqLoOf(parent),
+      this.tree.seqHiOf(parent),
+      localLo,
+      localHi,
+      this.chained,
+      0,
+    );
     return this.tree.ensure(this.chained[0]!, this.chained[1]!, parent, localLo, localHi);
   }
 

@@ -20,7 +20,7 @@ const MANY = -2;
  */
 export class PrefixIndex {
   private words: number;
-  private readonly nodeOf = new HashTable(2, 4096);
+  private readonly nodeOf: HashTable;
   private capacity = 0;
   private nextNode = 0;
   private readonly freeNodes: number[] = [];
@@ -47,6 +47,7 @@ export class PrefixIndex {
 
   constructor(targetCapacity = 32, nodeCapacity = 1024) {
     this.words = Math.max(1, Math.ceil(targetCapacity / 32));
+    this.nodeOf = new HashTable(2, nodeCapacity);
     this.growNodes(nodeCapacity);
   }
 
@@ -334,6 +335,15 @@ export class PrefixIndex {
 
   parentOf(node: number): number {
     return this.parent[node]!;
+  }
+
+  /** Low and high halves of the node's sequence hash (separate, so hot paths allocate no tuple). */
+  seqLoOf(node: number): number {
+    return this.seqLo[node]!;
+  }
+
+  seqHiOf(node: number): number {
+    return this.seqHi[node]!;
   }
 
   seqOf(node: number): [lo: number, hi: number] {

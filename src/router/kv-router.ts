@@ -21,6 +21,8 @@ export interface KvRouterOptions extends RouterOptions {
   /** Learn cache contents from KV events (default); false = approximate mode from routing decisions. */
   useKvEvents?: boolean;
   approx?: ApproxOptions;
+  /** Presizes the KV index for this many (block, target) entries (see KvIndex). */
+  expectedIndexEntries?: number;
 }
 
 /**
@@ -41,7 +43,7 @@ export class KvRouter extends BaseRouter {
 
   constructor(opts: KvRouterOptions) {
     super(opts);
-    this.index = new KvIndex(opts.hasher, this.targets);
+    this.index = new KvIndex(opts.hasher, this.targets, opts.expectedIndexEntries);
     this.approx = opts.useKvEvents === false ? new ApproxKvIndex(this.index, opts.approx) : undefined;
     this.overlapScoreWeight = opts.overlapScoreWeight ?? 1;
     this.temperature = opts.temperature ?? 0;
