@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ServelabError } from "../errors.ts";
+import { assertServelabError } from "../testing/assert-errors.ts";
 import {
   decodeKvCacheEventsJson,
   decodeRouterEventJson,
@@ -12,15 +12,8 @@ import type { RouterEvent } from "./events.ts";
 const BIG = 15760518052499183552n; // above 2^63, from a real vLLM capture
 const MAX = 2n ** 64n - 1n;
 
-/** Asserts a KV_EVENT_DECODE error whose message contains every fragment. */
 function assertDecodeError(fn: () => unknown, ...fragments: string[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ServelabError, `expected a ServelabError, got ${String(e)}`);
-    assert.equal(e.code, "KV_EVENT_DECODE");
-    for (const f of fragments)
-      assert.ok(e.message.includes(f), `message ${JSON.stringify(e.message)} lacks ${f}`);
-    return true;
-  });
+  assertServelabError(fn, "KV_EVENT_DECODE", ...fragments);
 }
 
 describe("RouterEvent JSON fixtures", () => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Packr } from "msgpackr";
-import { ServelabError } from "../errors.ts";
+import { assertServelabError } from "../testing/assert-errors.ts";
 import {
   decodeVllmMultipart,
   encodeVllmMultipart,
@@ -42,13 +42,7 @@ function frames(payload: unknown, seq = 3n, topic = "kv@pod-a@model"): Uint8Arra
 }
 
 function assertDecodeError(fn: () => unknown, ...fragments: string[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ServelabError, `expected a ServelabError, got ${String(e)}`);
-    assert.equal(e.code, "KV_EVENT_DECODE");
-    for (const f of fragments)
-      assert.ok(e.message.includes(f), `message ${JSON.stringify(e.message)} lacks ${f}`);
-    return true;
-  });
+  assertServelabError(fn, "KV_EVENT_DECODE", ...fragments);
 }
 
 describe("vLLM KV events: fixtures", () => {
