@@ -220,6 +220,33 @@ export class KvIndex {
     return true;
   }
 
+  /**
+   * Stores one block whose engine hash is its sequence hash (a simulated engine sharing the router's hashing),
+   * under the block with sequence hash (parentLo, parentHi), or under the root when `hasParent` is false.
+   */
+  storeBlockBySeq(
+    t: number,
+    hasParent: boolean,
+    parentLo: number,
+    parentHi: number,
+    seqLo: number,
+    seqHi: number,
+    localLo: number,
+    localHi: number,
+  ): boolean {
+    let parent = -1;
+    if (hasParent) {
+      parent = this.byEngineHash.get(parentLo, parentHi, t);
+      if (parent < 0) {
+        this.errors.parentNotFound++;
+        return false;
+      }
+    }
+    const node = this.tree.ensure(seqLo, seqHi, parent, localLo, localHi);
+    this.holdBlock(t, node, seqLo, seqHi);
+    return true;
+  }
+
   /** Removes blocks by engine hash; unknown ones are counted in `errors.blockNotFound`. */
   remove(t: number, blockHashes: readonly BlockHash[]): boolean {
     return this.removeSeq(t, hashSeqFrom(blockHashes as BlockHash[]));

@@ -1,0 +1,409 @@
+import type { EngineRequest, WorkerRole } from "../engine/engine-worker.ts";
+import { EngineWorker } from "../engine/engine-worker.ts";
+import type { StepTimeModel } from "../engine/perf-model.ts";
+import { ServelabError } from "../errors.ts";
+import type { BlockHasher } from "../kv/block-hash.ts";
+import { traceLocalHashes } from "../kv/trace-blocks.ts";
+import type { RequestRecord } from "../metrics/record.ts";
+import type { Arm, Recipe, WorkerGroup } from "../recipe/schema.ts";
+import { createRouter } from "../router/create-router.ts";
+import { DisaggRouter } from "../router/disagg-router.ts";
+import { KvRouter, type KvRouterOptions } from "../router/kv-router.ts";
+import type { Router, RouterPolicy } from "../router/router.ts";
+import type { TraceRow } from "../trace/types.ts";
+import { BlockIds } from "./block-ids.ts";
+import { EventQueue } from "./event-queue.ts";
+import { kvCapacityBlocks } from "./kv-capacity.ts";
+import { SharedLink } from "./shared-link.ts";
+
+export interface SimOptions {
+  recipe: Recipe;
+  arm: string;
+  rows: readonly TraceRow[];
+  hasher: BlockHasher;
+  /** Step-time model for a worker group. */
+  perfModel: (group: WorkerGroup, role: WorkerRole) => StepTimeModel;
+  seed?: number;
+  /** Fixed-schedule window (AIPerf semantics): zero at the first timestamp, or at `startOffsetMs`. */
+  autoOffset?: boolean;
+  startOffsetMs?: number;
+  endOffsetMs?: number;
+  onRecord?: (rec: RequestRecord) => void;
+  onProgress?: (virtualMs: number, done: number, total: number) => void;
+  /** Interval of the queue / KV-usage timeline, in virtual ms. */
+  sampleEveryMs?: number;
+}
+
+export interface TimelineSample {
+  t_s: number;
+  waiting: number;
+  running: number;
+  kv_usage: number;
+}
+
+export interface TargetStats {
+  target: string;
+  role: WorkerRole;
+  requests: number;
+  prompt_tokens: number;
+  cached_tokens: number;
+  hit_rate: number;
+}
+
+export interface SimResult {
+  requests: number;
+  virtualMs: number;
+  preemptions: number;
+  kvTransferMs: number[];
+  kvTransferBytes: number;
+  targets: TargetStats[];
+  timeline: TimelineSample[];
+  routerIndexErrors: { parentNotFound: number; blockNotFound: number };
+}
+
+interface Flight {
+  index: number;
+  row: TraceRow;
+  engine: EngineRequest;
+  startMs: number;
+  tokens: Float64Array;
+  cachedTokens: number;
+  target: string;
+  prefillTarget?: string;
+}
+
+interface WorkerSlot {
+  worker: EngineWorker;
+  role: WorkerRole;
+  link?: SharedLink;
+}
+
+/** Fixed-schedule window: rows kept and their send times (AIPerf `--fixed-schedule` semantics). */
+export function scheduleRows(
+  rows: readonly TraceRow[],
+  opts: { autoOffset?: boolean; startOffsetMs?: number; endOffsetMs?: number },
+): { row: TraceRow; atMs: number }[] {
+  if (opts.autoOffset && opts.startOffsetMs !== undefined) {
+    throw new ServelabError("USAGE", "auto offset and a start offset cannot be used together");
+  }
+  const kept = rows.filter((r) => {
+    const ts = r.timestamp;
+    if (ts === undefined) return true;
+    if (opts.startOffsetMs !== undefined && ts < opts.startOffsetMs) return false;
+    if (opts.endOffsetMs !== undefined && ts > opts.endOffsetMs) return false;
+    return true;
+  });
+  let zero = opts.startOffsetMs ?? 0;
+  if (opts.autoOffset) zero = Math.min(...kept.map((r) => r.timestamp ?? Number.POSITIVE_INFINITY));
+  if (!Number.isFinite(zero)) zero = 0;
+  return kept.map((row) => ({ row, atMs: Math.max(0, (row.timestamp ?? zero) - zero) }));
+}
+
+function routerOptions(arm: Arm, blockSize: number, seed: number, hasher: BlockHasher): KvRouterOptions {
+  const r = arm.router;
+  if (r.mode !== "kv") return { blockSize, seed, hasher };
+  return {
+    blockSize,
+    seed,
+    hasher,
+    overlapScoreWeight: r.overlap_score_weight,
+    temperature: r.router_temperature,
+    useKvEvents: r.use_kv_events,
+    trackActiveBlocks: r.router_track_active_blocks,
+    assumeKvReuse: r.router_assume_kv_reuse,
+    approx: {
+      ttlMs: r.router_ttl_secs * 1000,
+      maxEntries: r.router_max_tree_size,
+      pruneTargetRatio: r.router_prune_target_ratio,
+    },
+  };
+}
+
+/**
+ * Replays a trace against one arm of a recipe on a simulated cluster, on a virtual clock: the frontend's router
+ * (the routing library itself, its KV index fed by the simulated engines' events), DEP workers stepping in lockstep
+ * under a step-time model, and, for disaggregated arms, KV hand-over from prefill to decode ranks over shared
+ * links. Emits one AIPerf-style record per request as it completes.
+ */
+export function simulateArm(opts: SimOptions): SimResult {
+  const { recipe, hasher } = opts;
+  const arm = recipe.arms[opts.arm];
+  if (!arm) {
+    throw new ServelabError(
+      "USAGE",
+      `recipe ${recipe.name} has no arm "${opts.arm}"; arms: ${Object.keys(recipe.arms).join(", ")}`,
+    );
+  }
+  const seed = opts.seed ?? recipe.trace.seed;
+  const queue = new EventQueue();
+  const ids = new BlockIds();
+  const groups = arm.workers
+    ? [{ role: "aggregated" as const, group: arm.workers }]
+    : [
+        { role: "prefill" as const, group: arm.prefill! },
+        { role: "decode" as const, group: arm.decode! },
+      ];
+  const kvBlock = groups[0]!.group.kv_block_size;
+  const ropts = routerOptions(arm, kvBlock, seed, hasher);
+  const disagg = arm.workers ? undefined : new DisaggRouter(ropts);
+  const router: Router | undefined = arm.workers
+    ? createRouter(arm.router.mode as RouterPolicy, ropts)
+    : undefined;
+  const workers = new Map<string, WorkerSlot>();
+  const nvlinkGBs = recipe.hardware.nvlink.bandwidth_gb_per_s;
+
+  for (const { role, group } of groups) {
+    const e = group.engine;
+    const dp = e.enable_attention_dp ? e.tensor_parallel_size : 1;
+    const model = opts.perfModel(group, role);
+    for (let i = 0; i < group.replicas; i++) {
+      const workerId = `${role === "aggregated" ? "agg" : role}-${i}`;
+      const kvRouter = role === "decode" ? disagg?.decode : role === "prefill" ? disagg?.prefill : router;
+      const index = kvRouter instanceof KvRouter ? kvRouter.index : undefined;
+      const worker = new EngineWorker(
+        workerId,
+        dp,
+        role,
+        {
+          maxBatchSize: e.max_batch_size,
+          maxNumTokens: e.max_num_tokens,
+          chunkedPrefill: e.enable_chunked_prefill,
+          blockSize: e.kv_cache_config.tokens_per_block,
+          prefixCaching: e.kv_cache_config.enable_block_reuse,
+          kvCapacityBlocks: kvCapacityBlocks(recipe, group),
+          watermark: 0.01,
+        },
+        model,
+        (rank) => ({
+          stored: (blocks) => {
+            if (!index || !group.publish_events_and_metrics) return;
+            const t = index.targets.find({ workerId, dpRank: rank });
+            for (const id of blocks) {
+              const p = ids.parentOf(id);
+              index.storeBlockBySeq(
+                t,
+                p >= 0,
+                p >= 0 ? ids.seqLoOf(p) : 0,
+                p >= 0 ? ids.seqHiOf(p) : 0,
+                ids.seqLoOf(id),
+                ids.seqHiOf(id),
+                ids.localLoOf(id),
+                ids.localHiOf(id),
+              );
+            }
+          },
+          removed: (blocks) => {
+            if (!index || !group.publish_events_and_metrics) return;
+            const t = index.targets.find({ workerId, dpRank: rank });
+            const seqs = new Uint32Array(blocks.length * 2);
+            blocks.forEach((id, k) => {
+              seqs[2 * k] = ids.seqLoOf(id);
+              seqs[2 * k + 1] = ids.seqHiOf(id);
+            });
+            index.removeSeq(t, seqs);
+          },
+        }),
+      );
+      const slot: WorkerSlot = { worker, role };
+      if (role === "prefill") slot.link = new SharedLink(queue, nvlinkGBs * dp);
+      workers.set(workerId, slot);
+      if (role === "aggregated") router!.addWorker(workerId, dp);
+      else if (role === "prefill") disagg!.addPrefillWorker(workerId, dp);
+      else disagg!.addDecodeWorker(workerId, dp);
+    }
+  }
+
+  const scheduled = scheduleRows(opts.rows, {
+    ...(opts.autoOffset === undefined ? {} : { autoOffset: opts.autoOffset }),
+    ...(opts.startOffsetMs === undefined ? {} : { startOffsetMs: opts.startOffsetMs }),
+    ...(opts.endOffsetMs === undefined ? {} : { endOffsetMs: opts.endOffsetMs }),
+  });
+  const total = scheduled.length;
+  const flights = new Map<string, Flight>();
+  const targetStats = new Map<string, TargetStats>();
+  const kvTransferMs: number[] = [];
+  const timeline: TimelineSample[] = [];
+  let done = 0;
+  const traceBlock = recipe.benchmark.prompt_block_size;
+
+  const statsFor = (label: string, role: WorkerRole) => {
+    let s = targetStats.get(label);
+    if (!s) {
+      s = { target: label, role, requests: 0, prompt_tokens: 0, cached_tokens: 0, hit_rate: 0 };
+      targetStats.set(label, s);
+    }
+    return s;
+  };
+
+  const finish = (f: Flight) => {
+    flights.delete(f.engine.id);
+    done++;
+    opts.onRecord?.({
+      sessionNum: f.index,
+      requestId: f.engine.id,
+      conversationId: f.row.session_id ?? f.engine.id,
+      turnIndex: 0,
+      startNs: f.startMs * 1e6,
+      chunkNs: f.tokens.map((t) => t * 1e6),
+      inputTokens: f.row.input_length,
+      outputTokens: f.engine.osl,
+      cachedTokens: f.cachedTokens,
+      target: f.target,
+      streaming: true,
+    });
+    opts.onProgress?.(queue.now, done, total);
+  };
+
+  const kick = (slot: WorkerSlot) => {
+    const w = slot.worker;
+    if (w.isStepping || !w.hasWork()) return;
+    const ms = w.beginStep();
+    if (ms === null) return;
+    queue.after(ms, () => {
+      w.endStep(sink(slot));
+      kick(slot);
+    });
+  };
+
+  const sink = (slot: WorkerSlot) => ({
+    token: (req: EngineRequest, _rank: number, index: number) => {
+      const f = flights.get(req.id)!;
+      f.tokens[index - 1] = queue.now;
+      if (index === 1) router?.markPrefillCompleted(req.id, queue.now);
+    },
+    prefillDone: (req: EngineRequest, rank: number, cachedTokens: number) => {
+      const f = flights.get(req.id)!;
+      f.cachedTokens = cachedTokens;
+      const s = statsFor(`${slot.worker.id}/${rank}`, "prefill");
+      s.cached_tokens += cachedTokens;
+      const decodeTarget = disaggDecode.get(req.id)!;
+      const started = queue.now;
+      const bytes = req.isl * recipe.model.kv_cache_bytes_per_token;
+      slot.link!.send(bytes, () => {
+        kvTransferMs.push(queue.now - started);
+        disagg!.prefillFinished(req.id, queue.now);
+        f.tokens[0] = queue.now;
+        if (req.osl <= 1) {
+          disagg!.free(req.id, queue.now);
+          finish(f);
+          return;
+        }
+        const d = workers.get(decodeTarget.workerId)!;
+        d.worker.enqueue(decodeTarget.dpRank, req);
+        kick(d);
+      });
+    },
+    finished: (req: EngineRequest, _rank: number) => {
+      if (slot.role === "prefill") return;
+      const f = flights.get(req.id)!;
+      if (router) router.free(req.id, queue.now);
+      else disagg!.free(req.id, queue.now);
+      finish(f);
+    },
+  });
+
+  const disaggDecode = new Map<string, { workerId: string; dpRank: number }>();
+
+  scheduled.forEach(({ row, atMs }, index) => {
+    queue.at(atMs, () => {
+      const locals = traceLocalHashes(hasher, row.hash_ids, row.input_length, kvBlock, traceBlock);
+      const seqs = hasher.sequenceHashes(locals);
+      const engine: EngineRequest = {
+        id: `r${index}`,
+        isl: row.input_length,
+        osl: Math.max(1, row.output_length),
+        blockIds: ids.intern(seqs, locals),
+      };
+      const f: Flight = {
+        index,
+        row,
+        engine,
+        startMs: queue.now,
+        tokens: new Float64Array(engine.osl),
+        cachedTokens: 0,
+        target: "",
+      };
+      flights.set(engine.id, f);
+      const req = { requestId: engine.id, isl: engine.isl, seqs, locals };
+      if (router) {
+        const d = router.route(req, queue.now);
+        f.target = `${d.target.workerId}/${d.target.dpRank}`;
+        const slot = workers.get(d.target.workerId)!;
+        const s = statsFor(f.target, "aggregated");
+        s.requests++;
+        s.prompt_tokens += engine.isl;
+        slot.worker.enqueue(d.target.dpRank, engine);
+        kick(slot);
+        return;
+      }
+      const d = disagg!.route(req, queue.now);
+      if (!d.prefill) throw new ServelabError("USAGE", `arm ${opts.arm}: no routable prefill worker`);
+      f.target = `${d.decode.target.workerId}/${d.decode.target.dpRank}`;
+      f.prefillTarget = `${d.prefill.target.workerId}/${d.prefill.target.dpRank}`;
+      disaggDecode.set(engine.id, d.decode.target);
+      const s = statsFor(f.prefillTarget, "prefill");
+      s.requests++;
+      s.prompt_tokens += engine.isl;
+      statsFor(f.target, "decode").requests++;
+      const slot = workers.get(d.prefill.target.workerId)!;
+      slot.worker.enqueue(d.prefill.target.dpRank, engine);
+      kick(slot);
+    });
+  });
+
+  const every = opts.sampleEveryMs ?? 10_000;
+  const sample = () => {
+    let waiting = 0;
+    let running = 0;
+    let kv = 0;
+    let ranks = 0;
+    for (const { worker } of workers.values()) {
+      for (let r = 0; r < worker.ranks.length; r++) {
+        const l = worker.load(r);
+        waiting += l.waiting;
+        running += l.running;
+        kv += l.kvUsage;
+        ranks++;
+      }
+    }
+    timeline.push({ t_s: queue.now / 1000, waiting, running, kv_usage: ranks === 0 ? 0 : kv / ranks });
+    if (done < total) queue.after(every, sample);
+  };
+  queue.at(0, sample);
+  queue.run();
+
+  // Aggregated arms learn cache hits from the engines themselves.
+  for (const [workerId, slot] of workers) {
+    if (slot.role !== "aggregated") continue;
+    slot.worker.ranks.forEach((_, r) => {
+      const c = slot.worker.cacheStats(r);
+      const s = statsFor(`${workerId}/${r}`, "aggregated");
+      s.cached_tokens = c.hitTokens;
+    });
+  }
+  for (const s of targetStats.values())
+    s.hit_rate = s.prompt_tokens === 0 ? 0 : s.cached_tokens / s.prompt_tokens;
+  const indexErrors = { parentNotFound: 0, blockNotFound: 0 };
+  for (const r of [router, disagg?.prefill, disagg?.decode]) {
+    if (r instanceof KvRouter) {
+      indexErrors.parentNotFound += r.index.errors.parentNotFound;
+      indexErrors.blockNotFound += r.index.errors.blockNotFound;
+    }
+  }
+  let preemptions = 0;
+  let bytes = 0;
+  for (const slot of workers.values()) {
+    preemptions += slot.worker.preemptions;
+    bytes += slot.link?.bytes ?? 0;
+  }
+  return {
+    requests: done,
+    virtualMs: queue.now,
+    preemptions,
+    kvTransferMs,
+    kvTransferBytes: bytes,
+    targets: [...targetStats.values()].sort((a, b) => a.target.localeCompare(b.target)),
+    timeline,
+    routerIndexErrors: indexErrors,
+  };
+}
