@@ -5,7 +5,7 @@
  * generated tokens, partial blocks and (without prefix caching) every block are private to their request.
  *
  * Block ids are dense integers standing for sequence hashes (see BlockIds); events tell the KV index what the
- * rank caches.
+ * rank caches. Shared blocks live in slots (reference count, LRU links) found through one Map lookup per block.
  */
 export interface BlockEvents {
   stored(ids: readonly number[]): void;
@@ -13,53 +13,65 @@ export interface BlockEvents {
 }
 
 const NO_EVENTS: BlockEvents = { stored: () => {}, removed: () => {} };
+const NIL = -1;
 
 export class BlockPool {
   readonly capacity: number;
   readonly prefixCaching: boolean;
   private readonly events: BlockEvents;
-  /** Shared full blocks in use: id → reference count. */
-  private readonly active = new Map<number, number>();
-  /** Cached blocks no request uses, least recently used first (Map order is insertion order). */
-  private inactive = new Map<number, true>();
-  private inactiveDeleted = 0;
-  /** Private blocks in use. */
+  private readonly slotOf = new Map<number, number>();
+  private idAt: Int32Array;
+  private refs: Int32Array;
+  private prev: Int32Array;
+  private next: Int32Array;
+  private readonly freeSlots: number[] = [];
+  private slots = 0;
+  /** LRU list of cached, unused blocks: head is the least recently used. */
+  private head = NIL;
+  private tail = NIL;
+  private activeShared = 0;
+  private inactiveCount = 0;
   private privateBlocks = 0;
 
   constructor(capacity: number, prefixCaching: boolean, events: BlockEvents = NO_EVENTS) {
-    if (!Number.isInteger(capacity) || capacity < 1)
+    if (!Number.isInteger(capacity) || capacity < 1) {
       throw new RangeError(`KV capacity must be ≥ 1 block, got ${capacity}`);
+    }
     this.capacity = capacity;
     this.prefixCaching = prefixCaching;
     this.events = events;
+    const initial = Math.min(capacity, 1024);
+    this.idAt = new Int32Array(initial);
+    this.refs = new Int32Array(initial);
+    this.prev = new Int32Array(initial);
+    this.next = new Int32Array(initial);
   }
 
   /** Blocks held by running requests. */
   get inUse(): number {
-    return this.active.size + this.privateBlocks;
+    return this.activeShared + this.privateBlocks;
   }
 
   /** Blocks held, cached ones included. */
   get occupied(): number {
-    return this.inUse + this.inactive.size;
+    return this.inUse + this.inactiveCount;
   }
 
   get cached(): number {
-    return this.inactive.size;
+    return this.inactiveCount;
   }
 
   /** Leading blocks of `ids` already on the rank (in use or cached): what a prefill can skip. */
   cachedPrefix(ids: readonly number[]): number {
     if (!this.prefixCaching) return 0;
     let n = 0;
-    while (n < ids.length && (this.active.has(ids[n]!) || this.inactive.has(ids[n]!))) n++;
+    while (n < ids.length && this.slotOf.has(ids[n]!)) n++;
     return n;
   }
 
-  /** Whether `fresh` new blocks fit, evicting cached blocks, without exceeding `limit` blocks in use. */
-  private fits(fresh: number, reactivated: number, limit: number): boolean {
-    const inUseAfter = this.inUse + fresh + reactivated;
-    return inUseAfter <= limit && inUseAfter <= this.capacity;
+  private fits(extraInUse: number, limit: number): boolean {
+    const after = this.inUse + extraInUse;
+    return after <= limit && after <= this.capacity;
   }
 
   /**
@@ -68,37 +80,41 @@ export class BlockPool {
    */
   acquire(ids: readonly number[], privateCount: number, limit = this.capacity): boolean {
     if (!this.prefixCaching) return this.acquirePrivate(ids.length + privateCount, limit);
-    let fresh = privateCount;
-    let reactivated = 0;
+    let extra = privateCount;
     for (const id of ids) {
-      if (this.active.has(id)) continue;
-      if (this.inactive.has(id)) reactivated++;
-      else fresh++;
+      const s = this.slotOf.get(id);
+      if (s === undefined || this.refs[s] === 0) extra++;
     }
-    if (!this.fits(fresh, reactivated, limit)) return false;
-    // Reuse first, so making room for the new blocks can never evict a block this prompt is about to reuse.
-    const stored: number[] = [];
+    if (!this.fits(extra, limit)) return false;
+    // Reuse first, so making room for new blocks can never evict a block this prompt is about to reuse.
+    const fresh: number[] = [];
     for (const id of ids) {
-      const rc = this.active.get(id);
-      if (rc !== undefined) {
-        this.active.set(id, rc + 1);
-      } else if (this.inactive.delete(id)) {
-        this.inactiveDeleted++;
-        this.active.set(id, 1);
-      } else {
-        stored.push(id);
+      const s = this.slotOf.get(id);
+      if (s === undefined) {
+        fresh.push(id);
+        continue;
       }
+      if (this.refs[s] === 0) {
+        this.unlink(s);
+        this.inactiveCount--;
+        this.activeShared++;
+      }
+      this.refs[s]!++;
     }
-    this.makeRoom(stored.length + privateCount);
-    for (const id of stored) this.active.set(id, 1);
+    this.makeRoom(fresh.length + privateCount);
+    for (const id of fresh) {
+      const s = this.newSlot(id);
+      this.refs[s] = 1;
+      this.activeShared++;
+    }
     this.privateBlocks += privateCount;
-    if (stored.length > 0) this.events.stored(stored);
+    if (fresh.length > 0) this.events.stored(fresh);
     return true;
   }
 
   /** Takes private blocks (a decode crossing a block boundary, or a prompt without prefix caching). */
   acquirePrivate(count: number, limit = this.capacity): boolean {
-    if (!this.fits(count, 0, limit)) return false;
+    if (!this.fits(count, limit)) return false;
     this.makeRoom(count);
     this.privateBlocks += count;
     return true;
@@ -113,14 +129,11 @@ export class BlockPool {
     }
     // Tail first, so a prompt's head outlives its tail in the LRU order (a tail without its head is useless).
     for (let i = ids.length - 1; i >= 0; i--) {
-      const id = ids[i]!;
-      const rc = this.active.get(id)!;
-      if (rc > 1) {
-        this.active.set(id, rc - 1);
-      } else {
-        this.active.delete(id);
-        this.inactive.set(id, true);
-      }
+      const s = this.slotOf.get(ids[i]!)!;
+      if (--this.refs[s]! > 0) continue;
+      this.activeShared--;
+      this.inactiveCount++;
+      this.append(s);
     }
   }
 
@@ -129,17 +142,56 @@ export class BlockPool {
     let excess = this.occupied + count - this.capacity;
     if (excess <= 0) return;
     const evicted: number[] = [];
-    for (const id of this.inactive.keys()) {
-      if (excess-- <= 0) break;
+    while (excess-- > 0 && this.head !== NIL) {
+      const s = this.head;
+      this.unlink(s);
+      this.inactiveCount--;
+      const id = this.idAt[s]!;
+      this.slotOf.delete(id);
+      this.freeSlots.push(s);
       evicted.push(id);
     }
-    for (const id of evicted) this.inactive.delete(id);
-    this.inactiveDeleted += evicted.length;
-    // Deleted entries linger at the front of a Map's order and slow its iteration; rebuilding drops them.
-    if (this.inactiveDeleted > 4 * (this.inactive.size + 1024)) {
-      this.inactive = new Map(this.inactive);
-      this.inactiveDeleted = 0;
-    }
     if (evicted.length > 0) this.events.removed(evicted);
+  }
+
+  private newSlot(id: number): number {
+    let s = this.freeSlots.pop();
+    if (s === undefined) {
+      s = this.slots++;
+      if (s >= this.idAt.length) this.growSlots();
+    }
+    this.idAt[s] = id;
+    this.slotOf.set(id, s);
+    return s;
+  }
+
+  private growSlots(): void {
+    const cap = this.idAt.length * 2;
+    const widen = (a: Int32Array) => {
+      const b = new Int32Array(cap);
+      b.set(a);
+      return b;
+    };
+    this.idAt = widen(this.idAt);
+    this.refs = widen(this.refs);
+    this.prev = widen(this.prev);
+    this.next = widen(this.next);
+  }
+
+  private append(s: number): void {
+    this.prev[s] = this.tail;
+    this.next[s] = NIL;
+    if (this.tail !== NIL) this.next[this.tail] = s;
+    else this.head = s;
+    this.tail = s;
+  }
+
+  private unlink(s: number): void {
+    const p = this.prev[s]!;
+    const n = this.next[s]!;
+    if (p !== NIL) this.next[p] = n;
+    else this.head = n;
+    if (n !== NIL) this.prev[n] = p;
+    else this.tail = p;
   }
 }

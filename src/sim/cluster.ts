@@ -16,10 +16,40 @@ import { EventQueue } from "./event-queue.ts";
 import { kvCapacityBlocks } from "./kv-capacity.ts";
 import { SharedLink } from "./shared-link.ts";
 
+/** A trace with its router block hashes and block ids computed once, to be shared by the arms that replay it. */
+export interface PreparedTrace {
+  rows: readonly TraceRow[];
+  kvBlockSize: number;
+  seqs: Uint32Array[];
+  locals: Uint32Array[];
+  blockIds: number[][];
+  ids: BlockIds;
+}
+
+export function prepareTrace(
+  rows: readonly TraceRow[],
+  hasher: BlockHasher,
+  kvBlockSize: number,
+  traceBlockSize: number,
+): PreparedTrace {
+  const ids = new BlockIds();
+  const seqs: Uint32Array[] = [];
+  const locals: Uint32Array[] = [];
+  const blockIds: number[][] = [];
+  for (const row of rows) {
+    const l = traceLocalHashes(hasher, row.hash_ids, row.input_length, kvBlockSize, traceBlockSize);
+    const s = hasher.sequenceHashes(l);
+    locals.push(l);
+    seqs.push(s);
+    blockIds.push(ids.intern(s, l));
+  }
+  return { rows, kvBlockSize, seqs, locals, blockIds, ids };
+}
+
 export interface SimOptions {
   recipe: Recipe;
   arm: string;
-  rows: readonly TraceRow[];
+  trace: PreparedTrace;
   hasher: BlockHasher;
   /** Step-time model for a worker group. */
   perfModel: (group: WorkerGroup, role: WorkerRole) => StepTimeModel;
@@ -76,27 +106,38 @@ interface WorkerSlot {
   worker: EngineWorker;
   role: WorkerRole;
   link?: SharedLink;
+  /** Applies a finished step and starts the next (made once per worker: steps are the hottest event). */
+  onStepEnd?: () => void;
 }
 
 /** Fixed-schedule window: rows kept and their send times (AIPerf `--fixed-schedule` semantics). */
 export function scheduleRows(
   rows: readonly TraceRow[],
   opts: { autoOffset?: boolean; startOffsetMs?: number; endOffsetMs?: number },
-): { row: TraceRow; atMs: number }[] {
+): { row: TraceRow; atMs: number; position: number }[] {
   if (opts.autoOffset && opts.startOffsetMs !== undefined) {
     throw new ServelabError("USAGE", "auto offset and a start offset cannot be used together");
   }
-  const kept = rows.filter((r) => {
-    const ts = r.timestamp;
-    if (ts === undefined) return true;
-    if (opts.startOffsetMs !== undefined && ts < opts.startOffsetMs) return false;
-    if (opts.endOffsetMs !== undefined && ts > opts.endOffsetMs) return false;
-    return true;
+  const kept: { row: TraceRow; position: number }[] = [];
+  rows.forEach((row, position) => {
+    const ts = row.timestamp;
+    if (ts !== undefined && opts.startOffsetMs !== undefined && ts < opts.startOffsetMs) return;
+    if (ts !== undefined && opts.endOffsetMs !== undefined && ts > opts.endOffsetMs) return;
+    kept.push({ row, position });
   });
   let zero = opts.startOffsetMs ?? 0;
-  if (opts.autoOffset) zero = Math.min(...kept.map((r) => r.timestamp ?? Number.POSITIVE_INFINITY));
-  if (!Number.isFinite(zero)) zero = 0;
-  return kept.map((row) => ({ row, atMs: Math.max(0, (row.timestamp ?? zero) - zero) }));
+  if (opts.autoOffset) {
+    zero = kept.reduce(
+      (m, k) => Math.min(m, k.row.timestamp ?? Number.POSITIVE_INFINITY),
+      Number.POSITIVE_INFINITY,
+    );
+    if (!Number.isFinite(zero)) zero = 0;
+  }
+  return kept.map(({ row, position }) => ({
+    row,
+    position,
+    atMs: Math.max(0, (row.timestamp ?? zero) - zero),
+  }));
 }
 
 function routerOptions(arm: Arm, blockSize: number, seed: number, hasher: BlockHasher): KvRouterOptions {
@@ -136,7 +177,7 @@ export function simulateArm(opts: SimOptions): SimResult {
   }
   const seed = opts.seed ?? recipe.trace.seed;
   const queue = new EventQueue();
-  const ids = new BlockIds();
+  const { ids } = opts.trace;
   const groups = arm.workers
     ? [{ role: "aggregated" as const, group: arm.workers }]
     : [
@@ -144,6 +185,12 @@ export function simulateArm(opts: SimOptions): SimResult {
         { role: "decode" as const, group: arm.decode! },
       ];
   const kvBlock = groups[0]!.group.kv_block_size;
+  if (opts.trace.kvBlockSize !== kvBlock) {
+    throw new ServelabError(
+      "USAGE",
+      `the trace was prepared for ${opts.trace.kvBlockSize}-token KV blocks, arm ${opts.arm} uses ${kvBlock}`,
+    );
+  }
   const ropts = routerOptions(arm, kvBlock, seed, hasher);
   const disagg = arm.workers ? undefined : new DisaggRouter(ropts);
   const router: Router | undefined = arm.workers
@@ -213,7 +260,7 @@ export function simulateArm(opts: SimOptions): SimResult {
     }
   }
 
-  const scheduled = scheduleRows(opts.rows, {
+  const scheduled = scheduleRows(opts.trace.rows, {
     ...(opts.autoOffset === undefined ? {} : { autoOffset: opts.autoOffset }),
     ...(opts.startOffsetMs === undefined ? {} : { startOffsetMs: opts.startOffsetMs }),
     ...(opts.endOffsetMs === undefined ? {} : { endOffsetMs: opts.endOffsetMs }),
@@ -224,7 +271,6 @@ export function simulateArm(opts: SimOptions): SimResult {
   const kvTransferMs: number[] = [];
   const timeline: TimelineSample[] = [];
   let done = 0;
-  const traceBlock = recipe.benchmark.prompt_block_size;
 
   const statsFor = (label: string, role: WorkerRole) => {
     let s = targetStats.get(label);
@@ -259,10 +305,7 @@ export function simulateArm(opts: SimOptions): SimResult {
     if (w.isStepping || !w.hasWork()) return;
     const ms = w.beginStep();
     if (ms === null) return;
-    queue.after(ms, () => {
-      w.endStep(sink(slot));
-      kick(slot);
-    });
+    queue.after(ms, slot.onStepEnd!);
   };
 
   const sink = (slot: WorkerSlot) => ({
@@ -304,15 +347,15 @@ export function simulateArm(opts: SimOptions): SimResult {
 
   const disaggDecode = new Map<string, { workerId: string; dpRank: number }>();
 
-  scheduled.forEach(({ row, atMs }, index) => {
+  scheduled.forEach(({ row, atMs, position }, index) => {
     queue.at(atMs, () => {
-      const locals = traceLocalHashes(hasher, row.hash_ids, row.input_length, kvBlock, traceBlock);
-      const seqs = hasher.sequenceHashes(locals);
+      const seqs = opts.trace.seqs[position]!;
+      const locals = opts.trace.locals[position]!;
       const engine: EngineRequest = {
         id: `r${index}`,
         isl: row.input_length,
         osl: Math.max(1, row.output_length),
-        blockIds: ids.intern(seqs, locals),
+        blockIds: opts.trace.blockIds[position]!,
       };
       const f: Flight = {
         index,
@@ -369,6 +412,13 @@ export function simulateArm(opts: SimOptions): SimResult {
     timeline.push({ t_s: queue.now / 1000, waiting, running, kv_usage: ranks === 0 ? 0 : kv / ranks });
     if (done < total) queue.after(every, sample);
   };
+  for (const slot of workers.values()) {
+    const stepSink = sink(slot);
+    slot.onStepEnd = () => {
+      slot.worker.endStep(stepSink);
+      kick(slot);
+    };
+  }
   queue.at(0, sample);
   queue.run();
 
