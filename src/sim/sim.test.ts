@@ -1,0 +1,171 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { StepTimeModel } from "../engine/perf-model.ts";
+import { createBlockHasher } from "../kv/block-hash.ts";
+import type { RequestRecord } from "../metrics/record.ts";
+import { parseRecipe } from "../recipe/load.ts";
+import { TINY_RECIPE } from "../testing/recipes.ts";
+import type { TraceRow } from "../trace/types.ts";
+import { prepareTrace, scheduleRows, simulateArm } from "./cluster.ts";
+import { EventQueue } from "./event-queue.ts";
+import { SharedLink } from "./shared-link.ts";
+
+const hasher = await createBlockHasher();
+
+describe("event queue", () => {
+  it("runs events in time order, simultaneous ones in insertion order", () => {
+    const q = new EventQueue();
+    const seen: string[] = [];
+    q.at(5, () => seen.push("b"));
+    q.at(1, () => {
+      seen.push("a");
+      q.after(4, () => seen.push("c"));
+    });
+    q.at(5, () => seen.push("d"));
+    q.run();
+    assert.deepEqual(seen, ["a", "b", "d", "c"]);
+    assert.equal(q.now, 5);
+    assert.throws(() => q.at(1, () => {}), RangeError);
+  });
+});
+
+describe("shared link", () => {
+  it("shares bandwidth between overlapping transfers", () => {
+    const q = new EventQueue();
+    const link = new SharedLink(q, 1); // 1 GB/s = 1e6 bytes per ms
+    const done: [string, number][] = [];
+    q.at(0, () => link.send(2e6, () => done.push(["a", q.now])));
+    q.at(1, () => link.send(1e6, () => done.push(["b", q.now])));
+    q.run();
+    // a alone for 1 ms (1e6 left), then both at half speed: b's 1e6 and a's rest both end at 3 ms.
+    assert.deepEqual(
+      done.map(([n, t]) => [n, Math.round(t * 1000) / 1000]),
+      [
+        ["a", 3],
+        ["b", 3],
+      ],
+    );
+  });
+});
+
+describe("fixed schedule", () => {
+  const rows = [1000, 1500, 4000].map((timestamp) => ({
+    timestamp,
+    input_length: 1,
+    output_length: 1,
+    hash_ids: [0],
+  }));
+  it("starts at zero, at the first timestamp with auto offset, or at the start offset", () => {
+    assert.deepEqual(
+      scheduleRows(rows, {}).map((r) => r.atMs),
+      [1000, 1500, 4000],
+    );
+    assert.deepEqual(
+      scheduleRows(rows, { autoOffset: true }).map((r) => r.atMs),
+      [0, 500, 3000],
+    );
+    assert.deepEqual(
+      scheduleRows(rows, { startOffsetMs: 1500, endOffsetMs: 4000 }).map((r) => r.atMs),
+      [0, 2500],
+    );
+    assert.throws(
+      () => scheduleRows(rows, { autoOffset: true, startOffsetMs: 1 }),
+      /cannot be used together/,
+    );
+  });
+});
+
+/** Every step takes 10 ms plus 1 ms per 100 prefill tokens of the slowest rank. */
+const fixedModel: StepTimeModel = {
+  name: "fixed",
+  stepMs: (ranks) => 10 + Math.max(...ranks.map((r) => r.prefill.reduce((a, c) => a + c.tokens, 0))) / 100,
+};
+
+function runTiny(rows: TraceRow[], recipeText = TINY_RECIPE) {
+  const recipe = parseRecipe(recipeText, "tiny.yaml");
+  const records: RequestRecord[] = [];
+  const arm = Object.keys(recipe.arms)[0]!;
+  const kvBlock = recipe.arms[arm]!.workers?.kv_block_size ?? recipe.arms[arm]!.prefill!.kv_block_size;
+  const trace = prepareTrace(rows, hasher, kvBlock, 512);
+  const result = simulateArm({
+    recipe,
+    arm,
+    trace,
+    hasher,
+    perfModel: () => fixedModel,
+    onRecord: (r) => records.push(r),
+  });
+  return { records, result };
+}
+
+describe("cluster simulation", () => {
+  it("gives the hand-computed TTFT and ITL for a lone request", () => {
+    // 1,000 prompt tokens at max_num_tokens 8192: one 20 ms prefill step, then 10 ms per token.
+    const { records, result } = runTiny([
+      { timestamp: 100, input_length: 1000, output_length: 4, hash_ids: [0, 1] },
+    ]);
+    assert.equal(result.requests, 1);
+    const r = records[0]!;
+    assert.equal(r.startNs, 100e6);
+    assert.deepEqual(
+      Array.from(r.chunkNs, (t) => (t - r.startNs) / 1e6),
+      [20, 30, 40, 50],
+    );
+  });
+
+  it("routes round-robin across workers' ranks and reuses nothing when block reuse is off", () => {
+    const rows = [0, 1, 2, 3].map((i) => ({
+      timestamp: i,
+      input_length: 600,
+      output_length: 2,
+      hash_ids: [7, 8],
+    }));
+    const text = TINY_RECIPE.replace(
+      "      replicas: 2\n",
+      "      replicas: 2\n      engine: { kv_cache_config: { enable_block_reuse: false } }\n",
+    );
+    const { records } = runTiny(rows, text);
+    // Two single-rank workers: each target gets every other request.
+    assert.deepEqual(records.map((r) => r.target).sort(), ["agg-0/0", "agg-0/0", "agg-1/0", "agg-1/0"]);
+    assert.ok(records.every((r) => r.cachedTokens === 0));
+  });
+
+  it("hands the KV over from prefill to decode and reuses the prefill rank's cache", () => {
+    const text = TINY_RECIPE.replace(
+      "    workers:\n      replicas: 2\n",
+      "    router: { mode: kv }\n    prefill: { replicas: 1, publish_events_and_metrics: true }\n    decode: { replicas: 1 }\n",
+    );
+    const rows = [0, 1000].map((timestamp) => ({
+      timestamp,
+      input_length: 1000,
+      output_length: 3,
+      hash_ids: [4, 5],
+    }));
+    const { records, result } = runTiny(rows, text);
+    // KV: 1,000 tokens × 1,000 B over 900 GB/s ≈ 0.0011 ms; prefill 20 ms; decode steps of 10 ms.
+    const first = records[0]!;
+    const ttft = (first.chunkNs[0]! - first.startNs) / 1e6;
+    assert.ok(Math.abs(ttft - 20.0011) < 1e-3, `${ttft}`);
+    assert.deepEqual(
+      Array.from(first.chunkNs, (t) => Math.round((t - first.startNs) / 1e5) / 10),
+      [20, 30, 40],
+    );
+    assert.equal(result.kvTransferMs.length, 2);
+    // The second request finds all 31 full 32-token blocks cached (992 tokens); only the 8 after them are computed.
+    assert.equal(records[1]!.cachedTokens, 992);
+    const second = records[1]!;
+    assert.ok((second.chunkNs[0]! - second.startNs) / 1e6 < 10.1);
+  });
+
+  it("is deterministic", () => {
+    const rows = Array.from({ length: 40 }, (_, i) => ({
+      timestamp: i * 7,
+      input_length: 700 + (i % 5) * 300,
+      output_length: 1 + (i % 9),
+      hash_ids: [0, 1 + (i % 3), 10 + i, 100 + i].slice(0, Math.ceil((700 + (i % 5) * 300) / 512)),
+    }));
+    const a = JSON.stringify(runTiny(rows).records.map((r) => [r.target, Array.from(r.chunkNs)]));
+    const b = JSON.stringify(runTiny(rows).records.map((r) => [r.target, Array.from(r.chunkNs)]));
+    assert.equal(a, b);
+  });
+});
