@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { formatError, isServelabError, USER_ERROR_EXIT } from "../errors.ts";
 import { registerRecipeCommands } from "./recipe.ts";
+import { registerSimCommand } from "./sim.ts";
 import { registerTraceCommands } from "./trace.ts";
 
 export function buildProgram(): Command {
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerTraceCommands(program);
   registerRecipeCommands(program);
+  registerSimCommand(program);
   return program;
 }
 

@@ -1,12 +1,7 @@
 import Table from "cli-table3";
 import type { Summary } from "../metrics/summary.ts";
 import type { TraceAnalysis } from "../trace/analyze.ts";
-
-/** Plain borders (no ANSI colours, so piped output stays clean) and no rules between body rows. */
-const TABLE_STYLE = {
-  style: { head: [], border: [] },
-  chars: { mid: "", "left-mid": "", "mid-mid": "", "right-mid": "" },
-};
+import { TABLE_STYLE } from "./table-style.ts";
 
 const int = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString("en-US") : "–");
 const pct = (v: number) => `${(v * 100).toFixed(2)} %`;

@@ -1,0 +1,79 @@
+import { dirname, join } from "node:path";
+import type { Command } from "@commander-js/extra-typings";
+import Table from "cli-table3";
+import { renderConsoleReport } from "../metrics/console-table.ts";
+import { loadRecipe } from "../recipe/load.ts";
+import { perfModelChoice } from "../sim/perf-models.ts";
+import { runSimulation, type SimExtras } from "../sim/run-sim.ts";
+import { intOption } from "./options.ts";
+import { startProgress } from "./progress.ts";
+import { TABLE_STYLE } from "./table-style.ts";
+
+const fmt = (v: number, digits = 2) =>
+  v.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+function renderExtras(x: SimExtras, wallS: number): string {
+  const t = new Table({ head: ["simulator", ""], ...TABLE_STYLE });
+  t.push(
+    ["arm", `${x.arm} (${x.recipe})`],
+    ["requests / simulated time", `${x.requests} / ${fmt(x.simulated_s / 60, 1)} min`],
+    ["wall time / speed-up", `${fmt(wallS, 1)} s / ${fmt(x.simulated_s / Math.max(wallS, 1e-9), 0)}×`],
+    ["prefix-cache hit rate", `${fmt(100 * x.prefix_cache_hit_rate, 1)} %`],
+    [
+      "KV transfer (mean / p99)",
+      x.kv_transfer_ms ? `${fmt(x.kv_transfer_ms.mean, 3)} / ${fmt(x.kv_transfer_ms.p99, 3)} ms` : "–",
+    ],
+    ["peak queued requests", String(Math.max(0, ...x.timeline.map((s) => s.waiting)))],
+    ["preemptions", String(x.preemptions)],
+    ["step-time model", x.perf_model],
+  );
+  return `${t.toString()}\n`;
+}
+
+export function registerSimCommand(program: Command): void {
+  program
+    .command("sim")
+    .description("run one arm of a recipe on the simulated cluster and write AIPerf-compatible artifacts")
+    .argument("<recipe>", "recipe YAML")
+    .requiredOption("--arm <name>", "the arm to run")
+    .option("--trace <file>", "replay this trace (file or dataset name) instead of the recipe's")
+    .option("--out <dir>", "artifact directory (default: results/sim/<recipe>/<arm>)")
+    .option(
+      "--seed <n>",
+      "seed for the router's random choices (default: the recipe's trace seed)",
+      intOption(0),
+    )
+    .option("--perf-model <name>", "step-time model", "polynomial")
+    .option("--data-dir <dir>", "where named datasets are looked up first")
+    .option("--json", "print the summary as profile_export_aiperf.json plus a servelab object")
+    .action(async (recipePath, o) => {
+      const recipe = await loadRecipe(recipePath);
+      const outDir = o.out ?? join("results", "sim", recipe.name, o.arm);
+      const progress = startProgress("simulate", 1, "requests");
+      const t0 = performance.now();
+      const run = await runSimulation({
+        recipe,
+        recipeDir: dirname(recipePath),
+        arm: o.arm,
+        ...(o.trace === undefined ? {} : { traceFile: o.trace }),
+        ...(o.dataDir === undefined ? {} : { dataDir: o.dataDir }),
+        ...(o.seed === undefined ? {} : { seed: o.seed }),
+        outDir,
+        perfModel: perfModelChoice(o.perfModel),
+        perfModelName: o.perfModel,
+        cliCommand: ["servelab", ...process.argv.slice(2)].join(" "),
+        onProgress: (_virtualMs, done, total) => {
+          if (done % 100 === 0 || done === total) progress.update(done, total);
+        },
+      }).finally(() => progress.stop());
+      const wallS = (performance.now() - t0) / 1000;
+      if (o.json) {
+        process.stdout.write(run.json);
+        return;
+      }
+      process.stdout.write(
+        renderConsoleReport(run.summary, [], { csvPath: run.files.csv, jsonPath: run.files.json }) +
+          renderExtras(run.extras, wallS),
+      );
+    });
+}

@@ -1,0 +1,294 @@
+import { type FileHandle, mkdir, open } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { ServelabError } from "../errors.ts";
+import { writeFileAtomic } from "../io/atomic-write.ts";
+import {
+  AIPERF_METRIC_TAGS,
+  type AiperfSummary,
+  computeRecordMetrics,
+  type DistributionResult,
+  type ErrorSummaryEntry,
+  METRICS,
+  RECORD_METRIC_TAGS,
+  type RecordMetrics,
+  type ScalarResult,
+  toDisplayUnit,
+} from "./aiperf-metrics.ts";
+import { formatFixed2 } from "./format.ts";
+import type { RequestRecord } from "./record.ts";
+import { STAT_KEYS } from "./stats.ts";
+
+/** AIPerf's artifact file names. */
+export const PROFILE_EXPORT_JSON = "profile_export_aiperf.json";
+export const PROFILE_EXPORT_CSV = "profile_export_aiperf.csv";
+export const PROFILE_EXPORT_JSONL = "profile_export.jsonl";
+
+/** What `profile_export_aiperf.json` carries after the metrics. */
+export interface AiperfJsonContext {
+  /** The options the user set, as AIPerf's `input_config` (e.g. `{endpoint: {...}, cli_command: "..."}`). */
+  inputConfig: Readonly<Record<string, unknown>> | null;
+  wasCancelled: boolean;
+  errorSummary: readonly ErrorSummaryEntry[];
+  /** Naive local ISO timestamps (see `naiveLocalIsoTimestamp`), or null when unknown. */
+  startTime: string | null;
+  endTime: string | null;
+}
+
+function isDistribution(r: DistributionResult | ScalarResult): r is DistributionResult {
+  return "p50" in r;
+}
+
+/** Rebuilt key by key so the file's order never depends on how the caller assembled the object. */
+function orderedResult(r: DistributionResult | ScalarResult): Record<string, unknown> {
+  if (!isDistribution(r)) return { unit: r.unit, avg: r.avg };
+  return {
+    unit: r.unit,
+    avg: r.avg,
+    p1: r.p1,
+    p5: r.p5,
+    p10: r.p10,
+    p25: r.p25,
+    p50: r.p50,
+    p75: r.p75,
+    p90: r.p90,
+    p95: r.p95,
+    p99: r.p99,
+    min: r.min,
+    max: r.max,
+    std: r.std,
+  };
+}
+
+/** The text of `profile_export_aiperf.json`: every metric in declared order (null where absent), then the context. */
+export function renderAiperfJson(summary: AiperfSummary, context: AiperfJsonContext): string {
+  const doc: Record<string, unknown> = {};
+  for (const tag of AIPERF_METRIC_TAGS) {
+    const r = summary[tag];
+    doc[tag] = r ? orderedResult(r) : null;
+  }
+  doc.input_config = context.inputConfig;
+  doc.was_cancelled = context.wasCancelled;
+  doc.error_summary = context.errorSummary.map((e) => ({
+    error_details: {
+      code: e.error_details.code,
+      type: e.error_details.type,
+      message: e.error_details.message,
+    },
+    count: e.count,
+  }));
+  doc.start_time = context.startTime;
+  doc.end_time = context.endTime;
+  return `${JSON.stringify(doc, null, 2)}\n`;
+}
+
+function csvField(s: string): string {
+  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}
+
+function csvName(tag: keyof AiperfSummary, unit: string): string {
+  const header = METRICS[tag].header;
+  return unit === "requests" || unit === "count" ? header : `${header} (${unit})`;
+}
+
+/**
+ * The text of `profile_export_aiperf.csv`: the distributions (`Metric,avg,min,...,std`), a blank line, then the
+ * single values (`Metric,Value`), each section sorted by tag, numbers as `%.2f`. Lines end in CRLF because
+ * AIPerf writes with Python's csv module, whose default dialect does.
+ */
+export function renderAiperfCsv(summary: AiperfSummary): string {
+  const distributions: string[] = [];
+  const scalars: string[] = [];
+  for (const tag of [...AIPERF_METRIC_TAGS].sort()) {
+    const r = summary[tag];
+    if (!r) continue;
+    const name = csvField(csvName(tag, r.unit));
+    if (isDistribution(r)) distributions.push([name, ...STAT_KEYS.map((k) => formatFixed2(r[k]))].join(","));
+    else scalars.push(`${name},${formatFixed2(r.avg)}`);
+  }
+  const lines: string[] = [];
+  if (distributions.length > 0) lines.push(["Metric", ...STAT_KEYS].join(","), ...distributions);
+  if (distributions.length > 0 && scalars.length > 0) lines.push("");
+  if (scalars.length > 0) lines.push("Metric,Value", ...scalars);
+  return lines.map((l) => `${l}\r\n`).join("");
+}
+
+/** Writes `profile_export_aiperf.json` atomically. */
+export async function writeAiperfJson(
+  file: string,
+  summary: AiperfSummary,
+  context: AiperfJsonContext,
+): Promise<void> {
+  // Rendered before the write so a bad input_config fails as itself, not as a file error.
+  const text = renderAiperfJson(summary, context);
+  await writeFileAtomic(file, [text]);
+}
+
+/** Writes `profile_export_aiperf.csv` atomically. */
+export async function writeAiperfCsv(file: string, summary: AiperfSummary): Promise<void> {
+  await writeFileAtomic(file, [renderAiperfCsv(summary)]);
+}
+
+/** Writes both summary files into `dir` under AIPerf's names; returns their paths. */
+export async function writeAiperfSummaryFiles(
+  dir: string,
+  summary: AiperfSummary,
+  context: AiperfJsonContext,
+): Promise<{ json: string; csv: string }> {
+  const json = join(dir, PROFILE_EXPORT_JSON);
+  const csv = join(dir, PROFILE_EXPORT_CSV);
+  await writeAiperfJson(json, summary, context);
+  await writeAiperfCsv(csv, summary);
+  return { json, csv };
+}
+
+const pad = (n: number, width = 2) => String(n).padStart(width, "0");
+
+/**
+ * A naive local ISO timestamp as Python's `datetime.isoformat()` prints it (AIPerf's `start_time`/`end_time`):
+ * microseconds, omitted when zero. The caller supplies the instant, so this module never reads the clock.
+ */
+export function naiveLocalIsoTimestamp(date: Date): string {
+  if (Number.isNaN(date.getTime())) throw new RangeError("naiveLocalIsoTimestamp: invalid date");
+  const base =
+    `${pad(date.getFullYear(), 4)}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}` +
+    `T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+  const ms = date.getMilliseconds();
+  return ms === 0 ? base : `${base}.${pad(ms * 1000, 6)}`;
+}
+
+/**
+ * One `profile_export.jsonl` line (no newline) in AIPerf's `MetricRecordInfo` shape. Fields servelab does not
+ * track (correlation id, worker and record-processor ids, cancellation time) are null; values are in display units.
+ */
+export function formatRecordLine(
+  record: RequestRecord,
+  metrics: RecordMetrics = computeRecordMetrics(record),
+): string {
+  const out: Record<string, { value: number | number[]; unit: string }> = {};
+  for (const tag of RECORD_METRIC_TAGS) {
+    const v = metrics.values[tag];
+    if (v === undefined) continue;
+    const unit = METRICS[tag].unit;
+    out[tag] =
+      typeof v === "number"
+        ? { value: toDisplayUnit(tag, v), unit }
+        : { value: Array.from(v, (x) => toDisplayUnit(tag, x)), unit };
+  }
+  return JSON.stringify({
+    metadata: {
+      session_num: record.sessionNum,
+      x_request_id: record.requestId,
+      x_correlation_id: null,
+      conversation_id: record.conversationId,
+      turn_index: record.turnIndex,
+      request_start_ns: record.startNs,
+      request_ack_ns: record.ackNs ?? null,
+      request_end_ns: metrics.endNs,
+      worker_id: null,
+      record_processor_id: null,
+      benchmark_phase: "profiling",
+      was_cancelled: record.cancelled ?? false,
+      cancellation_time_ns: null,
+    },
+    metrics: out,
+    error: metrics.error,
+  });
+}
+
+export interface JsonlRecordWriterOptions {
+  /** Lines buffered before a write to the file; AIPerf flushes every 100. */
+  batchSize?: number;
+}
+
+/**
+ * Streams `profile_export.jsonl`: one line per finished request, in the order `write` is called, handed to the
+ * file every `batchSize` lines, so a long run neither holds its records in memory nor loses them all on a crash.
+ * `write` never blocks; a failed file write is reported by the next `write`, `drain`, `flush` or `close`.
+ */
+export class JsonlRecordWriter {
+  readonly file: string;
+  private readonly handle: FileHandle;
+  private readonly batchSize: number;
+  private batch: string[] = [];
+  private tail: Promise<void> = Promise.resolve();
+  private failure: ServelabError | null = null;
+  private closed = false;
+  private count = 0;
+
+  private constructor(file: string, handle: FileHandle, batchSize: number) {
+    this.file = file;
+    this.handle = handle;
+    this.batchSize = batchSize;
+  }
+
+  /** Creates (or truncates) the file. */
+  static async open(file: string, options: JsonlRecordWriterOptions = {}): Promise<JsonlRecordWriter> {
+    const batchSize = options.batchSize ?? 100;
+    if (!Number.isInteger(batchSize) || batchSize < 1) {
+      throw new RangeError(`JSONL batch size must be a positive integer, got ${batchSize}`);
+    }
+    try {
+      await mkdir(dirname(file), { recursive: true });
+      return new JsonlRecordWriter(file, await open(file, "w"), batchSize);
+    } catch (e) {
+      throw new ServelabError("FILE_WRITE", `cannot write ${file}: ${(e as Error).message}`);
+    }
+  }
+
+  /** Lines accepted so far. */
+  get recordsWritten(): number {
+    return this.count;
+  }
+
+  /** Queues the request's line; pass the metrics `MetricsCollector.add` returned to avoid computing them twice. */
+  write(record: RequestRecord, metrics?: RecordMetrics): void {
+    if (this.closed) throw new Error(`${this.file}: write after close`);
+    if (this.failure) throw this.failure;
+    this.batch.push(formatRecordLine(record, metrics));
+    this.count++;
+    if (this.batch.length >= this.batchSize) this.handOff();
+  }
+
+  /** Waits until every full batch queued so far is in the file. */
+  async drain(): Promise<void> {
+    await this.tail;
+    if (this.failure) throw this.failure;
+  }
+
+  /** Writes the partial batch too, and waits for it. */
+  async flush(): Promise<void> {
+    if (this.batch.length > 0 && !this.failure) this.handOff();
+    await this.drain();
+  }
+
+  /** Flushes and closes the file; later writes throw. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closed) {
+      await this.tail;
+      return;
+    }
+    try {
+      await this.flush();
+    } finally {
+      this.closed = true;
+      await this.handle.close().catch((e: Error) => {
+        this.failure ??= new ServelabError("FILE_WRITE", `cannot write ${this.file}: ${e.message}`);
+      });
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  private handOff(): void {
+    const text = `${this.batch.join("\n")}\n`;
+    this.batch = [];
+    // Writes are chained: FileHandle writes must not overlap, and lines must land in call order.
+    this.tail = this.tail.then(async () => {
+      if (this.failure) return;
+      try {
+        await this.handle.writeFile(text);
+      } catch (e) {
+        this.failure = new ServelabError("FILE_WRITE", `cannot write ${this.file}: ${(e as Error).message}`);
+      }
+    });
+  }
+}

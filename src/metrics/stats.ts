@@ -1,0 +1,129 @@
+import { percentileOfSorted } from "./summary.ts";
+
+/**
+ * An append-only Float64Array that doubles its capacity as it fills: per-request metric values of a long run stay
+ * in one flat buffer (8 bytes each) instead of a boxed JS array.
+ */
+export class GrowableFloat64Array {
+  private data: Float64Array;
+  private size = 0;
+
+  constructor(initialCapacity = 1024) {
+    if (!Number.isInteger(initialCapacity) || initialCapacity < 1) {
+      throw new RangeError(`initial capacity must be a positive integer, got ${initialCapacity}`);
+    }
+    this.data = new Float64Array(initialCapacity);
+  }
+
+  get length(): number {
+    return this.size;
+  }
+
+  push(value: number): void {
+    if (this.size === this.data.length) this.grow(this.size + 1);
+    this.data[this.size++] = value;
+  }
+
+  pushAll(values: ArrayLike<number>): void {
+    const need = this.size + values.length;
+    if (need > this.data.length) this.grow(need);
+    for (let i = 0; i < values.length; i++) this.data[this.size + i] = values[i]!;
+    this.size = need;
+  }
+
+  /** The filled part, sharing memory with the buffer (valid until the next push). */
+  view(): Float64Array {
+    return this.data.subarray(0, this.size);
+  }
+
+  private grow(min: number): void {
+    const next = new Float64Array(Math.max(min, this.data.length * 2));
+    next.set(this.data.subarray(0, this.size));
+    this.data = next;
+  }
+}
+
+/** AIPerf's statistics of one distribution, in the order its JSON export lists them. */
+export interface DistributionStats {
+  avg: number;
+  p1: number;
+  p5: number;
+  p10: number;
+  p25: number;
+  p50: number;
+  p75: number;
+  p90: number;
+  p95: number;
+  p99: number;
+  min: number;
+  max: number;
+  std: number;
+}
+
+/** AIPerf's `STAT_KEYS`: the column order of its CSV export. */
+export const STAT_KEYS = [
+  "avg",
+  "min",
+  "max",
+  "p1",
+  "p5",
+  "p10",
+  "p25",
+  "p50",
+  "p75",
+  "p90",
+  "p95",
+  "p99",
+  "std",
+] as const satisfies readonly (keyof DistributionStats)[];
+
+/**
+ * Statistics as AIPerf computes them: numpy-linear percentiles, arithmetic mean and population standard deviation.
+ * Sorts `values` in place, and sums in sorted order, so the result depends only on the multiset of values and not
+ * on the order records completed in. Returns null for no values.
+ */
+export function distributionStats(values: Float64Array): DistributionStats | null {
+  const n = values.length;
+  if (n === 0) return null;
+  values.sort();
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += values[i]!;
+  const avg = sum / n;
+  let sq = 0;
+  for (let i = 0; i < n; i++) sq += (values[i]! - avg) ** 2;
+  const p = (q: number) => percentileOfSorted(values, q);
+  return {
+    avg,
+    p1: p(1),
+    p5: p(5),
+    p10: p(10),
+    p25: p(25),
+    p50: p(50),
+    p75: p(75),
+    p90: p(90),
+    p95: p(95),
+    p99: p(99),
+    min: values[0]!,
+    max: values[n - 1]!,
+    std: Math.sqrt(sq / n),
+  };
+}
+
+/** Every statistic divided by `divisor` (a unit conversion: the spread scales like the values). */
+export function scaleStats(s: DistributionStats, divisor: number): DistributionStats {
+  return {
+    avg: s.avg / divisor,
+    p1: s.p1 / divisor,
+    p5: s.p5 / divisor,
+    p10: s.p10 / divisor,
+    p25: s.p25 / divisor,
+    p50: s.p50 / divisor,
+    p75: s.p75 / divisor,
+    p90: s.p90 / divisor,
+    p95: s.p95 / divisor,
+    p99: s.p99 / divisor,
+    min: s.min / divisor,
+    max: s.max / divisor,
+    std: s.std / divisor,
+  };
+}

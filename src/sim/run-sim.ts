@@ -1,0 +1,181 @@
+import { join } from "node:path";
+import type { WorkerRole } from "../engine/engine-worker.ts";
+import type { StepTimeModel } from "../engine/perf-model.ts";
+import { writeFileAtomic } from "../io/atomic-write.ts";
+import { createBlockHasher } from "../kv/block-hash.ts";
+import type { AiperfSummary } from "../metrics/aiperf-metrics.ts";
+import { MetricsCollector } from "../metrics/collector.ts";
+import {
+  JsonlRecordWriter,
+  PROFILE_EXPORT_JSONL,
+  renderAiperfJson,
+  writeAiperfSummaryFiles,
+} from "../metrics/exporters.ts";
+import { parseGoodput } from "../metrics/goodput.ts";
+import { summarize } from "../metrics/summary.ts";
+import { recipeSynthesisOptions } from "../recipe/load.ts";
+import type { Recipe, WorkerGroup } from "../recipe/schema.ts";
+import { readTrace } from "../trace/reader.ts";
+import { resolveTraceInput } from "../trace/resolve-dataset.ts";
+import { synthesizeTrace } from "../trace/synthesize.ts";
+import type { TraceRow } from "../trace/types.ts";
+import { type PreparedTrace, prepareTrace, type SimResult, simulateArm } from "./cluster.ts";
+
+export interface SimRunOptions {
+  recipe: Recipe;
+  /** Where the recipe file lives, to resolve a relative trace source. */
+  recipeDir: string;
+  arm: string;
+  /** A trace file to replay instead of the recipe's trace. */
+  traceFile?: string;
+  dataDir?: string;
+  seed?: number;
+  outDir: string;
+  perfModel: (group: WorkerGroup, role: WorkerRole) => StepTimeModel;
+  perfModelName: string;
+  cliCommand: string;
+  onProgress?: (virtualMs: number, done: number, total: number) => void;
+  /** A trace already prepared (e.g. shared by several arms). */
+  prepared?: PreparedTrace;
+}
+
+/** Simulator-only figures, reported next to the AIPerf metrics. */
+export interface SimExtras {
+  recipe: string;
+  arm: string;
+  perf_model: string;
+  seed: number;
+  requests: number;
+  simulated_s: number;
+  prefix_cache_hit_rate: number;
+  kv_transfer_ms: { count: number; mean: number; p50: number; p99: number; max: number } | null;
+  kv_transfer_bytes: number;
+  preemptions: number;
+  router_index_errors: SimResult["routerIndexErrors"];
+  targets: SimResult["targets"];
+  timeline: SimResult["timeline"];
+}
+
+export interface SimRunResult {
+  summary: AiperfSummary;
+  extras: SimExtras;
+  /** `profile_export_aiperf.json` plus the `servelab` object, as `servelab sim --json` prints it. */
+  json: string;
+  files: { json: string; csv: string; jsonl: string; extras: string };
+}
+
+/** The recipe's trace: its source, synthesized with its parameters and seed when it has some. */
+export async function loadRecipeTrace(
+  recipe: Recipe,
+  recipeDir: string,
+  opts: { traceFile?: string; dataDir?: string },
+): Promise<TraceRow[]> {
+  const resolveOpts = opts.dataDir === undefined ? {} : { dataDir: opts.dataDir };
+  if (opts.traceFile !== undefined) return readTrace(await resolveTraceInput(opts.traceFile, resolveOpts));
+  const source =
+    recipe.trace.source.includes("/") && !recipe.trace.source.startsWith(".")
+      ? recipe.trace.source
+      : join(recipeDir, recipe.trace.source);
+  const synthesis = recipeSynthesisOptions(recipe);
+  const rows = await readTrace(
+    await resolveTraceInput(source, resolveOpts),
+    synthesis ? { blockSize: synthesis.blockSize } : {},
+  );
+  return synthesis ? synthesizeTrace(rows, synthesis).rows : rows;
+}
+
+/**
+ * Runs one arm on the simulator and writes AIPerf's artifacts into `outDir`: per-request records streamed to
+ * `profile_export.jsonl` as requests complete, then `profile_export_aiperf.json` / `.csv`, and the simulator-only
+ * figures in `servelab_sim.json`.
+ */
+export async function runSimulation(opts: SimRunOptions): Promise<SimRunResult> {
+  const { recipe } = opts;
+  const hasher = await createBlockHasher();
+  const arm = recipe.arms[opts.arm];
+  const kvBlock = arm?.workers?.kv_block_size ?? arm?.prefill?.kv_block_size ?? 64;
+  const prepared =
+    opts.prepared ??
+    prepareTrace(
+      await loadRecipeTrace(recipe, opts.recipeDir, {
+        ...(opts.traceFile === undefined ? {} : { traceFile: opts.traceFile }),
+        ...(opts.dataDir === undefined ? {} : { dataDir: opts.dataDir }),
+      }),
+      hasher,
+      kvBlock,
+      recipe.benchmark.prompt_block_size,
+    );
+  const collector = new MetricsCollector({ goodput: parseGoodput(recipe.benchmark.goodput) });
+  const jsonlPath = join(opts.outDir, PROFILE_EXPORT_JSONL);
+  const jsonl = await JsonlRecordWriter.open(jsonlPath);
+  // The simulator always replays the trace's timestamps; the window options exist in fixed-schedule mode only.
+  const schedule = recipe.benchmark.mode === "fixed_schedule" ? recipe.benchmark : undefined;
+  let result: SimResult;
+  try {
+    result = simulateArm({
+      recipe,
+      arm: opts.arm,
+      trace: prepared,
+      hasher,
+      perfModel: opts.perfModel,
+      ...(opts.seed === undefined ? {} : { seed: opts.seed }),
+      autoOffset: schedule?.auto_offset ?? false,
+      ...(schedule?.start_offset_ms === undefined ? {} : { startOffsetMs: schedule.start_offset_ms }),
+      ...(schedule?.end_offset_ms === undefined ? {} : { endOffsetMs: schedule.end_offset_ms }),
+      onRecord: (rec) => jsonl.write(rec, collector.add(rec)),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    });
+  } finally {
+    await jsonl.close();
+  }
+  const summary = collector.finish();
+  const served = result.targets.filter((t) => t.role !== "decode");
+  const prompt = served.reduce((a, t) => a + t.prompt_tokens, 0);
+  const cached = served.reduce((a, t) => a + t.cached_tokens, 0);
+  const transfers = result.kvTransferMs.length > 0 ? summarize(result.kvTransferMs) : undefined;
+  const extras: SimExtras = {
+    recipe: recipe.name,
+    arm: opts.arm,
+    perf_model: opts.perfModelName,
+    seed: opts.seed ?? recipe.trace.seed,
+    requests: result.requests,
+    simulated_s: result.virtualMs / 1000,
+    prefix_cache_hit_rate: prompt === 0 ? 0 : cached / prompt,
+    kv_transfer_ms: transfers
+      ? {
+          count: transfers.count,
+          mean: transfers.mean,
+          p50: transfers.p50,
+          p99: transfers.p99,
+          max: transfers.max,
+        }
+      : null,
+    kv_transfer_bytes: result.kvTransferBytes,
+    preemptions: result.preemptions,
+    router_index_errors: result.routerIndexErrors,
+    targets: result.targets,
+    timeline: result.timeline,
+  };
+  const context = {
+    inputConfig: {
+      cli_command: opts.cliCommand,
+      recipe: recipe.name,
+      arm: opts.arm,
+      perf_model: opts.perfModelName,
+      seed: extras.seed,
+      goodput: recipe.benchmark.goodput,
+    },
+    wasCancelled: false,
+    errorSummary: collector.errorSummary(),
+    // Virtual time has no wall-clock date; leaving these empty keeps reruns byte-identical.
+    startTime: null,
+    endTime: null,
+  };
+  const files = await writeAiperfSummaryFiles(opts.outDir, summary, context);
+  const extrasPath = join(opts.outDir, "servelab_sim.json");
+  await writeFileAtomic(extrasPath, [`${JSON.stringify(extras, null, 2)}\n`]);
+  const aiperf = JSON.parse(renderAiperfJson(summary, context)) as Record<string, unknown>;
+  const { timeline: _t, targets: _g, ...compact } = extras;
+  const json = `${JSON.stringify({ ...aiperf, servelab: compact }, null, 2)}\n`;
+  return { summary, extras, json, files: { ...files, jsonl: jsonlPath, extras: extrasPath } };
+}
