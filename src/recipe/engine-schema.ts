@@ -43,6 +43,8 @@ const kvCacheConfigSchema = section({
   enable_block_reuse: z.boolean().default(true),
   free_gpu_memory_fraction: z.number().gt(0).max(1).default(0.9),
   tokens_per_block: positiveInt().default(32),
+  /** Cap on KV tokens per GPU; with the memory fraction, the smaller of the two applies (TRT-LLM semantics). */
+  max_tokens: positiveInt().optional(),
 });
 
 const cacheTransceiverConfigSchema = section({

@@ -48,7 +48,7 @@ describe("parseRecipe", () => {
     assert.equal(
       e.details[0],
       `r.yaml:${lineOf(text, "tokens_per_blok")}:11: arms.only.workers.engine.kv_cache_config.tokens_per_blok: ` +
-        "unknown key; allowed here: dtype, enable_block_reuse, free_gpu_memory_fraction, tokens_per_block",
+        "unknown key; allowed here: dtype, enable_block_reuse, free_gpu_memory_fraction, tokens_per_block, max_tokens",
     );
   });
 
