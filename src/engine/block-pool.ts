@@ -1,3 +1,5 @@
+import { resized } from "../kv/typed-arrays.ts";
+
 /**
  * The KV-cache blocks of one attention-DP rank (Dynamo mocker's classic block manager): blocks in use carry a
  * reference count; with prefix caching, full prompt blocks that fall to zero stay cached (inactive, LRU order)
@@ -167,15 +169,10 @@ export class BlockPool {
 
   private growSlots(): void {
     const cap = this.idAt.length * 2;
-    const widen = (a: Int32Array) => {
-      const b = new Int32Array(cap);
-      b.set(a);
-      return b;
-    };
-    this.idAt = widen(this.idAt);
-    this.refs = widen(this.refs);
-    this.prev = widen(this.prev);
-    this.next = widen(this.next);
+    this.idAt = resized(this.idAt, cap);
+    this.refs = resized(this.refs, cap);
+    this.prev = resized(this.prev, cap);
+    this.next = resized(this.next, cap);
   }
 
   private append(s: number): void {

@@ -4,6 +4,7 @@ import { type HashSeq, hashCount, hashSeqFrom } from "./hash-seq.ts";
 import { HashTable } from "./hash-table.ts";
 import { PrefixIndex } from "./prefix-index.ts";
 import { TargetRegistry } from "./targets.ts";
+import { resized } from "./typed-arrays.ts";
 
 /** Problems found in events. They are counted and the offending part skipped; they never throw out of the index. */
 export interface IndexErrors {
@@ -91,12 +92,8 @@ export class KvIndex {
     this.tree.ensureTargets(limit);
     const cap = this.tree.targetCapacity;
     if (this.treeSizes.length < cap) {
-      const sizes = new Int32Array(cap);
-      sizes.set(this.treeSizes);
-      this.treeSizes = sizes;
-      const orphans = new Int32Array(cap);
-      orphans.set(this.orphans);
-      this.orphans = orphans;
+      this.treeSizes = resized(this.treeSizes, cap);
+      this.orphans = resized(this.orphans, cap);
       this.scores = new Int32Array(cap);
     }
   }

@@ -1,5 +1,6 @@
 import type { HashSeq } from "./hash-seq.ts";
 import { HashTable } from "./hash-table.ts";
+import { resized } from "./typed-arrays.ts";
 
 const FREED = -2;
 /** `sole` values: no holder; several holders (bitset row). */
@@ -97,24 +98,17 @@ export class PrefixIndex {
     let cap = Math.max(16, this.capacity);
     while (cap < min) cap *= 2;
     if (cap === this.capacity) return;
-    const grow = <T extends Uint32Array | Int32Array>(old: T, make: (n: number) => T, per = 1): T => {
-      const next = make(cap * per);
-      next.set(old);
-      return next;
-    };
-    const u32 = (n: number) => new Uint32Array(n);
-    const i32 = (n: number) => new Int32Array(n);
-    this.seqLo = grow(this.seqLo, u32);
-    this.seqHi = grow(this.seqHi, u32);
-    this.localLo = grow(this.localLo, u32);
-    this.localHi = grow(this.localHi, u32);
-    this.parent = grow(this.parent, i32);
-    this.firstChild = grow(this.firstChild, i32);
-    this.nextSibling = grow(this.nextSibling, i32);
-    this.prevSibling = grow(this.prevSibling, i32);
-    this.holders = grow(this.holders, i32);
-    this.sole = grow(this.sole, i32);
-    this.row = grow(this.row, i32);
+    this.seqLo = resized(this.seqLo, cap);
+    this.seqHi = resized(this.seqHi, cap);
+    this.localLo = resized(this.localLo, cap);
+    this.localHi = resized(this.localHi, cap);
+    this.parent = resized(this.parent, cap);
+    this.firstChild = resized(this.firstChild, cap);
+    this.nextSibling = resized(this.nextSibling, cap);
+    this.prevSibling = resized(this.prevSibling, cap);
+    this.holders = resized(this.holders, cap);
+    this.sole = resized(this.sole, cap);
+    this.row = resized(this.row, cap);
     this.capacity = cap;
   }
 

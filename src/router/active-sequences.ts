@@ -1,6 +1,7 @@
 import { type HashSeq, hashCount } from "../kv/hash-seq.ts";
 import { HashTable } from "../kv/hash-table.ts";
 import { PrefixIndex } from "../kv/prefix-index.ts";
+import { resized } from "../kv/typed-arrays.ts";
 
 interface ActiveRequest {
   target: number;
@@ -44,14 +45,9 @@ export class ActiveSequences {
     this.tree.ensureTargets(limit);
     const cap = this.tree.targetCapacity;
     if (this.blocks.length >= cap) return;
-    const widen = <T extends Float64Array | Int32Array>(a: T, make: (n: number) => T): T => {
-      const b = make(cap);
-      b.set(a);
-      return b;
-    };
-    this.blocks = widen(this.blocks, (n) => new Float64Array(n));
-    this.prefill = widen(this.prefill, (n) => new Float64Array(n));
-    this.counts = widen(this.counts, (n) => new Int32Array(n));
+    this.blocks = resized(this.blocks, cap);
+    this.prefill = resized(this.prefill, cap);
+    this.counts = resized(this.counts, cap);
     this.overlap = new Int32Array(cap);
   }
 

@@ -1,5 +1,6 @@
 import type { HashSeq } from "../kv/hash-seq.ts";
 import { HashTable } from "../kv/hash-table.ts";
+import { resized } from "../kv/typed-arrays.ts";
 
 /**
  * Dense integer ids for the KV blocks of a simulation, one per sequence hash, so engines keep their caches in
@@ -63,15 +64,10 @@ export class BlockIds {
 
   private grow(): void {
     const cap = this.parent.length * 2;
-    const widen = <T extends Uint32Array | Int32Array>(a: T, make: (n: number) => T): T => {
-      const b = make(cap);
-      b.set(a);
-      return b;
-    };
-    this.seqLo = widen(this.seqLo, (n) => new Uint32Array(n));
-    this.seqHi = widen(this.seqHi, (n) => new Uint32Array(n));
-    this.localLo = widen(this.localLo, (n) => new Uint32Array(n));
-    this.localHi = widen(this.localHi, (n) => new Uint32Array(n));
-    this.parent = widen(this.parent, (n) => new Int32Array(n));
+    this.seqLo = resized(this.seqLo, cap);
+    this.seqHi = resized(this.seqHi, cap);
+    this.localLo = resized(this.localLo, cap);
+    this.localHi = resized(this.localHi, cap);
+    this.parent = resized(this.parent, cap);
   }
 }

@@ -26,6 +26,7 @@ export function kvCapacityBlocks(recipe: Recipe, group: WorkerGroup): number {
   // Without attention DP one sequence's KV is split over the tensor-parallel GPUs, so a rank pools their memory.
   const bytesPerToken = recipe.model.kv_cache_bytes_per_token / tp;
   let tokens = Math.max(free / bytesPerToken, 0);
-  if (e.kv_cache_config.max_tokens !== undefined) tokens = Math.min(tokens, e.kv_cache_config.max_tokens * tp);
+  if (e.kv_cache_config.max_tokens !== undefined)
+    tokens = Math.min(tokens, e.kv_cache_config.max_tokens * tp);
   return Math.max(Math.floor(tokens / e.kv_cache_config.tokens_per_block), 1);
 }
