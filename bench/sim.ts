@@ -68,7 +68,7 @@ async function runCase(
     recipeDir: dirname(recipePath),
     arm,
     outDir: join(dir, name),
-    perfModel: perfModelChoice(model),
+    perfModel: perfModelChoice(model, r),
     perfModelName: model,
     cliCommand: "bench:sim",
     prepared,

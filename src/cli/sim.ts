@@ -43,7 +43,11 @@ export function registerSimCommand(program: Command): void {
       "seed for the router's random choices (default: the recipe's trace seed)",
       intOption(0),
     )
-    .option("--perf-model <name>", "step-time model", "polynomial")
+    .option(
+      "--perf-model <name>",
+      "step-time model: auto (the measured GB200 profile where the recipe matches it, else polynomial), table, polynomial, or a profile name",
+      "auto",
+    )
     .option("--data-dir <dir>", "where named datasets are looked up first")
     .option("--json", "print the summary as profile_export_aiperf.json plus a servelab object")
     .action(async (recipePath, o) => {
@@ -59,7 +63,7 @@ export function registerSimCommand(program: Command): void {
         ...(o.dataDir === undefined ? {} : { dataDir: o.dataDir }),
         ...(o.seed === undefined ? {} : { seed: o.seed }),
         outDir,
-        perfModel: perfModelChoice(o.perfModel),
+        perfModel: perfModelChoice(o.perfModel, recipe),
         perfModelName: o.perfModel,
         cliCommand: ["servelab", ...process.argv.slice(2)].join(" "),
         onProgress: (_virtualMs, done, total) => {

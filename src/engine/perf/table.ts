@@ -1,0 +1,327 @@
+import type { RankWork, StepTimeModel } from "../perf-model.ts";
+import {
+  type AicProfile,
+  type Curve,
+  dsaSolMs,
+  type GemmOp,
+  gemmSolMs,
+  memOpMs,
+  moeSolMs,
+} from "./aic-profile.ts";
+import { curveAt, segment, segmentWeight } from "./interp.ts";
+
+/** TRT-LLM `moe_config.backend` of a DEP worker. */
+export type MoeBackend = "TRTLLM" | "WIDEEP";
+
+/** How one deployment of the profiled model runs its MoE and CUDA graphs (from the recipe's engine config). */
+export interface TableVariant {
+  /**
+   * TRTLLM: fused MoE (`moe_trtllm.csv`: min-latency kernel up to 128 global tokens, CUTLASS above) with the
+   * NVLinkOneSided dispatch/combine that TRT-LLM selects for non-WideEP MoE on SM100 (SOURCE.md §5 item 7).
+   * WIDEEP: `moe_wideep.csv` expert compute with NVLinkTwoSided prepare/dispatch/combine, AIC's large-EP graph
+   * (SOURCE.md §3.2-3.3).
+   */
+  moeBackend: MoeBackend;
+  /** `use_low_precision_moe_combine`: FP4 combine. Only the TwoSided (WideEP) kernels have such rows. */
+  lowPrecisionCombine: boolean;
+  /** `cuda_graph_config.max_batch_size`: decode-only steps up to this per-rank batch replay a CUDA graph. */
+  cudaGraphMaxBatch: number;
+  /** Factor on every per-layer op of a CUDA-graph step (AIC's 0.9 PDL factor on the large-EP path, SOURCE.md §3.3). */
+  graphLayerScale: number;
+}
+
+/** One step's time and the parts of its critical path (the parts need not sum to the total). */
+export interface StepBreakdown {
+  totalMs: number;
+  /** Slowest rank's attention, over all layers. */
+  attentionMs: number;
+  /** Routed-expert compute on the busiest EP rank, over all MoE layers. */
+  expertMs: number;
+  /** MoE all-to-all phases, over all MoE layers. */
+  alltoallMs: number;
+  /** Tokens entering each MoE layer across all ranks (padding included). */
+  moeTokens: number;
+  /** Whether the step replays a CUDA graph (decode-only, batch within the captured sizes). */
+  cudaGraph: boolean;
+}
+
+export interface TableStepTimeModel extends StepTimeModel {
+  readonly profile: AicProfile;
+  readonly variant: TableVariant;
+  breakdown(ranks: readonly RankWork[]): StepBreakdown;
+}
+
+/** Multilinear read of a grid: undefined when a corner with non-zero weight was not collected. */
+function gridAt(
+  axes: readonly (readonly number[])[],
+  get: (idx: number[]) => number | null | undefined,
+  q: readonly number[],
+): number | undefined {
+  const lo: number[] = [];
+  const w: number[] = [];
+  for (let a = 0; a < axes.length; a++) {
+    const i = segment(axes[a]!, q[a]!);
+    lo.push(i);
+    w.push(axes[a]!.length < 2 ? 0 : segmentWeight(axes[a]!, i, q[a]!));
+  }
+  let sum = 0;
+  const idx = new Array<number>(axes.length);
+  for (let corner = 0; corner < 1 << axes.length; corner++) {
+    let weight = 1;
+    for (let a = 0; a < axes.length; a++) {
+      const up = (corner >> a) & 1;
+      weight *= up ? w[a]! : 1 - w[a]!;
+      idx[a] = lo[a]! + up;
+    }
+    if (weight === 0) continue;
+    const v = get(idx);
+    if (v === null || v === undefined) return undefined;
+    sum += weight * v;
+  }
+  return sum;
+}
+
+const clamp = (x: number, lo: number, hi: number) => Math.min(Math.max(x, lo), hi);
+
+/** Throws for work that cannot be real: negative or non-numeric token counts. */
+function checkRank(r: RankWork): void {
+  for (const c of r.prefill)
+    if (!(c.tokens >= 0 && c.pastTokens >= 0))
+      throw new RangeError(`prefill chunk needs tokens, pastTokens >= 0, got ${c.tokens}, ${c.pastTokens}`);
+  for (const d of r.decode)
+    if (!(d.contextTokens >= 0))
+      throw new RangeError(`decode contextTokens must be >= 0, got ${d.contextTokens}`);
+}
+
+/**
+ * Per-layer kernel timings of one profile, read at arbitrary shapes. Exposed for tests and the calibration
+ * script; the step composition lives in `createTableModel`.
+ */
+export function createKernels(profile: AicProfile) {
+  const p = profile;
+  const d = p.model;
+  const ctx = p.dsaContext;
+  const gen = p.dsaGeneration;
+
+  const ctxGrid = (prefix: number, batch: number, isl: number) =>
+    gridAt([ctx.prefix, ctx.batch, ctx.isl], ([a, b, c]) => ctx.ms[a!]?.[b!]?.[c!], [prefix, batch, isl]);
+  const genGrid = (batch: number, seq: number) =>
+    gridAt([gen.batch, gen.seq], ([a, b]) => gen.ms[a!]?.[b!], [batch, seq]);
+
+  /**
+   * One DSA prefill call for `batch` requests of `isl` new tokens after `prefix` cached ones: returns the latency
+   * and the batch it was read at. Inside the grid: multilinear. A batch beyond what AIC collected at this isl is
+   * read at the largest collected batch (`readBatch`), so the caller can hold the per-request cost. Prefix > 128
+   * or isl > 32768 are extrapolated by util-hold on `dsaSolMs` from the nearest collected (isl, prefix).
+   */
+  function dsaContext(batch: number, isl: number, prefix: number): { ms: number; readBatch: number } {
+    const islA = clamp(isl, ctx.isl[0]!, ctx.isl[ctx.isl.length - 1]!);
+    const prefixA = clamp(prefix, ctx.prefix[0]!, ctx.prefix[ctx.prefix.length - 1]!);
+    let readBatch = clamp(batch, ctx.batch[0]!, ctx.batch[ctx.batch.length - 1]!);
+    let ms = ctxGrid(prefixA, readBatch, islA);
+    if (ms === undefined) {
+      // Coverage shrinks as batch grows (batch × isl ≤ 131072): fall back to the largest covered batch.
+      for (let b = ctx.batch.length - 1; b >= 0 && ms === undefined; b--) {
+        if (ctx.batch[b]! > readBatch) continue;
+        readBatch = ctx.batch[b]!;
+        ms = ctxGrid(prefixA, readBatch, islA);
+      }
+    }
+    if (ms === undefined) throw new Error(`profile ${p.name}: no DSA context point for isl ${isl}`);
+    if (islA !== isl || prefixA !== prefix)
+      ms *= dsaSolMs(p, readBatch, isl, prefix) / dsaSolMs(p, readBatch, islA, prefixA);
+    return { ms, readBatch };
+  }
+
+  /**
+   * One DSA decode call for `batch` requests whose KV length is `seq`. Beyond the collected context for this batch,
+   * or beyond the largest batch, util-hold on `dsaSolMs` (isl 1) from the nearest collected point.
+   */
+  function dsaGeneration(batch: number, seq: number): number {
+    const batchA = clamp(batch, gen.batch[0]!, gen.batch[gen.batch.length - 1]!);
+    let seqA = clamp(seq, gen.seq[0]!, gen.seq[gen.seq.length - 1]!);
+    let ms = genGrid(batchA, seqA);
+    for (let s = gen.seq.length - 1; s >= 0 && ms === undefined; s--) {
+      if (gen.seq[s]! > seqA) continue;
+      seqA = gen.seq[s]!;
+      ms = genGrid(batchA, seqA);
+    }
+    if (ms === undefined) throw new Error(`profile ${p.name}: no DSA generation point for batch ${batch}`);
+    if (batchA !== batch || seqA !== seq)
+      ms *= dsaSolMs(p, batch, 1, Math.max(0, seq - 1)) / dsaSolMs(p, batchA, 1, seqA - 1);
+    return ms;
+  }
+
+  function gemm(op: GemmOp, m: number): number {
+    if (m <= 0) return 0;
+    const { n, k } = op.site;
+    const ms = curveAt(op.m, op.ms, m, (x) => gemmSolMs(p, op.dtype, x, n, k));
+    if (n === op.n && k === op.k) return ms;
+    return (ms * gemmSolMs(p, op.dtype, m, op.n, op.k)) / gemmSolMs(p, op.dtype, m, n, k);
+  }
+
+  const moeSol = (t: number) => moeSolMs(p, t);
+  function experts(backend: MoeBackend, globalTokens: number): number {
+    if (globalTokens <= 0) return 0;
+    if (backend === "WIDEEP") return curveAt(p.moe.wideep.x, p.moe.wideep.ms, globalTokens, moeSol);
+    const t = p.moe.trtllm;
+    const c: Curve = globalTokens <= t.minLatencyMaxTokens ? t.minLatency : t.cutlass;
+    return curveAt(c.x, c.ms, globalTokens, moeSol);
+  }
+
+  /** All-to-all phases per MoE layer for `rankTokens` per rank; linear in size beyond the collected 65536. */
+  function alltoall(backend: MoeBackend, lowPrecisionCombine: boolean, rankTokens: number): number {
+    if (rankTokens <= 0) return 0;
+    const at = (c: Curve) => curveAt(c.x, c.ms, rankTokens);
+    if (backend === "WIDEEP") {
+      const a = p.alltoall.twoSided;
+      return at(a.prepare) + at(a.dispatch) + at(lowPrecisionCombine ? a.combineLowPrecision : a.combine);
+    }
+    const a = p.alltoall.oneSided;
+    return at(a.dispatch) + at(a.combine);
+  }
+
+  // Element-wise bytes per token, AIC's tokens × (dim_in·2 + dim_out·2) (SOURCE.md §2.10).
+  const h = d.hidden;
+  const addNormBytes = 2 * h * 2 + 2 * h * 2;
+  const sharedActBytes = 2 * d.moeInter * 2 + d.moeInter * 2;
+  const denseActBytes = 2 * d.denseInter * 2 + d.denseInter * 2;
+  const reduceAddBytes = 2 * h * 2 + h * 2;
+  const embeddingBytes = h * 2;
+  const mem = (tokens: number, bytesPerToken: number) =>
+    tokens > 0 ? memOpMs(p, tokens * bytesPerToken) : 0;
+
+  return {
+    dsaContext,
+    dsaGeneration,
+    gemm,
+    experts,
+    alltoall,
+    addNorm: (x: number) => mem(x, addNormBytes),
+    sharedExpert: (x: number) =>
+      x > 0 ? gemm(p.gemm.sharedGateUp, x) + mem(x, sharedActBytes) + gemm(p.gemm.sharedDown, x) : 0,
+    denseMlp: (x: number) =>
+      x > 0 ? gemm(p.gemm.denseGateUp, x) + mem(x, denseActBytes) + gemm(p.gemm.denseDown, x) : 0,
+    router: (x: number) => gemm(p.gemm.router, x),
+    reduceAdd: (x: number) => mem(x, reduceAddBytes),
+    embedding: (x: number) => mem(x, embeddingBytes),
+    logits: (m: number) => gemm(p.gemm.logits, m),
+  };
+}
+
+export type Kernels = ReturnType<typeof createKernels>;
+
+/**
+ * Table step-time model: AIC's per-layer measurements composed into a full-model step as SOURCE.md §3 describes,
+ * generalised to in-flight batches and to DEP lockstep.
+ *
+ * Per rank r with prefill chunks and decode sequences, x_r = its new tokens this step:
+ * - attention_r = Σ over chunks of the chunk's share of a DSA prefill call batching all of the rank's chunks
+ *   (`dsaContext(n, chunk, past) / n`, exact for uniform batches), plus one DSA decode call for the decode batch
+ *   at its mean context (decode attention is close to linear in context, so the mean carries the sum);
+ * - local ops at x_r: two add+norms, the router GEMM, the shared expert (gate_up + SwiGLU + down), AIC's
+ *   reduce-add on the WideEP path; the first `numDenseLayers` layers run the dense MLP unsharded instead.
+ *
+ * Every MoE layer's all-to-all is a barrier, so a layer lasts max_r(local_r) plus the collective: the expert
+ * compute of the busiest EP rank at the GLOBAL token count Σ x_r and the all-to-all at the largest per-rank
+ * count. In a CUDA-graph step (decode only, per-rank batch ≤ `cudaGraphMaxBatch`) TRT-LLM pads every rank to the
+ * largest batch, overlaps the shared expert with the routed path (max instead of sum) and AIC applies its PDL
+ * factor; eager steps sum everything (SOURCE.md §3.3). Embedding and the logits GEMM run once per step. Ranks
+ * beyond `ranks.length` (up to the EP size) are idle but still join the collectives.
+ */
+export function createTableModel(
+  profile: AicProfile,
+  variant: TableVariant,
+  name?: string,
+): TableStepTimeModel {
+  const k = createKernels(profile);
+  const d = profile.model;
+  const dense = d.numDenseLayers;
+  const moeLayers = d.numLayers - d.numDenseLayers;
+  const dp = profile.epSize;
+
+  function breakdown(ranks: readonly RankWork[]): StepBreakdown {
+    if (ranks.length > dp)
+      throw new RangeError(`profile ${profile.name} has ${dp} DP ranks, step has ${ranks.length}`);
+    let anyPrefill = false;
+    let maxDecode = 0;
+    for (const r of ranks) {
+      checkRank(r);
+      for (const c of r.prefill) if (c.tokens > 0) anyPrefill = true;
+      if (r.decode.length > maxDecode) maxDecode = r.decode.length;
+    }
+    const graph = !anyPrefill && maxDecode > 0 && maxDecode <= variant.cudaGraphMaxBatch;
+    const empty = { totalMs: 0, attentionMs: 0, expertMs: 0, alltoallMs: 0, moeTokens: 0, cudaGraph: false };
+    if (!anyPrefill && maxDecode === 0) return empty;
+
+    let maxAttn = 0;
+    let maxMoeLocal = 0;
+    let maxDenseLocal = 0;
+    let maxRouter = 0;
+    let maxShared = 0;
+    let maxOnce = 0;
+    let sumTokens = 0;
+    let maxTokens = 0;
+    for (const r of ranks) {
+      let chunks = 0;
+      let chunkTokens = 0;
+      for (const c of r.prefill)
+        if (c.tokens > 0) {
+          chunks++;
+          chunkTokens += c.tokens;
+        }
+      const decodeBatch = r.decode.length === 0 ? 0 : graph ? maxDecode : r.decode.length;
+      const x = chunkTokens + decodeBatch;
+      if (x === 0) continue;
+      let attn = 0;
+      for (const c of r.prefill)
+        if (c.tokens > 0) {
+          const call = k.dsaContext(chunks, c.tokens, c.pastTokens);
+          attn += call.ms / call.readBatch;
+        }
+      if (decodeBatch > 0) {
+        let ctxSum = 0;
+        for (const s of r.decode) ctxSum += s.contextTokens;
+        attn += k.dsaGeneration(decodeBatch, ctxSum / r.decode.length);
+      }
+      const norms = 2 * k.addNorm(x);
+      const reduceAdd = variant.moeBackend === "WIDEEP" ? k.reduceAdd(x) : 0;
+      const router = k.router(x);
+      const shared = k.sharedExpert(x);
+      const moeLocal = attn + norms + reduceAdd + (graph ? 0 : router + shared);
+      const denseLocal = attn + norms + k.denseMlp(x);
+      const once = k.embedding(x) + k.logits(chunks + decodeBatch);
+      if (attn > maxAttn) maxAttn = attn;
+      if (moeLocal > maxMoeLocal) maxMoeLocal = moeLocal;
+      if (denseLocal > maxDenseLocal) maxDenseLocal = denseLocal;
+      if (router > maxRouter) maxRouter = router;
+      if (shared > maxShared) maxShared = shared;
+      if (once > maxOnce) maxOnce = once;
+      sumTokens += x;
+      if (x > maxTokens) maxTokens = x;
+    }
+    const moeTokens = graph ? dp * maxTokens : sumTokens;
+    const experts = k.experts(variant.moeBackend, moeTokens);
+    const a2a = k.alltoall(variant.moeBackend, variant.lowPrecisionCombine, maxTokens);
+    const moeLayer = graph
+      ? maxMoeLocal + Math.max(maxRouter + a2a + experts, maxShared)
+      : maxMoeLocal + a2a + experts;
+    const scale = graph ? variant.graphLayerScale : 1;
+    return {
+      totalMs: scale * (dense * maxDenseLocal + moeLayers * moeLayer) + maxOnce,
+      attentionMs: scale * d.numLayers * maxAttn,
+      expertMs: scale * moeLayers * experts,
+      alltoallMs: scale * moeLayers * a2a,
+      moeTokens,
+      cudaGraph: graph,
+    };
+  }
+
+  return {
+    name: name ?? `${profile.name}/${variant.moeBackend.toLowerCase()}`,
+    profile,
+    variant,
+    breakdown,
+    stepMs: (ranks) => breakdown(ranks).totalMs,
+  };
+}
