@@ -27,6 +27,8 @@ export class BlockPool {
   private prev: Int32Array;
   private next: Int32Array;
   private readonly freeSlots: number[] = [];
+  /** Scratch: the slot of each block of the prompt being acquired (NIL when absent). */
+  private found = new Int32Array(256);
   private slots = 0;
   /** LRU list of cached, unused blocks: head is the least recently used. */
   private head = NIL;
@@ -82,18 +84,21 @@ export class BlockPool {
    */
   acquire(ids: readonly number[], privateCount: number, limit = this.capacity): boolean {
     if (!this.prefixCaching) return this.acquirePrivate(ids.length + privateCount, limit);
+    if (this.found.length < ids.length) this.found = new Int32Array(ids.length * 2);
+    const found = this.found;
     let extra = privateCount;
-    for (const id of ids) {
-      const s = this.slotOf.get(id);
-      if (s === undefined || this.refs[s] === 0) extra++;
+    for (let i = 0; i < ids.length; i++) {
+      const s = this.slotOf.get(ids[i]!) ?? NIL;
+      found[i] = s;
+      if (s === NIL || this.refs[s] === 0) extra++;
     }
     if (!this.fits(extra, limit)) return false;
     // Reuse first, so making room for new blocks can never evict a block this prompt is about to reuse.
     const fresh: number[] = [];
-    for (const id of ids) {
-      const s = this.slotOf.get(id);
-      if (s === undefined) {
-        fresh.push(id);
+    for (let i = 0; i < ids.length; i++) {
+      const s = found[i]!;
+      if (s === NIL) {
+        fresh.push(ids[i]!);
         continue;
       }
       if (this.refs[s] === 0) {

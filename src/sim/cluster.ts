@@ -191,7 +191,18 @@ export function simulateArm(opts: SimOptions): SimResult {
       `the trace was prepared for ${opts.trace.kvBlockSize}-token KV blocks, arm ${opts.arm} uses ${kvBlock}`,
     );
   }
-  const ropts = routerOptions(arm, kvBlock, seed, hasher);
+  // The index mirrors what the publishing ranks cache, so their KV capacity bounds it: size it for that up front.
+  const indexed = groups
+    .filter(({ role, group }) => role !== "decode" && group.publish_events_and_metrics)
+    .reduce((sum, { group }) => {
+      const e = group.engine;
+      const ranks = group.replicas * (e.enable_attention_dp ? e.tensor_parallel_size : 1);
+      return sum + ranks * kvCapacityBlocks(recipe, group);
+    }, 0);
+  const ropts = {
+    ...routerOptions(arm, kvBlock, seed, hasher),
+    expectedIndexEntries: Math.max(indexed, 4096),
+  };
   const disagg = arm.workers ? undefined : new DisaggRouter(ropts);
   const router: Router | undefined = arm.workers
     ? createRouter(arm.router.mode as RouterPolicy, ropts)
