@@ -150,6 +150,40 @@ describe("KV index", () => {
   });
 });
 
+describe("sequence-addressed KV index", () => {
+  it("behaves as the general index when engines name blocks by sequence hash", () => {
+    const rng = createRng(3);
+    const general = new KvIndex(hasher);
+    const addressed = new KvIndex(hasher, undefined, 64, true);
+    const docs = Array.from({ length: 5 }, (_, d) => doc(d, 2 + rng.int(6)));
+    for (let i = 0; i < 300; i++) {
+      const tokens = docs[rng.int(docs.length)]!;
+      const w = `w${rng.int(4)}`;
+      const r = rng.int(2);
+      const n = tokens.length / 4;
+      const ev: RouterEvent =
+        rng.next() < 0.7
+          ? stored(w, r, tokens, 0, 1 + rng.int(n), 0n)
+          : rng.next() < 0.9
+            ? {
+                workerId: w,
+                dpRank: r,
+                eventId: 0n,
+                data: { type: "removed", blockHashes: [toBigInts(request(tokens).seqs)[rng.int(n)]!] },
+              }
+            : { workerId: w, dpRank: r, eventId: 0n, data: { type: "cleared" } };
+      assert.equal(addressed.apply(ev), general.apply(ev));
+    }
+    assert.equal(addressed.entries, general.entries);
+    assert.deepEqual(addressed.errors, general.errors);
+    for (const tokens of docs) assert.deepEqual(scoresOf(addressed, tokens), scoresOf(general, tokens));
+    const rebuilt = new KvIndex(hasher, undefined, 64, true);
+    for (const ev of addressed.dumpEvents()) rebuilt.apply(ev);
+    assert.equal(rebuilt.entries, addressed.entries);
+    for (const tokens of docs) assert.deepEqual(scoresOf(rebuilt, tokens), scoresOf(addressed, tokens));
+  });
+});
+
 describe("approximate KV index", () => {
   it("records routing decisions and forgets them after the TTL", () => {
     const index = new KvIndex(hasher);

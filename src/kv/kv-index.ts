@@ -48,7 +48,9 @@ export class KvIndex {
   private readonly hasher: BlockHasher;
   private readonly tree: PrefixIndex;
   /** (engine hash lo, hi, target) → node. */
-  private readonly byEngineHash: HashTable;
+  /** (engine hash lo, hi, target) → node; absent when engine hashes are the sequence hashes (`seqAddressed`). */
+  private readonly byEngineHash: HashTable | undefined;
+  private held = 0;
   private treeSizes = new Int32Array(32);
   /**
    * Blocks held without their parent (an engine evicted a middle block), counted per target and in total. While
@@ -63,16 +65,59 @@ export class KvIndex {
    * `expectedEntries` presizes the tables (e.g. the engines' KV capacity in blocks × targets), sparing the
    * rehashing while the index fills; it is not a limit.
    */
-  constructor(hasher: BlockHasher, targets = new TargetRegistry(), expectedEntries = 4096) {
+  /**
+   * With `seqAddressed`, every event names blocks by their sequence hash (a simulated engine sharing the router's
+   * hashing, or the router's own records): the tree's node table then finds them, and the per-target table of
+   * engine hashes, half the index's work, is not kept.
+   */
+  constructor(
+    hasher: BlockHasher,
+    targets = new TargetRegistry(),
+    expectedEntries = 4096,
+    seqAddressed = false,
+  ) {
     this.hasher = hasher;
     this.targets = targets;
     this.tree = new PrefixIndex(32, expectedEntries);
-    this.byEngineHash = new HashTable(3, expectedEntries);
+    this.byEngineHash = seqAddressed ? undefined : new HashTable(3, expectedEntries);
+  }
+
+  /** The node the target holds under this engine hash, or −1. */
+  private lookup(t: number, extLo: number, extHi: number): number {
+    if (this.byEngineHash) return this.byEngineHash.get(extLo, extHi, t);
+    const node = this.tree.find(extLo, extHi);
+    return node >= 0 && this.tree.holds(node, t) ? node : -1;
+  }
+
+  /** Records that the engine hash names `node` for the target; returns the node it named before, or −1. */
+  private bind(t: number, extLo: number, extHi: number, node: number): number {
+    if (!this.byEngineHash) return this.tree.holds(node, t) ? node : -1;
+    const before = this.byEngineHash.size;
+    const previous = this.byEngineHash.getOrInsert(extLo, extHi, t, node);
+    if (this.byEngineHash.size !== before) return -1;
+    if (previous !== node) this.byEngineHash.set(extLo, extHi, t, node);
+    return previous;
+  }
+
+  /** Forgets the engine hash; returns the node it named, or −1. */
+  private unbind(t: number, extLo: number, extHi: number): number {
+    return this.byEngineHash ? this.byEngineHash.delete(extLo, extHi, t) : this.lookup(t, extLo, extHi);
+  }
+
+  /** Every (target, engine hash, node) binding. */
+  private forEachBinding(fn: (t: number, extLo: number, extHi: number, node: number) => void): void {
+    if (this.byEngineHash) {
+      this.byEngineHash.forEach((eLo, eHi, t, node) => fn(t, eLo, eHi, node));
+      return;
+    }
+    this.tree.forEachNode((node) => {
+      this.tree.forEachHolder(node, (t) => fn(t, this.tree.seqLoOf(node), this.tree.seqHiOf(node), node));
+    });
   }
 
   /** (block, target) entries held. */
   get entries(): number {
-    return this.byEngineHash.size;
+    return this.held;
   }
 
   get nodes(): number {
@@ -81,7 +126,9 @@ export class KvIndex {
 
   /** Bytes held by the index's arrays and tables. */
   get bytes(): number {
-    return this.tree.bytes + this.byEngineHash.bytes + this.treeSizes.byteLength + this.scores.byteLength;
+    return (
+      this.tree.bytes + (this.byEngineHash?.bytes ?? 0) + this.treeSizes.byteLength + this.scores.byteLength
+    );
   }
 
   treeSize(target: number): number {
@@ -121,16 +168,13 @@ export class KvIndex {
   }
 
   private holdBlock(t: number, node: number, extLo: number, extHi: number): void {
-    const before = this.byEngineHash.size;
-    const previous = this.byEngineHash.getOrInsert(extLo, extHi, t, node);
-    if (previous === node && this.byEngineHash.size === before) return;
-    if (previous !== node) {
-      // The engine reused one of its hashes for different content: the old block is gone.
-      this.dropEntry(t, previous);
-      this.byEngineHash.set(extLo, extHi, t, node);
-    }
+    const previous = this.bind(t, extLo, extHi, node);
+    if (previous === node) return;
+    // The engine reused one of its hashes for different content: the old block is gone.
+    if (previous >= 0) this.dropEntry(t, previous);
     if (!this.tree.addHolder(node, t)) return;
     this.treeSizes[t]!++;
+    this.held++;
     if (this.isOrphan(t, node)) this.countOrphans(t, 1);
     // Children the target kept while this block was missing have their parent back.
     if (this.orphans[t]! > 0) {
@@ -148,6 +192,7 @@ export class KvIndex {
     });
     this.tree.removeHolder(node, t);
     this.treeSizes[t]!--;
+    this.held--;
   }
 
   private isOrphan(t: number, node: number): boolean {
@@ -164,7 +209,7 @@ export class KvIndex {
   store(t: number, parentHash: BlockHash | null, blocks: readonly StoredBlock[]): boolean {
     let parent = -1;
     if (parentHash !== null) {
-      parent = this.byEngineHash.get(lo(parentHash), hi(parentHash), t);
+      parent = this.lookup(t, lo(parentHash), hi(parentHash));
       if (parent < 0) {
         this.errors.parentNotFound++;
         return false;
@@ -201,7 +246,7 @@ export class KvIndex {
   storeSequence(t: number, seqs: HashSeq, locals: HashSeq, from = 0): boolean {
     let parent = -1;
     if (from > 0) {
-      parent = this.byEngineHash.get(seqs[2 * from - 2]!, seqs[2 * from - 1]!, t);
+      parent = this.lookup(t, seqs[2 * from - 2]!, seqs[2 * from - 1]!);
       if (parent < 0) {
         this.errors.parentNotFound++;
         return false;
@@ -233,7 +278,7 @@ export class KvIndex {
   ): boolean {
     let parent = -1;
     if (hasParent) {
-      parent = this.byEngineHash.get(parentLo, parentHi, t);
+      parent = this.lookup(t, parentLo, parentHi);
       if (parent < 0) {
         this.errors.parentNotFound++;
         return false;
@@ -252,7 +297,7 @@ export class KvIndex {
   removeSeq(t: number, blockHashes: HashSeq): boolean {
     let ok = true;
     for (let i = 0; i < hashCount(blockHashes); i++) {
-      const node = this.byEngineHash.delete(blockHashes[2 * i]!, blockHashes[2 * i + 1]!, t);
+      const node = this.unbind(t, blockHashes[2 * i]!, blockHashes[2 * i + 1]!);
       if (node < 0) {
         this.errors.blockNotFound++;
         ok = false;
@@ -266,7 +311,7 @@ export class KvIndex {
   /** Forgets every block of a target (an `AllBlocksCleared` event). */
   clear(t: number): void {
     const doomed: number[] = [];
-    this.byEngineHash.forEach((eLo, eHi, target) => {
+    this.forEachBinding((target, eLo, eHi) => {
       if (target === t) doomed.push(eLo, eHi);
     });
     this.removeSeq(t, Uint32Array.from(doomed));
@@ -294,7 +339,7 @@ export class KvIndex {
   dumpEvents(): RouterEvent[] {
     const events: RouterEvent[] = [];
     const held = new Map<number, Map<number, BlockHash>>();
-    this.byEngineHash.forEach((eLo, eHi, t, node) => {
+    this.forEachBinding((t, eLo, eHi, node) => {
       const m = held.get(t) ?? new Map<number, BlockHash>();
       held.set(t, m);
       m.set(node, u64(eLo, eHi));

@@ -322,6 +322,24 @@ export class PrefixIndex {
     for (let node = 0; node < this.nextNode; node++) if (this.parent[node] !== FREED) fn(node);
   }
 
+  /** Visits the targets holding the node, in ascending order. */
+  forEachHolder(node: number, fn: (target: number) => void): void {
+    const sole = this.sole[node]!;
+    if (sole !== MANY) {
+      if (sole >= 0) fn(sole);
+      return;
+    }
+    const base = this.row[node]! * this.words;
+    for (let w = 0; w < this.words; w++) {
+      let bits = this.pool[base + w]!;
+      while (bits !== 0) {
+        const low = bits & -bits;
+        fn(w * 32 + 31 - Math.clz32(low));
+        bits ^= low;
+      }
+    }
+  }
+
   /** Visits the node's children (the callback must not free nodes). */
   forEachChild(node: number, fn: (child: number) => void): void {
     for (let c = this.firstChild[node]!; c >= 0; c = this.nextSibling[c]!) fn(c);

@@ -23,6 +23,11 @@ export interface KvRouterOptions extends RouterOptions {
   approx?: ApproxOptions;
   /** Presizes the KV index for this many (block, target) entries (see KvIndex). */
   expectedIndexEntries?: number;
+  /**
+   * Engines name blocks by the router's own sequence hashes (simulated engines): the index can skip its table of
+   * engine hashes. Approximate mode always can.
+   */
+  seqAddressedEvents?: boolean;
 }
 
 /**
@@ -43,7 +48,12 @@ export class KvRouter extends BaseRouter {
 
   constructor(opts: KvRouterOptions) {
     super(opts);
-    this.index = new KvIndex(opts.hasher, this.targets, opts.expectedIndexEntries);
+    this.index = new KvIndex(
+      opts.hasher,
+      this.targets,
+      opts.expectedIndexEntries,
+      opts.seqAddressedEvents === true || opts.useKvEvents === false,
+    );
     this.approx = opts.useKvEvents === false ? new ApproxKvIndex(this.index, opts.approx) : undefined;
     this.overlapScoreWeight = opts.overlapScoreWeight ?? 1;
     this.temperature = opts.temperature ?? 0;

@@ -43,9 +43,16 @@ export class EventQueue {
   }
 
   private swap(i: number, j: number): void {
-    [this.times[i], this.times[j]] = [this.times[j]!, this.times[i]!];
-    [this.seqs[i], this.seqs[j]] = [this.seqs[j]!, this.seqs[i]!];
-    [this.fns[i], this.fns[j]] = [this.fns[j]!, this.fns[i]!];
+    // Plain temporaries: destructuring swaps would allocate an array per swap on the hottest path.
+    const t = this.times[i]!;
+    this.times[i] = this.times[j]!;
+    this.times[j] = t;
+    const q = this.seqs[i]!;
+    this.seqs[i] = this.seqs[j]!;
+    this.seqs[j] = q;
+    const f = this.fns[i]!;
+    this.fns[i] = this.fns[j]!;
+    this.fns[j] = f;
   }
 
   private up(i: number): void {
