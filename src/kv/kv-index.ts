@@ -107,7 +107,9 @@ export class KvIndex {
   /** Every (target, engine hash, node) binding. */
   private forEachBinding(fn: (t: number, extLo: number, extHi: number, node: number) => void): void {
     if (this.byEngineHash) {
-      this.byEngineHash.forEach((eLo, eHi, t, node) => fn(t, eLo, eHi, node));
+      this.byEngineHash.forEach((eLo, eHi, t, node) => {
+        fn(t, eLo, eHi, node);
+      });
       return;
     }
     this.tree.forEachNode((node) => {
