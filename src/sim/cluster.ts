@@ -10,6 +10,7 @@ import { createRouter } from "../router/create-router.ts";
 import { DisaggRouter } from "../router/disagg-router.ts";
 import { KvRouter, type KvRouterOptions } from "../router/kv-router.ts";
 import type { Router, RouterPolicy } from "../router/router.ts";
+import { scheduleRows } from "../trace/schedule.ts";
 import type { TraceRow } from "../trace/types.ts";
 import { BlockIds } from "./block-ids.ts";
 import { EventQueue } from "./event-queue.ts";
@@ -108,36 +109,6 @@ interface WorkerSlot {
   link?: SharedLink;
   /** Applies a finished step and starts the next (made once per worker: steps are the hottest event). */
   onStepEnd?: () => void;
-}
-
-/** Fixed-schedule window: rows kept and their send times (AIPerf `--fixed-schedule` semantics). */
-export function scheduleRows(
-  rows: readonly TraceRow[],
-  opts: { autoOffset?: boolean; startOffsetMs?: number; endOffsetMs?: number },
-): { row: TraceRow; atMs: number; position: number }[] {
-  if (opts.autoOffset && opts.startOffsetMs !== undefined) {
-    throw new ServelabError("USAGE", "auto offset and a start offset cannot be used together");
-  }
-  const kept: { row: TraceRow; position: number }[] = [];
-  rows.forEach((row, position) => {
-    const ts = row.timestamp;
-    if (ts !== undefined && opts.startOffsetMs !== undefined && ts < opts.startOffsetMs) return;
-    if (ts !== undefined && opts.endOffsetMs !== undefined && ts > opts.endOffsetMs) return;
-    kept.push({ row, position });
-  });
-  let zero = opts.startOffsetMs ?? 0;
-  if (opts.autoOffset) {
-    zero = kept.reduce(
-      (m, k) => Math.min(m, k.row.timestamp ?? Number.POSITIVE_INFINITY),
-      Number.POSITIVE_INFINITY,
-    );
-    if (!Number.isFinite(zero)) zero = 0;
-  }
-  return kept.map(({ row, position }) => ({
-    row,
-    position,
-    atMs: Math.max(0, (row.timestamp ?? zero) - zero),
-  }));
 }
 
 function routerOptions(arm: Arm, blockSize: number, seed: number, hasher: BlockHasher): KvRouterOptions {

@@ -6,7 +6,7 @@ import type { RequestRecord } from "../metrics/record.ts";
 import { parseRecipe } from "../recipe/load.ts";
 import { TINY_RECIPE } from "../testing/recipes.ts";
 import type { TraceRow } from "../trace/types.ts";
-import { prepareTrace, scheduleRows, simulateArm } from "./cluster.ts";
+import { prepareTrace, simulateArm } from "./cluster.ts";
 import { EventQueue } from "./event-queue.ts";
 import { SharedLink } from "./shared-link.ts";
 
@@ -44,33 +44,6 @@ describe("shared link", () => {
         ["a", 3],
         ["b", 3],
       ],
-    );
-  });
-});
-
-describe("fixed schedule", () => {
-  const rows = [1000, 1500, 4000].map((timestamp) => ({
-    timestamp,
-    input_length: 1,
-    output_length: 1,
-    hash_ids: [0],
-  }));
-  it("starts at zero, at the first timestamp with auto offset, or at the start offset", () => {
-    assert.deepEqual(
-      scheduleRows(rows, {}).map((r) => r.atMs),
-      [1000, 1500, 4000],
-    );
-    assert.deepEqual(
-      scheduleRows(rows, { autoOffset: true }).map((r) => r.atMs),
-      [0, 500, 3000],
-    );
-    assert.deepEqual(
-      scheduleRows(rows, { startOffsetMs: 1500, endOffsetMs: 4000 }).map((r) => r.atMs),
-      [0, 2500],
-    );
-    assert.throws(
-      () => scheduleRows(rows, { autoOffset: true, startOffsetMs: 1 }),
-      /cannot be used together/,
     );
   });
 });
