@@ -136,4 +136,24 @@ describe("engine worker", () => {
     d.w.enqueue(0, request("a", 50, 3));
     assert.deepEqual(run(d.w), ["1 a@0 token 2", "2 a@0 token 3", "2 a@0 finished"]);
   });
+
+  it("without chunking, runs a prompt longer than the budget next to running decodes", () => {
+    const { w } = worker("aggregated", { chunkedPrefill: false, maxNumTokens: 64 });
+    w.enqueue(0, request("a", 8, 300));
+    w.beginStep();
+    w.endStep({ token: () => {}, prefillDone: () => {}, finished: () => {} });
+    w.enqueue(0, request("b", 100, 2, 700));
+    const log = run(w);
+    const bFirst = log.findIndex((l) => l.includes("b@0 token 1"));
+    const aLast = log.findIndex((l) => l.includes("a@0 token 300"));
+    assert.ok(bFirst >= 0 && bFirst < aLast, "b waited for a to finish");
+  });
+
+  it("tells which requests can never fit a rank's KV", () => {
+    const { w } = worker("aggregated", { kvCapacityBlocks: 10 });
+    assert.equal(w.canFit(request("a", 50, 50)), true);
+    assert.equal(w.canFit(request("b", 80, 30)), false);
+    const { w: p } = worker("prefill", { kvCapacityBlocks: 10 });
+    assert.equal(p.canFit(request("b", 80, 30)), true);
+  });
 });

@@ -114,6 +114,16 @@ export class EngineWorker {
     this.work = this.ranks.map(() => ({ prefill: [], decode: [], kvUsage: 0 }));
   }
 
+  /**
+   * Whether the request can ever run here: its whole context (the prompt, plus the output on a worker that
+   * decodes) must fit in a rank's KV under the admission watermark. One that cannot would wait forever.
+   */
+  canFit(req: EngineRequest): boolean {
+    const context = this.role === "prefill" ? req.isl : req.isl + req.osl;
+    const limit = Math.floor((1 - this.settings.watermark) * this.settings.kvCapacityBlocks);
+    return Math.ceil(context / this.settings.blockSize) <= limit;
+  }
+
   /** Queues a request on a rank. On a decode worker its prompt KV has arrived and its first token was sent. */
   enqueue(rank: number, req: EngineRequest): void {
     const r = this.ranks[rank];
@@ -202,9 +212,10 @@ export class EngineWorker {
   private planChunk(rank: Rank, seq: Sequence, budget: number): number {
     const remaining = seq.target - seq.computed;
     let tokens = Math.min(remaining, budget);
-    // Without chunking a prompt runs whole, alone in its step if it exceeds the budget.
+    // Without chunking a prompt runs whole: one longer than the budget runs as the step's only prefill (next to
+    // the decodes), or it would wait for every decode on the rank to finish.
     if (!this.settings.chunkedPrefill && tokens < remaining) {
-      if (budget < this.settings.maxNumTokens || rank.chunks.length > 0) return 0;
+      if (rank.chunks.length > 0) return 0;
       tokens = remaining;
     }
     rank.chunks.push({ seq, tokens });

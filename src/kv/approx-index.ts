@@ -50,6 +50,8 @@ export class ApproxKvIndex {
   /** Records that `target` was chosen for a request with these blocks at time `now` (ms). */
   record(target: number, seqs: HashSeq, locals: HashSeq, now: number): void {
     this.expire(now);
+    // Stamps live in a table of int32 values: renumber the live ones long before they could overflow.
+    if (this.stamp + (seqs.length >>> 1) >= 0x7ffffff0) this.renumber();
     this.index.storeSequence(target, seqs, locals);
     const at = now + this.ttlMs;
     for (let i = 0; i < seqs.length >>> 1; i++) {
@@ -84,6 +86,17 @@ export class ApproxKvIndex {
       if (t === target) doomed.push(l, h);
     });
     for (let i = 0; i < doomed.length; i += 2) this.latest.delete(doomed[i]!, doomed[i + 1]!, target);
+  }
+
+  private renumber(): void {
+    const live = this.heap.filter((e) => this.latest.get(e.lo, e.hi, e.target) === e.stamp);
+    this.heap.length = 0;
+    this.stamp = 0;
+    for (const e of live) {
+      e.stamp = ++this.stamp;
+      this.latest.set(e.lo, e.hi, e.target, e.stamp);
+      this.push(e);
+    }
   }
 
   private compact(): void {

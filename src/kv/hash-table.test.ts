@@ -45,4 +45,13 @@ describe("HashTable", () => {
       assert.equal(table.get(1_000_000, 1), -1);
     });
   }
+
+  it("refuses values it cannot store", () => {
+    const table = new HashTable(2);
+    assert.throws(() => table.set(1, 2, 0, 2 ** 31), RangeError);
+    assert.throws(() => table.set(1, 2, 0, -1), RangeError);
+    table.set(1, 2, 0, 2 ** 31 - 1);
+    assert.equal(table.get(1, 2), 2 ** 31 - 1);
+    assert.throws(() => table.adjust(1, 2, 0, 1), RangeError);
+  });
 });

@@ -1,3 +1,12 @@
+/** Values are stored plus one in a u32 slot (0 marks empty): they must stay within int32. */
+const MAX_VALUE = 0x7fffffff;
+
+function checkValue(v: number): number {
+  if (!Number.isInteger(v) || v < 0 || v > MAX_VALUE)
+    throw new RangeError(`hash table value ${v} is outside 0..2^31−1`);
+  return v;
+}
+
 /**
  * An open-addressing hash table from keys of two or three u32 words to non-negative int32 values, in one typed
  * array: no object or BigInt per entry, so millions of entries cost tens of bytes each and lookups do not
@@ -66,6 +75,7 @@ export class HashTable {
   }
 
   private insertAt(o: number, a: number, b: number, c: number, value: number): void {
+    checkValue(value);
     this.slots[o] = a;
     this.slots[o + 1] = b;
     if (this.keyWords === 3) this.slots[o + 2] = c;
@@ -91,7 +101,7 @@ export class HashTable {
   set(a: number, b: number, c: number, value: number): void {
     if ((this.count + 1) * 2 > this.mask + 1) this.grow();
     const o = this.find(a, b, c);
-    if (this.occupied(o)) this.slots[o + this.keyWords] = value + 1;
+    if (this.occupied(o)) this.slots[o + this.keyWords] = checkValue(value) + 1;
     else this.insertAt(o, a, b, c, value);
   }
 
@@ -108,6 +118,7 @@ export class HashTable {
       if (v !== 0) this.insertAt(o, a, b, c, v);
       return v;
     }
+    checkValue(v);
     if (v === 0) this.removeAt(o);
     else this.slots[o + this.keyWords] = v + 1;
     return v;

@@ -150,6 +150,43 @@ describe("KV index", () => {
   });
 });
 
+describe("KV index under unusual engine hashes", () => {
+  const block = (blockHash: bigint, tokensHash: bigint): StoredBlock => ({ blockHash, tokensHash });
+  const ev = (workerId: string, data: RouterEvent["data"]): RouterEvent => ({
+    workerId,
+    dpRank: 0,
+    eventId: 0n,
+    data,
+  });
+
+  it("keeps a block named by two engine hashes until both are removed", () => {
+    const index = new KvIndex(hasher);
+    index.apply(ev("w", { type: "stored", parentHash: null, blocks: [block(100n, 7n)] }));
+    index.apply(ev("w", { type: "stored", parentHash: null, blocks: [block(200n, 7n)] }));
+    assert.equal(index.entries, 1);
+    index.apply(ev("w", { type: "removed", blockHashes: [100n] }));
+    assert.equal(index.entries, 1, "still cached under its other name");
+    assert.equal(index.apply(ev("w", { type: "stored", parentHash: 200n, blocks: [block(300n, 8n)] })), true);
+    index.apply(ev("w", { type: "removed", blockHashes: [200n, 300n] }));
+    assert.equal(index.entries, 0);
+    assert.equal(index.nodes, 0);
+  });
+
+  it("holds a block re-stored from the root under a reused hash, even when that frees its old chain", () => {
+    const index = new KvIndex(hasher);
+    index.apply(ev("w", { type: "stored", parentHash: null, blocks: [block(1n, 11n), block(2n, 12n)] }));
+    index.apply(ev("w", { type: "removed", blockHashes: [1n] }));
+    // Hash 2 now names a root block with tokens 11: the old block 12 (and its emptied parent) go.
+    index.apply(ev("w", { type: "stored", parentHash: null, blocks: [block(2n, 11n)] }));
+    index.apply(ev("x", { type: "stored", parentHash: null, blocks: [block(5n, 55n)] }));
+    assert.equal(index.entries, 2);
+    assert.equal(index.nodes, 2);
+    const t = index.targets.find({ workerId: "w", dpRank: 0 });
+    assert.equal(index.findMatches(hashSeqFrom([11n])).scores[t], 1);
+    assert.equal(index.findMatches(hashSeqFrom([55n])).scores[t], 0);
+  });
+});
+
 describe("sequence-addressed KV index", () => {
   it("behaves as the general index when engines name blocks by sequence hash", () => {
     const rng = createRng(3);

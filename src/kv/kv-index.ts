@@ -51,6 +51,8 @@ export class KvIndex {
   /** (engine hash lo, hi, target) → node; absent when engine hashes are the sequence hashes (`seqAddressed`). */
   private readonly byEngineHash: HashTable | undefined;
   private held = 0;
+  /** (node, target) → extra engine hashes naming a block the target already holds. */
+  private readonly aliases = new HashTable(2, 16);
   private treeSizes = new Int32Array(32);
   /**
    * Blocks held without their parent (an engine evicted a middle block), counted per target and in total. While
@@ -172,22 +174,32 @@ export class KvIndex {
   private holdBlock(t: number, node: number, extLo: number, extHi: number): void {
     const previous = this.bind(t, extLo, extHi, node);
     if (previous === node) return;
+    // Hold the new block before letting go of anything: dropping `previous` may free empty ancestors, and `node`
+    // could be one of them.
+    if (this.tree.addHolder(node, t)) {
+      this.treeSizes[t]!++;
+      this.held++;
+      if (this.isOrphan(t, node)) this.countOrphans(t, 1);
+      // Children the target kept while this block was missing have their parent back.
+      if (this.orphans[t]! > 0) {
+        this.tree.forEachChild(node, (c) => {
+          if (this.tree.holds(c, t)) this.countOrphans(t, -1);
+        });
+      }
+    } else {
+      // The same block under a second engine hash (e.g. another cache salt): one holder, two names for it.
+      this.aliases.adjust(node, t, 0, 1);
+    }
     // The engine reused one of its hashes for different content: the old block is gone.
     if (previous >= 0) this.dropEntry(t, previous);
-    if (!this.tree.addHolder(node, t)) return;
-    this.treeSizes[t]!++;
-    this.held++;
-    if (this.isOrphan(t, node)) this.countOrphans(t, 1);
-    // Children the target kept while this block was missing have their parent back.
-    if (this.orphans[t]! > 0) {
-      this.tree.forEachChild(node, (c) => {
-        if (this.tree.holds(c, t)) this.countOrphans(t, -1);
-      });
-    }
   }
 
   private dropEntry(t: number, node: number): void {
     if (!this.tree.holds(node, t)) return;
+    if (this.aliases.get(node, t) > 0) {
+      this.aliases.adjust(node, t, 0, -1);
+      return;
+    }
     if (this.isOrphan(t, node)) this.countOrphans(t, -1);
     this.tree.forEachChild(node, (c) => {
       if (this.tree.holds(c, t)) this.countOrphans(t, 1);

@@ -63,4 +63,15 @@ describe("disaggregated routing", () => {
     assert.equal(d.prefill, null);
     assert.equal(targetLabel(d.decode.target), "d1/3");
   });
+
+  it("fails before recording anything when no decode worker is routable", () => {
+    const router = cluster();
+    router.setHealthy("d0", false);
+    router.setHealthy("d1", false);
+    assert.throws(
+      () => router.route(routeRequest(hasher, "q", docTokens(4, 12)), 0),
+      /no routable decode worker/,
+    );
+    assert.equal(router.prefill.load.size, 0);
+  });
 });

@@ -1,3 +1,4 @@
+import { ServelabError } from "../errors.ts";
 import type { RouterEvent } from "../kv/events.ts";
 import { KvRouter, type KvRouterOptions } from "./kv-router.ts";
 import type { RouteDecision, RouteRequest } from "./router.ts";
@@ -24,7 +25,9 @@ export class DisaggRouter {
 
   constructor(opts: KvRouterOptions) {
     this.prefill = new KvRouter({ ...opts, trackActiveBlocks: false, seed: opts.seed ?? 0 });
-    this.decode = new KvRouter({ ...opts, seed: (opts.seed ?? 0) + 1 });
+    // Decode workers publish no KV events: their index stays empty, so it is not presized.
+    const { expectedIndexEntries: _presize, ...decodeOpts } = opts;
+    this.decode = new KvRouter({ ...decodeOpts, seed: (opts.seed ?? 0) + 1 });
   }
 
   addPrefillWorker(workerId: string, dpRanks: number): void {
@@ -48,6 +51,10 @@ export class DisaggRouter {
 
   route(req: RouteRequest, now: number): DisaggDecision {
     if (!this.prefill.hasRoutableTargets()) return { prefill: null, decode: this.decode.route(req, now) };
+    // Fail before the prefill leg records anything, so a request with nowhere to decode leaves no load behind.
+    if (!this.decode.hasRoutableTargets()) {
+      throw new ServelabError("ROUTER_NO_TARGET", "the disaggregated router has no routable decode worker");
+    }
     const prefill = this.prefill.route(req, now);
     const decode = this.decode.route({ ...req, overrides: { ...req.overrides, ...DECODE_OVERRIDES } }, now);
     return { prefill, decode };

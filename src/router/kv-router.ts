@@ -42,6 +42,8 @@ export class KvRouter extends BaseRouter {
   readonly approx: ApproxKvIndex | undefined;
   readonly overlapScoreWeight: number;
   readonly temperature: number;
+  /** KV events dropped because their worker is not in the pool. */
+  ignoredEvents = 0;
   /** Per-candidate scratch, reused across requests so routing allocates nothing per target. */
   private costs = new Float64Array(64);
   private trees = new Float64Array(64);
@@ -72,11 +74,21 @@ export class KvRouter extends BaseRouter {
   }
 
   protected override onRouted(req: RouteRequest, target: number, now: number): void {
-    this.approx?.record(target, req.seqs, req.locals ?? req.seqs, now);
+    if (!this.approx) return;
+    // The index stores local hashes to rebuild itself from a dump; sequence hashes in their place would not chain.
+    if (!req.locals)
+      throw new TypeError("approximate KV routing needs the request's local block hashes (locals)");
+    this.approx.record(target, req.seqs, req.locals, now);
   }
 
+  /** Events from workers outside the pool (late ones from a removed worker, or strays) are counted and dropped. */
   override applyEvent(ev: RouterEvent, _now: number): void {
-    if (!this.approx) this.index.apply(ev);
+    if (this.approx) return;
+    if (!this.hasWorker(ev.workerId)) {
+      this.ignoredEvents++;
+      return;
+    }
+    this.index.apply(ev);
   }
 
   /**

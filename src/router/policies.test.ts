@@ -97,6 +97,17 @@ describe("kv router", () => {
     for (const [w, n] of counts) assert.ok(n >= 10, `${w} got ${n} of 400`);
   });
 
+  it("drops KV events from workers outside its pool", () => {
+    const router = kv();
+    const req = routeRequest(hasher, "q", docTokens(7, 4));
+    router.removeWorker("d");
+    router.applyEvent(storedEvent(req, "d", 0, 4), 0);
+    router.applyEvent(storedEvent(req, "stray", 0, 4), 0);
+    assert.equal(router.ignoredEvents, 2);
+    assert.equal(router.index.entries, 0);
+    assert.equal(router.targets.find({ workerId: "stray", dpRank: 0 }), -1);
+  });
+
   it("approximate mode learns from its own decisions", () => {
     const router = kv({ useKvEvents: false });
     const req = routeRequest(hasher, "q", docTokens(9, 8));

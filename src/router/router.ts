@@ -138,6 +138,10 @@ export abstract class BaseRouter implements Router {
     for (const [workerId, ids] of this.workers) if (!this.unhealthy.has(workerId)) this.pool.push(...ids);
   }
 
+  hasWorker(workerId: string): boolean {
+    return this.workers.has(workerId);
+  }
+
   hasRoutableTargets(): boolean {
     return this.pool.length > 0;
   }

@@ -4,7 +4,7 @@ import type { StepTimeModel } from "../engine/perf-model.ts";
 import { ServelabError } from "../errors.ts";
 import type { BlockHasher } from "../kv/block-hash.ts";
 import { traceLocalHashes } from "../kv/trace-blocks.ts";
-import type { RequestRecord } from "../metrics/record.ts";
+import type { RequestError, RequestRecord } from "../metrics/record.ts";
 import type { Arm, Recipe, WorkerGroup } from "../recipe/schema.ts";
 import { createRouter } from "../router/create-router.ts";
 import { DisaggRouter } from "../router/disagg-router.ts";
@@ -263,16 +263,17 @@ export function simulateArm(opts: SimOptions): SimResult {
     return s;
   };
 
-  const finish = (f: Flight) => {
+  const finish = (f: Flight, error?: RequestError) => {
     flights.delete(f.engine.id);
     done++;
     opts.onRecord?.({
+      ...(error ? { error } : {}),
       sessionNum: f.index,
       requestId: f.engine.id,
       conversationId: f.row.session_id ?? f.engine.id,
       turnIndex: 0,
       startNs: f.startMs * 1e6,
-      chunkNs: f.tokens.map((t) => t * 1e6),
+      chunkNs: error ? [] : f.tokens.map((t) => t * 1e6),
       inputTokens: f.row.input_length,
       outputTokens: f.engine.osl,
       cachedTokens: f.cachedTokens,
@@ -280,6 +281,17 @@ export function simulateArm(opts: SimOptions): SimResult {
       streaming: true,
     });
     opts.onProgress?.(queue.now, done, total);
+  };
+
+  /** A request whose context can never fit a rank's KV fails at once, as a server would answer 400. */
+  const reject = (f: Flight, slot: WorkerSlot) => {
+    if (router) router.free(f.engine.id, queue.now);
+    else disagg!.free(f.engine.id, queue.now);
+    finish(f, {
+      code: 400,
+      type: "ContextLengthExceeded",
+      message: `${f.engine.isl} prompt + ${f.engine.osl} output tokens exceed the KV capacity of a ${slot.worker.id} rank`,
+    });
   };
 
   const kick = (slot: WorkerSlot) => {
@@ -304,6 +316,7 @@ export function simulateArm(opts: SimOptions): SimResult {
       const decodeTarget = disaggDecode.get(req.id)!;
       const started = queue.now;
       const bytes = req.isl * recipe.model.kv_cache_bytes_per_token;
+      disaggDecode.delete(req.id);
       slot.link!.send(bytes, () => {
         kvTransferMs.push(queue.now - started);
         disagg!.prefillFinished(req.id, queue.now);
@@ -357,6 +370,10 @@ export function simulateArm(opts: SimOptions): SimResult {
         const s = statsFor(f.target, "aggregated");
         s.requests++;
         s.prompt_tokens += engine.isl;
+        if (!slot.worker.canFit(engine)) {
+          reject(f, slot);
+          return;
+        }
         slot.worker.enqueue(d.target.dpRank, engine);
         kick(slot);
         return;
@@ -371,6 +388,12 @@ export function simulateArm(opts: SimOptions): SimResult {
       s.prompt_tokens += engine.isl;
       statsFor(f.target, "decode").requests++;
       const slot = workers.get(d.prefill.target.workerId)!;
+      const decodeSlot = workers.get(d.decode.target.workerId)!;
+      if (!slot.worker.canFit(engine) || !decodeSlot.worker.canFit(engine)) {
+        disaggDecode.delete(engine.id);
+        reject(f, slot.worker.canFit(engine) ? decodeSlot : slot);
+        return;
+      }
       slot.worker.enqueue(d.prefill.target.dpRank, engine);
       kick(slot);
     });
@@ -392,7 +415,8 @@ export function simulateArm(opts: SimOptions): SimResult {
       }
     }
     timeline.push({ t_s: queue.now / 1000, waiting, running, kv_usage: ranks === 0 ? 0 : kv / ranks });
-    if (done < total) queue.after(every, sample);
+    // Keep sampling while anything else is scheduled: when only the sampler is left, the run is over.
+    if (done < total && queue.size > 0) queue.after(every, sample);
   };
   for (const slot of workers.values()) {
     const stepSink = sink(slot);
@@ -403,6 +427,11 @@ export function simulateArm(opts: SimOptions): SimResult {
   }
   queue.at(0, sample);
   queue.run();
+  if (done < total) {
+    throw new Error(
+      `simulation of arm ${opts.arm} stalled with ${total - done} of ${total} requests unfinished`,
+    );
+  }
 
   // Aggregated arms learn cache hits from the engines themselves.
   for (const [workerId, slot] of workers) {

@@ -130,6 +130,23 @@ describe("cluster simulation", () => {
     assert.ok((second.chunkNs[0]! - second.startNs) / 1e6 < 10.1);
   });
 
+  it("fails a request that can never fit in KV instead of stalling", () => {
+    const text = TINY_RECIPE.replace(
+      "      replicas: 2\n",
+      "      replicas: 2\n      engine: { kv_cache_config: { max_tokens: 256, tokens_per_block: 32 } }\n",
+    );
+    const rows = [
+      { timestamp: 0, input_length: 200, output_length: 100, hash_ids: [1] },
+      { timestamp: 1, input_length: 100, output_length: 20, hash_ids: [2] },
+    ];
+    const { records, result } = runTiny(rows, text);
+    assert.equal(result.requests, 2);
+    const failed = records.find((r) => r.error);
+    assert.equal(failed?.error?.code, 400);
+    assert.match(failed!.error!.message, /exceed the KV capacity/);
+    assert.equal(records.filter((r) => !r.error).length, 1);
+  });
+
   it("is deterministic", () => {
     const rows = Array.from({ length: 40 }, (_, i) => ({
       timestamp: i * 7,
