@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { formatError, isServelabError, USER_ERROR_EXIT } from "../errors.ts";
+import { registerBenchCommand } from "./bench.ts";
 import { registerRecipeCommands } from "./recipe.ts";
 import { registerSimCommand } from "./sim.ts";
 import { registerTraceCommands } from "./trace.ts";
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
   registerTraceCommands(program);
   registerRecipeCommands(program);
   registerSimCommand(program);
+  registerBenchCommand(program);
   return program;
 }
 

@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { withTempDir } from "../testing/fixtures.ts";
+import { loadCorpus, loadDeepSeekTokenizer, PromptSynthesizer } from "./prompts.ts";
+import { type BenchConfig, runBench } from "./run-bench.ts";
+
+const tokenizer = await loadDeepSeekTokenizer();
+const prompts = new PromptSynthesizer(tokenizer, await loadCorpus(), { seed: 1 });
+
+/** A streaming chat server: first token after `ttftMs`, then one every `itlMs`; logs what it received. */
+async function sseServer(ttftMs: number, itlMs: number) {
+  const received: { id: string; prompt: string; at: number }[] = [];
+  const streams = { active: 0, peak: 0 };
+  const server: Server = createServer((req, res) => {
+    streams.active++;
+    streams.peak = Math.max(streams.peak, streams.active);
+    res.on("close", () => streams.active--);
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", async () => {
+      const json = JSON.parse(body);
+      received.push({
+        id: String(req.headers["x-request-id"]),
+        prompt: json.messages[0].content,
+        at: performance.now(),
+      });
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      const n = json.max_completion_tokens ?? 4;
+      await new Promise((r) => setTimeout(r, ttftMs));
+      for (let i = 0; i < n; i++) {
+        res.write(
+          `data: ${JSON.stringify({ object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: " x" } }] })}\n\n`,
+        );
+        if (i < n - 1) await new Promise((r) => setTimeout(r, itlMs));
+      }
+      res.write(
+        `data: ${JSON.stringify({ object: "chat.completion.chunk", choices: [], usage: { prompt_tokens: 10, completion_tokens: n } })}\n\n`,
+      );
+      res.end("data: [DONE]\n\n");
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { url, received, streams, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+function config(url: string, dir: string, o: Partial<BenchConfig>): BenchConfig {
+  return {
+    url,
+    endpoint: "chat",
+    model: "m",
+    streaming: true,
+    rows: [],
+    mode: { kind: "fixed", autoOffset: true },
+    warmupCount: 0,
+    gracePeriodS: 30,
+    timeoutS: 30,
+    extraInputs: {},
+    headers: {},
+    goodput: [],
+    artifactDir: dir,
+    useServerTokenCount: true,
+    cliCommand: "test",
+    inputConfig: {},
+    ...o,
+  };
+}
+
+describe("servelab bench runner", () => {
+  it("replays a fixed schedule on time and measures what the server did", async () => {
+    const server = await sseServer(30, 5);
+    try {
+      await withTempDir(async (dir) => {
+        const rows = [0, 1, 2, 3, 4, 5].map((i) => ({
+          timestamp: 1000 + i * 40,
+          input_length: 600,
+          output_length: 5,
+          hash_ids: i % 2 === 0 ? [7, 8] : [7, 9],
+        }));
+        const result = await runBench(config(server.url, dir, { rows }), { tokenizer, prompts });
+        assert.equal(result.summary.request_count?.avg, 6);
+        assert.ok(result.lag !== null && result.lag.p99 < 15, `lag ${JSON.stringify(result.lag)}`);
+        // Sends follow the schedule: 40 ms apart, measured at the server.
+        const gaps = server.received.slice(1).map((r, i) => r.at - server.received[i]!.at);
+        for (const g of gaps) assert.ok(Math.abs(g - 40) < 15, `gap ${g}`);
+        const ttft = result.summary.time_to_first_token!;
+        assert.ok(ttft.min >= 30 && ttft.max < 80, JSON.stringify(ttft));
+        assert.equal(result.summary.output_sequence_length?.avg, 5);
+        // Identical hash ids give identical prompt prefixes.
+        const [a, b, c] = server.received.map((r) => r.prompt);
+        assert.equal(a, c);
+        assert.notEqual(a, b);
+        const shared = prompts.prompt([7], 512);
+        assert.ok(a!.startsWith(shared) && b!.startsWith(shared));
+        const lines = (await readFile(join(dir, "profile_export.jsonl"), "utf8")).trim().split("\n");
+        assert.equal(lines.length, 6);
+      });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("caps concurrency and records a refused connection as an error", async () => {
+    const server = await sseServer(20, 1);
+    try {
+      await withTempDir(async (dir) => {
+        const rows = [{ input_length: 100, output_length: 3, hash_ids: [1] }];
+        const result = await runBench(
+          config(server.url, dir, {
+            rows,
+            mode: { kind: "concurrency", concurrency: 2, count: 6 },
+            warmupCount: 1,
+          }),
+          { tokenizer, prompts },
+        );
+        assert.equal(result.summary.request_count?.avg, 6);
+        assert.equal(server.received.length, 7, "one warmup request, then six measured");
+        assert.equal(server.streams.peak, 2);
+        const bad = await runBench(
+          config("http://127.0.0.1:1", join(dir, "bad"), {
+            rows,
+            mode: { kind: "concurrency", concurrency: 1, count: 2 },
+          }),
+          { tokenizer, prompts },
+        );
+        assert.equal(bad.summary.error_request_count?.avg, 2);
+        assert.equal(bad.errors[0]?.error_details.code, 0);
+      });
+    } finally {
+      await server.close();
+    }
+  });
+});

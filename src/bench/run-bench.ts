@@ -1,0 +1,269 @@
+import { join } from "node:path";
+import { ServelabError } from "../errors.ts";
+import type { AiperfSummary, ErrorSummaryEntry } from "../metrics/aiperf-metrics.ts";
+import { MetricsCollector } from "../metrics/collector.ts";
+import {
+  JsonlRecordWriter,
+  naiveLocalIsoTimestamp,
+  PROFILE_EXPORT_JSONL,
+  writeAiperfSummaryFiles,
+} from "../metrics/exporters.ts";
+import type { GoodputSlo } from "../metrics/goodput.ts";
+import type { RequestRecord } from "../metrics/record.ts";
+import { percentileOfSorted } from "../metrics/summary.ts";
+import { type FixedScheduleOptions, rateSchedule, scheduleRows } from "../trace/schedule.ts";
+import type { TraceRow } from "../trace/types.ts";
+import { buildHeaders, buildRequestBody, ENDPOINT_PATHS, type EndpointKind } from "./openai-request.ts";
+import { sleepUntil } from "./precise-sleep.ts";
+import type { PromptSynthesizer, Tokenizer } from "./prompts.ts";
+import { createHrClock, createPool, sendRequest, type TokenCounting } from "./stream-client.ts";
+
+export type LoadMode =
+  | ({ kind: "fixed" } & FixedScheduleOptions)
+  | { kind: "rate"; rate: number; arrivals: "constant" | "poisson"; count: number; concurrency?: number }
+  | { kind: "concurrency"; concurrency: number; count: number };
+
+export interface BenchConfig {
+  /** Server origin, e.g. http://127.0.0.1:8000. */
+  url: string;
+  endpoint: EndpointKind;
+  model: string;
+  streaming: boolean;
+  rows: readonly TraceRow[];
+  mode: LoadMode;
+  warmupCount: number;
+  /** Stop sending after this long; requests still running after the grace period are cancelled. */
+  durationS?: number | undefined;
+  gracePeriodS: number;
+  timeoutS: number;
+  extraInputs: Readonly<Record<string, unknown>>;
+  headers: Readonly<Record<string, string>>;
+  apiKey?: string | undefined;
+  goodput: readonly GoodputSlo[];
+  artifactDir: string;
+  useServerTokenCount: boolean;
+  cliCommand: string;
+  inputConfig: Readonly<Record<string, unknown>>;
+  /** Aborting stops sending; in-flight requests then finish (or are cancelled after the grace period). */
+  stop?: AbortSignal;
+  /** Aborting cancels in-flight requests at once (a second Ctrl-C). */
+  cancel?: AbortSignal;
+  onProgress?: (p: { sent: number; done: number; errors: number; total: number }) => void;
+}
+
+export interface BenchResult {
+  summary: AiperfSummary;
+  errors: ErrorSummaryEntry[];
+  files: { json: string; csv: string; jsonl: string };
+  /** Actual minus scheduled send time, ms, over the profiled requests that had a schedule. */
+  lag: { p50: number; p99: number; max: number } | null;
+  sent: number;
+  cancelled: boolean;
+}
+
+interface Planned {
+  row: TraceRow;
+  /** Send offset, ms after the phase start; undefined in concurrency mode. */
+  atMs?: number;
+}
+
+function plan(rows: readonly TraceRow[], mode: LoadMode): Planned[] {
+  if (rows.length === 0) throw new ServelabError("TRACE_EMPTY", "the input has no requests");
+  if (mode.kind === "fixed") return scheduleRows(rows, mode).map(({ row, atMs }) => ({ row, atMs }));
+  const pick = (i: number) => rows[i % rows.length]!;
+  if (mode.kind === "rate") {
+    return rateSchedule(mode.count, mode.rate, mode.arrivals, 0).map((atMs, i) => ({ row: pick(i), atMs }));
+  }
+  return Array.from({ length: mode.count }, (_, i) => ({ row: pick(i) }));
+}
+
+/**
+ * Replays requests against an OpenAI-compatible server and measures them as AIPerf does: an optional warmup phase
+ * whose records are dropped, then the profiled phase on the chosen schedule (fixed timestamps, a request rate, or
+ * a fixed concurrency). Each finished request goes to the metrics and to `profile_export.jsonl` at once, so an
+ * interrupted run keeps everything measured so far; the summary files are written at the end, even after a stop.
+ */
+export async function runBench(
+  cfg: BenchConfig,
+  deps: { tokenizer: Tokenizer; prompts: PromptSynthesizer },
+): Promise<BenchResult> {
+  const clock = createHrClock();
+  const nowMs = () => clock.nowNs() / 1e6;
+  const origin = new URL(cfg.url).origin;
+  const planned = plan(cfg.rows, cfg.mode);
+  const concurrencyCap = cfg.mode.kind === "fixed" ? undefined : cfg.mode.concurrency;
+  const pool = createPool(origin, concurrencyCap ? { connections: concurrencyCap } : {});
+  const tokens: TokenCounting = cfg.useServerTokenCount
+    ? { source: "server", fallback: (t) => deps.tokenizer.encode(t).length }
+    : { source: "client", countTokens: (t) => (t === "" ? 0 : deps.tokenizer.encode(t).length) };
+  const collector = new MetricsCollector({ goodput: cfg.goodput });
+  const jsonlPath = join(cfg.artifactDir, PROFILE_EXPORT_JSONL);
+  const jsonl = await JsonlRecordWriter.open(jsonlPath);
+  const startDate = new Date();
+  const inflight = new Set<AbortController>();
+  cfg.cancel?.addEventListener("abort", () => {
+    for (const c of inflight) c.abort();
+  });
+
+  let sessionNum = 0;
+  const send = async (row: TraceRow, profiled: boolean): Promise<RequestRecord> => {
+    const n = sessionNum++;
+    const prompt = row.text_input ?? deps.prompts.prompt(row.hash_ids, row.input_length);
+    const inputTokens =
+      row.text_input !== undefined ? deps.tokenizer.encode(row.text_input).length : row.input_length;
+    const requestId = `${profiled ? "r" : "w"}${n}`;
+    const body = buildRequestBody({
+      endpoint: cfg.endpoint,
+      model: cfg.model,
+      prompt,
+      streaming: cfg.streaming,
+      ...(row.output_length > 0 ? { maxTokens: row.output_length } : {}),
+      extraInputs: cfg.extraInputs,
+    });
+    const controller = new AbortController();
+    inflight.add(controller);
+    try {
+      return await sendRequest(
+        pool,
+        {
+          sessionNum: n,
+          requestId,
+          conversationId: row.session_id ?? requestId,
+          turnIndex: 0,
+          origin,
+          path: ENDPOINT_PATHS[cfg.endpoint],
+          headers: buildHeaders({
+            streaming: cfg.streaming,
+            requestId,
+            apiKey: cfg.apiKey,
+            extra: cfg.headers,
+          }),
+          body: JSON.stringify(body),
+          streaming: cfg.streaming,
+          inputTokens,
+          signal: controller.signal,
+        },
+        { clock, tokens, timeoutMs: cfg.timeoutS * 1000 },
+      );
+    } finally {
+      inflight.delete(controller);
+    }
+  };
+
+  // Warmup: sequential requests from the start of the input; their records are dropped.
+  for (let i = 0; i < cfg.warmupCount && !cfg.stop?.aborted; i++)
+    await send(cfg.rows[i % cfg.rows.length]!, false);
+
+  const phaseStart = nowMs();
+  const deadline = cfg.durationS === undefined ? Number.POSITIVE_INFINITY : phaseStart + cfg.durationS * 1000;
+  const lags: number[] = [];
+  let sent = 0;
+  let done = 0;
+  let errors = 0;
+  const progress = () => cfg.onProgress?.({ sent, done, errors, total: planned.length });
+  const finished = (rec: RequestRecord) => {
+    done++;
+    // AIPerf's duration mode: a request ending after the grace period is left out entirely.
+    const endMs = rec.chunkNs.length > 0 ? rec.chunkNs[rec.chunkNs.length - 1]! / 1e6 : nowMs();
+    if (endMs > deadline + cfg.gracePeriodS * 1000) return;
+    // Record times are relative to the run's clock; exported as wall-clock nanoseconds like AIPerf's.
+    const wall = Number(clock.wallNsAtZero);
+    const exported: RequestRecord = {
+      ...rec,
+      startNs: rec.startNs + wall,
+      ackNs: rec.ackNs === undefined ? undefined : rec.ackNs + wall,
+      chunkNs: Array.from(rec.chunkNs, (t) => t + wall),
+    };
+    if (exported.error) errors++;
+    jsonl.write(exported, collector.add(exported));
+    progress();
+  };
+
+  const running: Promise<void>[] = [];
+  const launch = (p: Planned) => {
+    sent++;
+    running.push(send(p.row, true).then(finished));
+    progress();
+  };
+
+  if (cfg.mode.kind === "concurrency" || cfg.mode.kind === "rate") {
+    // A semaphore caps requests in flight (concurrency mode, or a rate with a concurrency cap).
+    const cap = cfg.mode.concurrency ?? Number.POSITIVE_INFINITY;
+    let active = 0;
+    const waiters: (() => void)[] = [];
+    const acquire = async () => {
+      while (active >= cap) await new Promise<void>((resolve) => waiters.push(resolve));
+      active++;
+    };
+    const release = () => {
+      active--;
+      waiters.shift()?.();
+    };
+    for (const p of planned) {
+      if (cfg.stop?.aborted || nowMs() >= deadline) break;
+      if (p.atMs !== undefined) {
+        await sleepUntil(phaseStart + p.atMs, nowMs);
+        lags.push(nowMs() - phaseStart - p.atMs);
+      }
+      await acquire();
+      if (cfg.stop?.aborted) {
+        release();
+        break;
+      }
+      sent++;
+      running.push(send(p.row, true).then(finished).finally(release));
+      progress();
+    }
+  } else {
+    for (const p of planned) {
+      if (cfg.stop?.aborted) break;
+      const due = phaseStart + p.atMs!;
+      if (due >= deadline) break;
+      await sleepUntil(due, nowMs);
+      lags.push(nowMs() - due);
+      launch(p);
+    }
+  }
+  // Past the end of the sending phase, give in-flight requests the grace period in duration mode.
+  if (Number.isFinite(deadline)) {
+    const graceEnd = deadline + cfg.gracePeriodS * 1000;
+    const timer = setTimeout(
+      () => {
+        for (const c of inflight) c.abort();
+      },
+      Math.max(0, graceEnd - nowMs()),
+    );
+    await Promise.all(running);
+    clearTimeout(timer);
+  } else {
+    await Promise.all(running);
+  }
+  await jsonl.close();
+  await pool.close();
+
+  const summary = collector.finish();
+  const errorSummary = collector.errorSummary();
+  const files = await writeAiperfSummaryFiles(cfg.artifactDir, summary, {
+    inputConfig: { ...cfg.inputConfig, cli_command: cfg.cliCommand },
+    wasCancelled: cfg.stop?.aborted === true,
+    errorSummary,
+    startTime: naiveLocalIsoTimestamp(startDate),
+    endTime: naiveLocalIsoTimestamp(new Date()),
+  });
+  const sortedLags = lags.sort((a, b) => a - b);
+  return {
+    summary,
+    errors: errorSummary,
+    files: { ...files, jsonl: jsonlPath },
+    lag:
+      sortedLags.length === 0
+        ? null
+        : {
+            p50: percentileOfSorted(sortedLags, 50),
+            p99: percentileOfSorted(sortedLags, 99),
+            max: sortedLags[sortedLags.length - 1]!,
+          },
+    sent,
+    cancelled: cfg.stop?.aborted === true,
+  };
+}

@@ -1,0 +1,199 @@
+import { join } from "node:path";
+import { type Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
+import { parseExtraInputs } from "../bench/openai-request.ts";
+import { loadCorpus, loadDeepSeekTokenizer, PromptSynthesizer } from "../bench/prompts.ts";
+import { type LoadMode, runBench } from "../bench/run-bench.ts";
+import { ServelabError } from "../errors.ts";
+import { renderConsoleReport } from "../metrics/console-table.ts";
+import { parseGoodput } from "../metrics/goodput.ts";
+import { readTrace } from "../trace/reader.ts";
+import { resolveTraceInput } from "../trace/resolve-dataset.ts";
+import { intOption, positiveNumberOption } from "./options.ts";
+import { startProgress } from "./progress.ts";
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function parseHeader(text: string): [string, string] {
+  const at = text.indexOf(":");
+  if (at <= 0) throw new InvalidArgumentError(`expected "Name: value", got '${text}'.`);
+  return [text.slice(0, at).trim(), text.slice(at + 1).trim()];
+}
+
+/** AIPerf's default artifact directory name, used when --artifact-dir is not given. */
+function defaultArtifactDir(model: string, endpoint: string, mode: LoadMode): string {
+  const stimulus =
+    mode.kind === "fixed"
+      ? "fixed_schedule"
+      : mode.kind === "concurrency"
+        ? `concurrency${mode.concurrency}`
+        : [`request_rate${mode.rate}`, ...(mode.concurrency ? [`concurrency${mode.concurrency}`] : [])].join(
+            "-",
+          );
+  return join("artifacts", `${model.replaceAll("/", "_")}-openai-${endpoint}-${stimulus}`);
+}
+
+export function registerBenchCommand(program: Command): void {
+  program
+    .command("bench")
+    .description("replay requests against an OpenAI-compatible endpoint and measure them like AIPerf")
+    .requiredOption("-m, --model <name>", "model name sent in each request")
+    .option("-u, --url <url>", "server URL", "http://localhost:8000")
+    .addOption(
+      new Option("--endpoint-type <type>", "API").choices(["chat", "completions"] as const).default("chat"),
+    )
+    .option("--streaming", "stream responses (needed for TTFT and ITL)")
+    .requiredOption("--input-file <file>", "Mooncake JSONL trace (or a dataset name)")
+    .addOption(
+      new Option("--custom-dataset-type <type>", "input format")
+        .choices(["mooncake_trace"] as const)
+        .default("mooncake_trace"),
+    )
+    .option("--fixed-schedule", "send each row at its timestamp (the default when rows have timestamps)")
+    .option("--fixed-schedule-auto-offset", "start the schedule at the first timestamp")
+    .option("--fixed-schedule-start-offset <ms>", "skip rows before this timestamp", intOption(0))
+    .option("--fixed-schedule-end-offset <ms>", "skip rows after this timestamp", intOption(0))
+    .option(
+      "--concurrency <n>",
+      "requests in flight (alone: closed loop; with --request-rate: a cap)",
+      intOption(1),
+    )
+    .option("--request-rate <rps>", "requests per second", positiveNumberOption)
+    .addOption(
+      new Option("--request-rate-mode <mode>", "arrival process")
+        .choices(["poisson", "constant"] as const)
+        .default("poisson"),
+    )
+    .option(
+      "--request-count <n>",
+      "requests to send in rate/concurrency mode (default: the rows)",
+      intOption(1),
+    )
+    .option("--warmup-request-count <n>", "requests sent before measuring, not reported", intOption(0), 0)
+    .option("--benchmark-duration <s>", "stop sending after this many seconds", positiveNumberOption)
+    .option(
+      "--benchmark-grace-period <s>",
+      "time in-flight requests get after the duration",
+      positiveNumberOption,
+      30,
+    )
+    .option("--extra-inputs <k:v>", "extra request-body fields (repeatable, or a JSON object)", collect)
+    .option("-H, --header <name:value>", "extra HTTP header (repeatable)", collect)
+    .option("--api-key <key>", "sent as a bearer token")
+    .option("--request-timeout-seconds <s>", "per-request timeout", positiveNumberOption, 600)
+    .option("--goodput <slos>", 'SLOs, e.g. "time_to_first_token:20000 inter_token_latency:50"')
+    .option("--artifact-dir <dir>", "where the exports go")
+    .option("--random-seed <n>", "seed for prompts and Poisson arrivals", intOption(0), 0)
+    .option("--prompt-input-tokens-block-size <n>", "tokens per hash_ids block", intOption(1), 512)
+    .option("--use-server-token-count", "count tokens from the server's usage instead of the tokenizer")
+    .action(async (o) => {
+      const rows = await readTrace(await resolveTraceInput(o.inputFile), {
+        blockSize: o.promptInputTokensBlockSize,
+      });
+      const timed = rows.some((r) => r.timestamp !== undefined);
+      const fixed =
+        o.fixedSchedule === true || (o.requestRate === undefined && o.concurrency === undefined && timed);
+      if (fixed && (o.requestRate !== undefined || o.concurrency !== undefined)) {
+        throw new ServelabError(
+          "USAGE",
+          "--fixed-schedule cannot be combined with --request-rate or --concurrency",
+        );
+      }
+      if (o.benchmarkDuration !== undefined && o.requestCount !== undefined) {
+        throw new ServelabError("USAGE", "--request-count and --benchmark-duration cannot be combined");
+      }
+      const count = o.requestCount ?? rows.length;
+      const mode: LoadMode = fixed
+        ? {
+            kind: "fixed",
+            autoOffset: o.fixedScheduleAutoOffset === true,
+            ...(o.fixedScheduleStartOffset === undefined
+              ? {}
+              : { startOffsetMs: o.fixedScheduleStartOffset }),
+            ...(o.fixedScheduleEndOffset === undefined ? {} : { endOffsetMs: o.fixedScheduleEndOffset }),
+          }
+        : o.requestRate !== undefined
+          ? {
+              kind: "rate",
+              rate: o.requestRate,
+              arrivals: o.requestRateMode,
+              count: o.benchmarkDuration === undefined ? count : Number.MAX_SAFE_INTEGER,
+              ...(o.concurrency === undefined ? {} : { concurrency: o.concurrency }),
+            }
+          : {
+              kind: "concurrency",
+              concurrency: o.concurrency ?? 1,
+              count: o.benchmarkDuration === undefined ? count : Number.MAX_SAFE_INTEGER,
+            };
+      const tokenizer = await loadDeepSeekTokenizer();
+      const prompts = new PromptSynthesizer(tokenizer, await loadCorpus(), {
+        blockSize: o.promptInputTokensBlockSize,
+        seed: o.randomSeed,
+      });
+      const artifactDir = o.artifactDir ?? defaultArtifactDir(o.model, o.endpointType, mode);
+      const stop = new AbortController();
+      const cancel = new AbortController();
+      // First Ctrl-C: stop sending and let in-flight requests finish; second: cancel them too.
+      const onSigint = () => (stop.signal.aborted ? cancel.abort() : stop.abort());
+      process.on("SIGINT", onSigint);
+      const progress = startProgress("bench", mode.kind === "fixed" ? rows.length : count, "requests");
+      const cliCommand = ["servelab", ...process.argv.slice(2)].join(" ");
+      try {
+        const result = await runBench(
+          {
+            url: o.url.includes("://") ? o.url : `http://${o.url}`,
+            endpoint: o.endpointType,
+            model: o.model,
+            streaming: o.streaming === true,
+            rows,
+            mode,
+            warmupCount: o.warmupRequestCount,
+            durationS: o.benchmarkDuration,
+            gracePeriodS: o.benchmarkGracePeriod,
+            timeoutS: o.requestTimeoutSeconds,
+            extraInputs: parseExtraInputs(o.extraInputs ?? []),
+            headers: Object.fromEntries((o.header ?? []).map(parseHeader)),
+            apiKey: o.apiKey,
+            goodput: o.goodput === undefined ? [] : parseGoodput(o.goodput),
+            artifactDir,
+            useServerTokenCount: o.useServerTokenCount === true,
+            cliCommand,
+            inputConfig: {
+              endpoint: {
+                model_names: [o.model],
+                type: o.endpointType,
+                streaming: o.streaming === true,
+                url: o.url,
+              },
+              input: {
+                file: o.inputFile,
+                custom_dataset_type: o.customDatasetType,
+                random_seed: o.randomSeed,
+              },
+              loadgen: mode,
+            },
+            stop: stop.signal,
+            cancel: cancel.signal,
+            onProgress: ({ done }) => progress.update(done),
+          },
+          { tokenizer, prompts },
+        );
+        progress.stop();
+        process.stdout.write(
+          renderConsoleReport(result.summary, result.errors, {
+            cliCommand,
+            csvPath: result.files.csv,
+            jsonPath: result.files.json,
+          }),
+        );
+        if (result.lag) {
+          process.stdout.write(
+            `Schedule lag: p50 ${result.lag.p50.toFixed(3)} ms, p99 ${result.lag.p99.toFixed(3)} ms, max ${result.lag.max.toFixed(3)} ms\n`,
+          );
+        }
+        if (result.cancelled) process.stdout.write(`Stopped early: ${result.sent} requests sent.\n`);
+      } finally {
+        progress.stop();
+        process.off("SIGINT", onSigint);
+      }
+    });
+}
