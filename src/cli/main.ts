@@ -4,6 +4,7 @@ import { registerBenchCommand } from "./bench.ts";
 import { registerRecipeCommands } from "./recipe.ts";
 import { registerSimCommand } from "./sim.ts";
 import { registerTraceCommands } from "./trace.ts";
+import { registerWorkerCommand } from "./worker.ts";
 
 export function buildProgram(): Command {
   const program = new Command("servelab")
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
   registerRecipeCommands(program);
   registerSimCommand(program);
   registerBenchCommand(program);
+  registerWorkerCommand(program);
   return program;
 }
 

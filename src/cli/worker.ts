@@ -1,0 +1,148 @@
+import { type Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
+import { ServelabError } from "../errors.ts";
+import { loadRecipe } from "../recipe/load.ts";
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS, startMockWorker } from "../serve/mock-worker.ts";
+import { createDeepSeekTokenizer } from "../serve/tokenizer.ts";
+import { MOCKER_DEFAULTS, resolveWorkerConfig, WORKER_GROUPS } from "../serve/worker-config.ts";
+import { PERF_MODEL_CHOICES } from "../sim/perf-models.ts";
+import { intOption, positiveNumberOption } from "./options.ts";
+
+function portOption(text: string): number {
+  const port = intOption(0)(text);
+  if (port > 65535) throw new InvalidArgumentError(`a port is at most 65535, got ${port}.`);
+  return port;
+}
+
+function hostOption(text: string): string {
+  if (text.trim() === "") throw new InvalidArgumentError("expected a host name or address.");
+  return text.trim();
+}
+
+const d = MOCKER_DEFAULTS.engine;
+
+export function registerWorkerCommand(program: Command): void {
+  program
+    .command("worker")
+    .description(
+      "serve the mock engine as an OpenAI-compatible HTTP server (chat and completions, streaming or not) whose tokens follow the modelled engine steps on the wall clock",
+    )
+    .option("--recipe <file>", "take the engine from a recipe arm's worker group")
+    .option("--arm <name>", "the recipe arm (default: its only arm)")
+    .addOption(
+      new Option("--group <group>", "the arm's worker group (default: workers)").choices(WORKER_GROUPS),
+    )
+    .option(
+      "--model <name>",
+      `served model name (default: the recipe's, else ${MOCKER_DEFAULTS.servedModel})`,
+    )
+    .option("--host <address>", "address to listen on", hostOption, "127.0.0.1")
+    .option("--port <n>", "port to listen on (0: any free port)", portOption, 8000)
+    .option(
+      "--speedup-ratio <x>",
+      "run engine steps this many times faster than modelled",
+      positiveNumberOption,
+      1,
+    )
+    .addOption(
+      new Option(
+        "--perf-model <name>",
+        "step-time model (default: auto, the measured profile where the recipe matches it, else polynomial)",
+      ).choices(PERF_MODEL_CHOICES),
+    )
+    .option(
+      "--dp-size <n>",
+      `attention-DP ranks (default: the recipe's, else ${MOCKER_DEFAULTS.dpSize})`,
+      intOption(1),
+    )
+    .option(
+      "--max-batch-size <n>",
+      `running requests per rank (default: recipe, else ${d.maxBatchSize})`,
+      intOption(1),
+    )
+    .option(
+      "--max-num-tokens <n>",
+      `tokens per rank per step (default: recipe, else ${d.maxNumTokens})`,
+      intOption(1),
+    )
+    .option(
+      "--kv-blocks <n>",
+      `KV blocks per rank (default: recipe, else ${d.kvCapacityBlocks})`,
+      intOption(1),
+    )
+    .option("--block-size <n>", `tokens per KV block (default: recipe, else ${d.blockSize})`, intOption(1))
+    .option("--prefix-caching", "reuse cached prompt blocks (default: recipe, else on)")
+    .option("--no-prefix-caching", "never reuse prompt blocks")
+    .option("--chunked-prefill", "split long prompts over steps (default: recipe, else on)")
+    .option("--no-chunked-prefill", "prefill each prompt in one step")
+    .option(
+      "--default-max-tokens <n>",
+      "output tokens of a request that sets no max_completion_tokens / max_tokens",
+      intOption(1),
+      DEFAULT_MAX_TOKENS,
+    )
+    .option("--max-body-bytes <n>", "largest request body accepted", intOption(1), DEFAULT_MAX_BODY_BYTES)
+    .action(async (o) => {
+      const recipe = o.recipe === undefined ? undefined : await loadRecipe(o.recipe);
+      const config = resolveWorkerConfig(
+        {
+          ...(o.arm === undefined ? {} : { arm: o.arm }),
+          ...(o.group === undefined ? {} : { group: o.group }),
+          ...(o.model === undefined ? {} : { model: o.model }),
+          ...(o.perfModel === undefined ? {} : { perfModel: o.perfModel }),
+          ...(o.dpSize === undefined ? {} : { dpSize: o.dpSize }),
+          ...(o.maxBatchSize === undefined ? {} : { maxBatchSize: o.maxBatchSize }),
+          ...(o.maxNumTokens === undefined ? {} : { maxNumTokens: o.maxNumTokens }),
+          ...(o.kvBlocks === undefined ? {} : { kvBlocks: o.kvBlocks }),
+          ...(o.blockSize === undefined ? {} : { blockSize: o.blockSize }),
+          ...(o.prefixCaching === undefined ? {} : { prefixCaching: o.prefixCaching }),
+          ...(o.chunkedPrefill === undefined ? {} : { chunkedPrefill: o.chunkedPrefill }),
+        },
+        recipe,
+      );
+      const tokenizer = createDeepSeekTokenizer();
+      // Loads in its own thread while the port opens, so the first request does not pay for it.
+      tokenizer.preload();
+      const worker = await startMockWorker({
+        servedModel: config.servedModel,
+        engine: config.engine,
+        dpSize: config.dpSize,
+        stepModel: config.stepModel,
+        speedupRatio: o.speedupRatio,
+        host: o.host,
+        port: o.port,
+        maxBodyBytes: o.maxBodyBytes,
+        defaultMaxTokens: o.defaultMaxTokens,
+        tokenizer,
+      }).catch(async (e: NodeJS.ErrnoException) => {
+        await tokenizer.close();
+        if (
+          e.code === "EADDRINUSE" ||
+          e.code === "EADDRNOTAVAIL" ||
+          e.code === "EACCES" ||
+          e.code === "ENOTFOUND"
+        )
+          throw new ServelabError("USAGE", `cannot listen on ${o.host}:${o.port}: ${e.message}`);
+        throw e;
+      });
+      const e = config.engine;
+      process.stdout.write(
+        `servelab worker: serving ${config.servedModel} at ${worker.url}/v1 (${config.source}; ` +
+          `${config.stepModel.name} step model, speed-up ${o.speedupRatio}x, dp ${config.dpSize}, ` +
+          `batch ${e.maxBatchSize}, ${e.maxNumTokens} tokens/step, ${e.kvCapacityBlocks} KV blocks of ${e.blockSize})\n`,
+      );
+      const signal = await new Promise<NodeJS.Signals>((resolve) => {
+        const stop = (s: NodeJS.Signals) => {
+          process.off("SIGINT", stop);
+          process.off("SIGTERM", stop);
+          resolve(s);
+        };
+        process.on("SIGINT", stop);
+        process.on("SIGTERM", stop);
+      });
+      process.stdout.write(
+        `servelab worker: ${signal}, shutting down (${worker.inFlight()} requests in flight)\n`,
+      );
+      await worker.close();
+      await tokenizer.close();
+    });
+}

