@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { StepTimeModel } from "../engine/perf-model.ts";
+import { startMockWorker } from "../serve/mock-worker.ts";
+import { withTempDir } from "../testing/fixtures.ts";
+import { loadCorpus, loadDeepSeekTokenizer, PromptSynthesizer } from "./prompts.ts";
+import { runBench } from "./run-bench.ts";
+
+const tokenizer = await loadDeepSeekTokenizer();
+const prompts = new PromptSynthesizer(tokenizer, await loadCorpus(), { seed: 3 });
+
+/** 20 ms steps with prefill, 5 ms without: TTFT and ITL come out of the engine, not the network. */
+const model: StepTimeModel = {
+  name: "test",
+  stepMs: (ranks) => (ranks.some((r) => r.prefill.length > 0) ? 20 : 5),
+};
+
+describe("servelab bench against servelab worker", () => {
+  it("replays a trace on schedule and measures what the worker's own log says", async () => {
+    const worker = await startMockWorker({
+      servedModel: "mock",
+      engine: {
+        maxBatchSize: 8,
+        maxNumTokens: 8192,
+        chunkedPrefill: true,
+        blockSize: 64,
+        prefixCaching: true,
+        kvCapacityBlocks: 4096,
+        watermark: 0.01,
+      },
+      stepModel: model,
+    });
+    try {
+      await withTempDir(async (dir) => {
+        const rows = [0, 1, 2, 3].map((i) => ({
+          timestamp: i * 100,
+          input_length: 1024,
+          output_length: 6,
+          hash_ids: [11, i % 2 === 0 ? 12 : 13],
+        }));
+        const result = await runBench(
+          {
+            url: worker.url,
+            endpoint: "chat",
+            model: "mock",
+            streaming: true,
+            rows,
+            mode: { kind: "fixed", autoOffset: true },
+            warmupCount: 0,
+            gracePeriodS: 30,
+            timeoutS: 30,
+            extraInputs: {},
+            headers: {},
+            goodput: [],
+            artifactDir: dir,
+            useServerTokenCount: false,
+            cliCommand: "test",
+            inputConfig: {},
+          },
+          { tokenizer, prompts },
+        );
+        assert.equal(result.summary.request_count?.avg, 4);
+        assert.equal(result.summary.error_request_count, null);
+        assert.equal(result.summary.output_sequence_length?.avg, 6);
+        const log = worker.requestLog.since();
+        assert.equal(log.length, 4);
+        // Sends follow the schedule (100 ms apart at the worker).
+        const arrivals = log.map((e) => Number(e.arrival_ns) / 1e6).sort((a, b) => a - b);
+        for (let i = 1; i < arrivals.length; i++)
+          assert.ok(Math.abs(arrivals[i]! - arrivals[i - 1]! - 100) < 20);
+        // Client TTFT ≈ the worker's first-token time after arrival (same machine, same monotonic clock).
+        const serverTtft = log.map((e) => Number(e.first_token_ns! - e.arrival_ns) / 1e6);
+        const clientTtft = result.summary.time_to_first_token!;
+        assert.ok(
+          clientTtft.min >= Math.min(...serverTtft) - 1 && clientTtft.max <= Math.max(...serverTtft) + 15,
+        );
+        // Identical hash ids gave identical prompt prefixes: requests 3 and 4 reuse the prefix of 1 and 2.
+        const byClient = new Map(log.map((e) => [e.client_request_id, e]));
+        assert.ok(byClient.get("r2")!.cached_tokens >= 960, `${byClient.get("r2")!.cached_tokens}`);
+        assert.ok(byClient.get("r1")!.cached_tokens >= 448, `${byClient.get("r1")!.cached_tokens}`);
+      });
+    } finally {
+      await worker.close();
+    }
+  });
+});
