@@ -61,6 +61,14 @@ export interface BenchResult {
   cancelled: boolean;
 }
 
+interface Prepared {
+  row: TraceRow;
+  n: number;
+  requestId: string;
+  inputTokens: number;
+  body: string;
+}
+
 interface Planned {
   row: TraceRow;
   /** Send offset, ms after the phase start; undefined in concurrency mode. */
@@ -75,6 +83,41 @@ function plan(rows: readonly TraceRow[], mode: LoadMode): Planned[] {
     return rateSchedule(mode.count, mode.rate, mode.arrivals, 0).map((atMs, i) => ({ row: pick(i), atMs }));
   }
   return Array.from({ length: mode.count }, (_, i) => ({ row: pick(i) }));
+}
+
+/** How far ahead of a send the requests due soon are built, so a burst is not built between its own sends. */
+const LOOKAHEAD_MS = 100;
+
+/** Prompts up to this many tokens in all are built before the run, as AIPerf builds all of its prompts. */
+const PREBUILD_TOKENS = 20_000_000;
+
+/**
+ * Hands out prepared requests in order. A run whose prompts fit PREBUILD_TOKENS has them all built up front, so
+ * no building competes with the measurement; a larger one builds each request once it is due within
+ * LOOKAHEAD_MS of the next send, so memory stays bounded and a burst is not built between its own sends.
+ */
+function lookahead(planned: readonly Planned[], build: (p: Planned, i: number) => Prepared) {
+  const ready = new Map<number, Prepared>();
+  let next = 0;
+  const total = planned.reduce((a, p) => a + p.row.input_length, 0);
+  if (total <= PREBUILD_TOKENS) {
+    for (; next < planned.length; next++) ready.set(next, build(planned[next]!, next));
+  }
+  return {
+    take(i: number): Prepared {
+      const horizon = (planned[i]!.atMs ?? 0) + LOOKAHEAD_MS;
+      while (
+        next < planned.length &&
+        (next <= i || (planned[next]!.atMs ?? Number.POSITIVE_INFINITY) <= horizon)
+      ) {
+        ready.set(next, build(planned[next]!, next));
+        next++;
+      }
+      const p = ready.get(i)!;
+      ready.delete(i);
+      return p;
+    },
+  };
 }
 
 /**
@@ -105,9 +148,8 @@ export async function runBench(
     for (const c of inflight) c.abort();
   });
 
-  let sessionNum = 0;
-  const send = async (row: TraceRow, profiled: boolean): Promise<RequestRecord> => {
-    const n = sessionNum++;
+  /** Builds a request ahead of its send time: prompt synthesis and JSON can take milliseconds for long prompts. */
+  const prepare = (row: TraceRow, profiled: boolean, n: number): Prepared => {
     const prompt = row.text_input ?? deps.prompts.prompt(row.hash_ids, row.input_length);
     const inputTokens =
       row.text_input !== undefined ? deps.tokenizer.encode(row.text_input).length : row.input_length;
@@ -120,6 +162,10 @@ export async function runBench(
       ...(row.output_length > 0 ? { maxTokens: row.output_length } : {}),
       extraInputs: cfg.extraInputs,
     });
+    return { row, n, requestId, inputTokens, body: JSON.stringify(body) };
+  };
+  const send = async (prepared: Prepared): Promise<RequestRecord> => {
+    const { row, n, requestId, inputTokens, body } = prepared;
     const controller = new AbortController();
     inflight.add(controller);
     try {
@@ -138,7 +184,7 @@ export async function runBench(
             apiKey: cfg.apiKey,
             extra: cfg.headers,
           }),
-          body: JSON.stringify(body),
+          body,
           streaming: cfg.streaming,
           inputTokens,
           signal: controller.signal,
@@ -150,9 +196,10 @@ export async function runBench(
     }
   };
 
+  const ahead = lookahead(planned, (p, i) => prepare(p.row, true, i));
   // Warmup: sequential requests from the start of the input; their records are dropped.
   for (let i = 0; i < cfg.warmupCount && !cfg.stop?.aborted; i++)
-    await send(cfg.rows[i % cfg.rows.length]!, false);
+    await send(prepare(cfg.rows[i % cfg.rows.length]!, false, i));
 
   const phaseStart = nowMs();
   const deadline = cfg.durationS === undefined ? Number.POSITIVE_INFINITY : phaseStart + cfg.durationS * 1000;
@@ -180,9 +227,9 @@ export async function runBench(
   };
 
   const running: Promise<void>[] = [];
-  const launch = (p: Planned) => {
+  const launch = (ready: Prepared) => {
     sent++;
-    running.push(send(p.row, true).then(finished));
+    running.push(send(ready).then(finished));
     progress();
   };
 
@@ -199,8 +246,10 @@ export async function runBench(
       active--;
       waiters.shift()?.();
     };
-    for (const p of planned) {
+    for (let i = 0; i < planned.length; i++) {
+      const p = planned[i]!;
       if (cfg.stop?.aborted || nowMs() >= deadline) break;
+      const ready = ahead.take(i);
       if (p.atMs !== undefined) {
         await sleepUntil(phaseStart + p.atMs, nowMs);
         lags.push(nowMs() - phaseStart - p.atMs);
@@ -211,17 +260,19 @@ export async function runBench(
         break;
       }
       sent++;
-      running.push(send(p.row, true).then(finished).finally(release));
+      running.push(send(ready).then(finished).finally(release));
       progress();
     }
   } else {
-    for (const p of planned) {
+    for (let i = 0; i < planned.length; i++) {
+      const p = planned[i]!;
       if (cfg.stop?.aborted) break;
       const due = phaseStart + p.atMs!;
       if (due >= deadline) break;
+      const ready = ahead.take(i);
       await sleepUntil(due, nowMs);
       lags.push(nowMs() - due);
-      launch(p);
+      launch(ready);
     }
   }
   // Past the end of the sending phase, give in-flight requests the grace period in duration mode.
