@@ -134,4 +134,28 @@ describe("servelab bench runner", () => {
       await server.close();
     }
   });
+
+  it("stops a closed loop at the benchmark duration", async () => {
+    const server = await sseServer(5, 1);
+    try {
+      await withTempDir(async (dir) => {
+        const rows = [{ input_length: 100, output_length: 2, hash_ids: [1] }];
+        const t0 = performance.now();
+        const result = await runBench(
+          config(server.url, dir, {
+            rows,
+            mode: { kind: "concurrency", concurrency: 2, count: Number.POSITIVE_INFINITY },
+            durationS: 0.3,
+          }),
+          { tokenizer, prompts },
+        );
+        const elapsed = performance.now() - t0;
+        assert.ok(elapsed < 2000, `${elapsed} ms`);
+        assert.ok((result.summary.request_count?.avg ?? 0) >= 4);
+        assert.equal(result.sent, server.received.length);
+      });
+    } finally {
+      await server.close();
+    }
+  });
 });

@@ -75,14 +75,24 @@ interface Planned {
   atMs?: number;
 }
 
-function plan(rows: readonly TraceRow[], mode: LoadMode): Planned[] {
+/** The requests of a run, in send order; a closed loop bounded only by a duration has no last one. */
+interface Plan {
+  readonly length: number;
+  at(i: number): Planned;
+}
+
+function plan(rows: readonly TraceRow[], mode: LoadMode): Plan {
   if (rows.length === 0) throw new ServelabError("TRACE_EMPTY", "the input has no requests");
-  if (mode.kind === "fixed") return scheduleRows(rows, mode).map(({ row, atMs }) => ({ row, atMs }));
+  const fromArray = (items: Planned[]): Plan => ({ length: items.length, at: (i) => items[i]! });
+  if (mode.kind === "fixed")
+    return fromArray(scheduleRows(rows, mode).map(({ row, atMs }) => ({ row, atMs })));
   const pick = (i: number) => rows[i % rows.length]!;
   if (mode.kind === "rate") {
-    return rateSchedule(mode.count, mode.rate, mode.arrivals, 0).map((atMs, i) => ({ row: pick(i), atMs }));
+    return fromArray(
+      rateSchedule(mode.count, mode.rate, mode.arrivals, 0).map((atMs, i) => ({ row: pick(i), atMs })),
+    );
   }
-  return Array.from({ length: mode.count }, (_, i) => ({ row: pick(i) }));
+  return { length: mode.count, at: (i) => ({ row: pick(i) }) };
 }
 
 /** How far ahead of a send the requests due soon are built, so a burst is not built between its own sends. */
@@ -96,21 +106,23 @@ const PREBUILD_TOKENS = 20_000_000;
  * no building competes with the measurement; a larger one builds each request once it is due within
  * LOOKAHEAD_MS of the next send, so memory stays bounded and a burst is not built between its own sends.
  */
-function lookahead(planned: readonly Planned[], build: (p: Planned, i: number) => Prepared) {
+function lookahead(planned: Plan, build: (p: Planned, i: number) => Prepared) {
   const ready = new Map<number, Prepared>();
   let next = 0;
-  const total = planned.reduce((a, p) => a + p.row.input_length, 0);
+  let total = 0;
+  for (let i = 0; i < planned.length && total <= PREBUILD_TOKENS; i++)
+    total += planned.at(i).row.input_length;
   if (total <= PREBUILD_TOKENS) {
-    for (; next < planned.length; next++) ready.set(next, build(planned[next]!, next));
+    for (; next < planned.length; next++) ready.set(next, build(planned.at(next), next));
   }
   return {
     take(i: number): Prepared {
-      const horizon = (planned[i]!.atMs ?? 0) + LOOKAHEAD_MS;
+      const horizon = (planned.at(i).atMs ?? 0) + LOOKAHEAD_MS;
       while (
         next < planned.length &&
-        (next <= i || (planned[next]!.atMs ?? Number.POSITIVE_INFINITY) <= horizon)
+        (next <= i || (planned.at(next).atMs ?? Number.POSITIVE_INFINITY) <= horizon)
       ) {
-        ready.set(next, build(planned[next]!, next));
+        ready.set(next, build(planned.at(next), next));
         next++;
       }
       const p = ready.get(i)!;
@@ -247,7 +259,7 @@ export async function runBench(
       waiters.shift()?.();
     };
     for (let i = 0; i < planned.length; i++) {
-      const p = planned[i]!;
+      const p = planned.at(i);
       if (cfg.stop?.aborted || nowMs() >= deadline) break;
       const ready = ahead.take(i);
       if (p.atMs !== undefined) {
@@ -265,7 +277,7 @@ export async function runBench(
     }
   } else {
     for (let i = 0; i < planned.length; i++) {
-      const p = planned[i]!;
+      const p = planned.at(i);
       if (cfg.stop?.aborted) break;
       const due = phaseStart + p.atMs!;
       if (due >= deadline) break;

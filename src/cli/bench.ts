@@ -116,13 +116,16 @@ export function registerBenchCommand(program: Command): void {
               kind: "rate",
               rate: o.requestRate,
               arrivals: o.requestRateMode,
-              count: o.benchmarkDuration === undefined ? count : Number.MAX_SAFE_INTEGER,
+              // With a duration, only the requests due before it ends are scheduled.
+              count:
+                o.benchmarkDuration === undefined ? count : Math.ceil(o.requestRate * o.benchmarkDuration),
               ...(o.concurrency === undefined ? {} : { concurrency: o.concurrency }),
             }
           : {
               kind: "concurrency",
               concurrency: o.concurrency ?? 1,
-              count: o.benchmarkDuration === undefined ? count : Number.MAX_SAFE_INTEGER,
+              // A closed loop with a duration runs until it ends.
+              count: o.benchmarkDuration === undefined ? count : Number.POSITIVE_INFINITY,
             };
       const tokenizer = await loadDeepSeekTokenizer();
       const prompts = new PromptSynthesizer(tokenizer, await loadCorpus(), {
@@ -135,7 +138,11 @@ export function registerBenchCommand(program: Command): void {
       // First Ctrl-C: stop sending and let in-flight requests finish; second: cancel them too.
       const onSigint = () => (stop.signal.aborted ? cancel.abort() : stop.abort());
       process.on("SIGINT", onSigint);
-      const progress = startProgress("bench", mode.kind === "fixed" ? rows.length : count, "requests");
+      // A run bounded by its duration has no request count to show progress against.
+      const progress =
+        o.benchmarkDuration !== undefined
+          ? { update: () => {}, stop: () => {} }
+          : startProgress("bench", mode.kind === "fixed" ? rows.length : count, "requests");
       const cliCommand = ["servelab", ...process.argv.slice(2)].join(" ");
       try {
         const result = await runBench(
