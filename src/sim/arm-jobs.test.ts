@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import { access, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { ServelabError } from "../errors.ts";
+import { withTempDir, writeLines } from "../testing/fixtures.ts";
+import { randomTrace } from "../testing/random-trace.ts";
+import { TINY_RECIPE } from "../testing/recipes.ts";
+import { runArmsInParallel } from "./arm-jobs.ts";
+
+const TWO_ARMS = TINY_RECIPE.replace(
+  "arms:\n  only:\n    workers:\n      replicas: 2\n",
+  "arms:\n  rr:\n    workers:\n      replicas: 2\n  kv:\n    router: { mode: kv }\n    workers:\n      replicas: 2\n      publish_events_and_metrics: true\n",
+);
+
+describe("arms in worker threads", () => {
+  it("runs every arm in its own thread and writes each arm's artifacts", async () => {
+    await withTempDir(async (dir) => {
+      const recipePath = join(dir, "two.yaml");
+      await writeFile(recipePath, TWO_ARMS);
+      const traceFile = await writeLines(dir, "t.jsonl", randomTrace(5, 30));
+      const seen = new Set<string>();
+      const results = await runArmsInParallel(
+        ["rr", "kv"].map((arm) => ({
+          recipePath,
+          recipeDir: dir,
+          arm,
+          traceFile,
+          outDir: join(dir, "out", arm),
+          perfModel: "polynomial",
+          cliCommand: "test",
+        })),
+        (arm, done, total) => {
+          if (done === total) seen.add(arm);
+        },
+      );
+      assert.deepEqual(
+        results.map((r) => [r.arm, r.extras.requests]),
+        [
+          ["rr", 30],
+          ["kv", 30],
+        ],
+      );
+      assert.deepEqual([...seen].sort(), ["kv", "rr"]);
+      for (const arm of ["rr", "kv"]) await access(join(dir, "out", arm, "profile_export_aiperf.json"));
+    });
+  });
+
+  it("rejects with the arm's error", async () => {
+    await withTempDir(async (dir) => {
+      const recipePath = join(dir, "two.yaml");
+      await writeFile(recipePath, TWO_ARMS);
+      const traceFile = await writeLines(dir, "t.jsonl", randomTrace(5, 5));
+      await assert.rejects(
+        runArmsInParallel(
+          [
+            {
+              recipePath,
+              recipeDir: dir,
+              arm: "nope",
+              traceFile,
+              outDir: join(dir, "o"),
+              perfModel: "polynomial",
+              cliCommand: "t",
+            },
+          ],
+          () => {},
+        ),
+        (e: unknown) => e instanceof ServelabError && e.code === "USAGE" && /no arm "nope"/.test(e.message),
+      );
+    });
+  });
+});

@@ -1,0 +1,78 @@
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import { type ErrorCode, ServelabError } from "../errors.ts";
+import type { Recipe } from "../recipe/schema.ts";
+import type { SimExtras } from "./run-sim.ts";
+
+export interface ArmJob {
+  recipePath: string;
+  recipeDir: string;
+  /** A recipe built in memory (e.g. with attribution arms), used instead of reading `recipePath`. */
+  recipeOverride?: Recipe;
+  arm: string;
+  traceFile: string;
+  seed?: number;
+  outDir: string;
+  perfModel: string;
+  cliCommand: string;
+}
+
+export type ArmMessage =
+  | { type: "progress"; arm: string; done: number; total: number; virtualMs: number }
+  | { type: "result"; arm: string; dir: string; extras: Omit<SimExtras, "timeline" | "targets"> }
+  | { type: "error"; arm: string; code: ErrorCode | undefined; message: string; details: string[] };
+
+export type ArmResult = Extract<ArmMessage, { type: "result" }>;
+
+/**
+ * Runs arms in worker threads, as many at a time as there are cores, and resolves with their results in job
+ * order. The first failing arm rejects the whole run, after the other threads are stopped.
+ */
+export async function runArmsInParallel(
+  jobs: readonly ArmJob[],
+  onProgress: (arm: string, done: number, total: number) => void,
+  parallel = Math.max(1, availableParallelism()),
+): Promise<ArmResult[]> {
+  const results = new Array<ArmResult>(jobs.length);
+  const running = new Set<Worker>();
+  let next = 0;
+  let failure: Error | undefined;
+  const runOne = (index: number): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const worker = new Worker(new URL("./arm-worker-boot.mjs", import.meta.url), {
+        workerData: jobs[index],
+      });
+      running.add(worker);
+      worker.on("message", (m: ArmMessage) => {
+        if (m.type === "progress") onProgress(m.arm, m.done, m.total);
+        else if (m.type === "result") results[index] = m;
+        else {
+          reject(
+            m.code
+              ? new ServelabError(m.code, `arm ${m.arm}: ${m.message}`, m.details)
+              : new Error(`arm ${m.arm}: ${m.message}`),
+          );
+        }
+      });
+      worker.on("error", reject);
+      worker.on("exit", (code) => {
+        running.delete(worker);
+        if (results[index]) resolve();
+        else reject(new Error(`arm ${jobs[index]!.arm}: simulation thread exited with code ${code}`));
+      });
+    });
+  const lane = async (): Promise<void> => {
+    while (next < jobs.length && !failure) {
+      const index = next++;
+      try {
+        await runOne(index);
+      } catch (e) {
+        failure ??= e as Error;
+        for (const w of running) void w.terminate();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, jobs.length) }, lane));
+  if (failure) throw failure;
+  return results;
+}

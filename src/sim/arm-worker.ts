@@ -1,0 +1,42 @@
+/**
+ * Worker-thread entry that runs one arm of a recipe on the simulator (see runArmsInParallel): the arms of an A/B
+ * are independent, so each gets a thread and a core. Messages: progress while it runs, then a result or an error.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { isServelabError } from "../errors.ts";
+import { loadRecipe } from "../recipe/load.ts";
+import type { ArmJob, ArmMessage } from "./arm-jobs.ts";
+import { perfModelChoice } from "./perf-models.ts";
+import { runSimulation } from "./run-sim.ts";
+
+const job = workerData as ArmJob;
+const post = (m: ArmMessage) => parentPort!.postMessage(m);
+
+try {
+  const recipe = job.recipeOverride ?? (await loadRecipe(job.recipePath));
+  const run = await runSimulation({
+    recipe,
+    recipeDir: job.recipeDir,
+    arm: job.arm,
+    traceFile: job.traceFile,
+    ...(job.seed === undefined ? {} : { seed: job.seed }),
+    outDir: job.outDir,
+    perfModel: perfModelChoice(job.perfModel, recipe),
+    perfModelName: job.perfModel,
+    cliCommand: job.cliCommand,
+    onProgress: (virtualMs, done, total) => {
+      if (done % 200 === 0 || done === total)
+        post({ type: "progress", arm: job.arm, done, total, virtualMs });
+    },
+  });
+  const { timeline: _t, targets: _g, ...extras } = run.extras;
+  post({ type: "result", arm: job.arm, dir: job.outDir, extras });
+} catch (e) {
+  post({
+    type: "error",
+    arm: job.arm,
+    code: isServelabError(e) ? e.code : undefined,
+    message: e instanceof Error ? e.message : String(e),
+    details: isServelabError(e) ? [...e.details] : [],
+  });
+}
