@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { formatError, isServelabError, USER_ERROR_EXIT } from "../errors.ts";
+import { registerAbCommand } from "./ab.ts";
 import { registerBenchCommand } from "./bench.ts";
 import { registerRecipeCommands } from "./recipe.ts";
 import { registerSimCommand } from "./sim.ts";
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
     // Usage errors carry the registry's code like every other error.
     .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, "error[USAGE]: ")) })
     .exitOverride();
+  registerAbCommand(program);
   registerTraceCommands(program);
   registerRecipeCommands(program);
   registerSimCommand(program);

@@ -1,0 +1,108 @@
+import { dirname, join } from "node:path";
+import type { Command } from "@commander-js/extra-typings";
+import cliProgress from "cli-progress";
+import { writeFileAtomic } from "../io/atomic-write.ts";
+import { loadRecipe, resolvedRecipeYaml } from "../recipe/load.ts";
+import { readArmArtifacts } from "../report/artifacts.ts";
+import { withAttributionArms } from "../report/attribution.ts";
+import { writeReport } from "../report/report.ts";
+import { runArmsInParallel } from "../sim/arm-jobs.ts";
+import { prepareRecipeTrace } from "../trace/recipe-trace.ts";
+import { intOption } from "./options.ts";
+
+/** `2026-11-25T22-52-24Z`: sortable, and valid in file names everywhere. */
+function utcStamp(d: Date): string {
+  return `${d.toISOString().slice(0, 19).replaceAll(":", "-")}Z`;
+}
+
+/** One bar per arm on stderr (a terminal only), so parallel arms show their progress side by side. */
+function armProgress(arms: readonly string[]) {
+  if (!process.stderr.isTTY) return { update: () => {}, stop: () => {} };
+  const multi = new cliProgress.MultiBar(
+    {
+      stream: process.stderr,
+      format: "{arm} [{bar}] {percentage}% | {value}/{total} requests | ETA {eta_formatted}",
+      hideCursor: true,
+      clearOnComplete: true,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const width = Math.max(...arms.map((a) => a.length));
+  const bars = new Map(arms.map((a) => [a, multi.create(1, 0, { arm: a.padEnd(width) })]));
+  return {
+    update: (arm: string, done: number, total: number) => {
+      const bar = bars.get(arm);
+      bar?.setTotal(total);
+      bar?.update(done);
+    },
+    stop: () => multi.stop(),
+  };
+}
+
+export function registerAbCommand(program: Command): void {
+  program
+    .command("ab")
+    .description("run every arm of a recipe on the simulator and report the A/B with statistics and charts")
+    .argument("<recipe>", "recipe YAML")
+    .option("--attribution", "add arms that change one factor at a time (reuse, routing, disaggregation)")
+    .option("--out <dir>", "report directory (default: results/<recipe>-<UTC time>)")
+    .option(
+      "--seed <n>",
+      "seed for routing and the statistics' resampling (default: the recipe's)",
+      intOption(0),
+    )
+    .option("--perf-model <name>", "step-time model (see servelab sim)", "auto")
+    .option("--data-dir <dir>", "where named datasets are looked up first")
+    .action(async (recipePath, o) => {
+      const started = new Date();
+      const base = await loadRecipe(recipePath);
+      const attribution = o.attribution ? withAttributionArms(base) : undefined;
+      const recipe = attribution?.recipe ?? base;
+      const outDir = o.out ?? join("results", `${recipe.name}-${utcStamp(started)}`);
+      const recipeDir = dirname(recipePath);
+      const trace = await prepareRecipeTrace(
+        recipe,
+        recipeDir,
+        o.dataDir === undefined ? {} : { dataDir: o.dataDir },
+      );
+      const arms = Object.keys(recipe.arms);
+      const cliCommand = ["servelab", ...process.argv.slice(2)].join(" ");
+      const progress = armProgress(arms);
+      const t0 = performance.now();
+      try {
+        await runArmsInParallel(
+          arms.map((arm) => ({
+            recipePath,
+            recipeDir,
+            ...(attribution ? { recipeOverride: recipe } : {}),
+            arm,
+            traceFile: trace.file,
+            ...(o.seed === undefined ? {} : { seed: o.seed }),
+            outDir: join(outDir, "arms", arm),
+            perfModel: o.perfModel,
+            cliCommand,
+          })),
+          progress.update,
+        );
+      } finally {
+        progress.stop();
+      }
+      const simSeconds = (performance.now() - t0) / 1000;
+      await writeFileAtomic(join(outDir, "recipe.resolved.yaml"), [resolvedRecipeYaml(recipe)]);
+      const artifacts = await Promise.all(
+        arms.map((arm) => readArmArtifacts(join(outDir, "arms", arm), arm)),
+      );
+      const report = await writeReport(outDir, artifacts, {
+        title: `${recipe.name}: ${arms.join(" vs ")}`,
+        recipe,
+        traceFile: trace.file,
+        command: cliCommand,
+        seed: o.seed ?? recipe.trace.seed,
+        ...(attribution ? { attribution: attribution.steps } : {}),
+      });
+      process.stdout.write(report.console);
+      process.stdout.write(
+        `\nSimulated ${arms.length} arms in ${simSeconds.toFixed(1)} s (trace ${trace.cached ? "from cache" : "synthesized"}).\nReport: ${report.html}\n`,
+      );
+    });
+}

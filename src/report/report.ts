@@ -1,0 +1,241 @@
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import Table from "cli-table3";
+import { TABLE_STYLE } from "../cli/table-style.ts";
+import { writeFileAtomic } from "../io/atomic-write.ts";
+import { parseGoodput } from "../metrics/goodput.ts";
+import { resolvedRecipeYaml } from "../recipe/load.ts";
+import type { Recipe } from "../recipe/schema.ts";
+import type { ArmArtifacts } from "./artifacts.ts";
+import { type ArmComparison, type ArmInput, compareArms, formatNumber, METRIC_LABELS } from "./compare.ts";
+import type { Estimate } from "./stats.ts";
+
+export interface ReportContext {
+  title: string;
+  recipe?: Recipe | undefined;
+  traceFile?: string | undefined;
+  command: string;
+  seed: number;
+  /** [factor, from arm, to arm] comparisons that isolate each factor (see withAttributionArms). */
+  attribution?: [string, string, string][] | undefined;
+}
+
+export interface ReportFiles {
+  md: string;
+  html: string;
+  /** The comparison table for the terminal. */
+  console: string;
+}
+
+const version = (createRequire(import.meta.url)("../../package.json") as { version: string }).version;
+
+function armInput(a: ArmArtifacts): ArmInput {
+  return {
+    name: a.name,
+    records: a.records,
+    queue: a.sim?.timeline?.map(({ t_s, waiting }) => ({ t_s, waiting })),
+  };
+}
+
+const pct = (e: Estimate | null | undefined) =>
+  e ? `${formatNumber(100 * e.estimate)} % [${formatNumber(100 * e.lo)}, ${formatNumber(100 * e.hi)}]` : "–";
+const ratio = (e: Estimate | null | undefined) =>
+  e ? `${formatNumber(e.estimate)}× [${formatNumber(e.lo)}, ${formatNumber(e.hi)}]` : "–";
+const escapeHtml = (s: string) =>
+  s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
+
+/** A markdown table. */
+function mdTable(head: string[], rows: string[][]): string {
+  return [
+    `| ${head.join(" | ")} |`,
+    `|${head.map(() => "---").join("|")}|`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`),
+  ].join("\n");
+}
+
+function htmlTable(head: string[], rows: string[][]): string {
+  const th = head.map((h) => `<th>${escapeHtml(h)}</th>`).join("");
+  const trs = rows.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join("")}</tr>`).join("\n");
+  return `<table><thead><tr>${th}</tr></thead><tbody>\n${trs}\n</tbody></table>`;
+}
+
+/** Rows of a comparison: per metric and statistic, both arms, the ratio with its CI, and the rank test. */
+function metricRows(c: ArmComparison): string[][] {
+  const rows: string[][] = [];
+  for (const m of c.metrics) {
+    for (const stat of ["avg", "p50", "p90", "p99"] as const) {
+      const s = m.statistics[stat];
+      rows.push([
+        `${METRIC_LABELS[m.metric]} (${m.unit})`,
+        stat,
+        formatNumber(s.baseline),
+        formatNumber(s.candidate),
+        `${formatNumber(s.difference.estimate)} [${formatNumber(s.difference.lo)}, ${formatNumber(s.difference.hi)}]`,
+        ratio(s.ratio),
+        stat === "avg" ? (m.shift.p < 1e-4 ? "< 0.0001" : m.shift.p.toFixed(4)) : "",
+      ]);
+    }
+  }
+  return rows;
+}
+
+const METRIC_HEAD = [
+  "metric",
+  "statistic",
+  "baseline",
+  "candidate",
+  "difference [95 % CI]",
+  "ratio [95 % CI]",
+  "rank test p",
+];
+
+function armRows(c: ArmComparison, arms: readonly ArmArtifacts[]): string[][] {
+  return [c.baseline, c.candidate].map((r) => {
+    const sim = arms.find((a) => a.name === r.name)?.sim;
+    return [
+      r.name,
+      String(r.requestCount),
+      String(r.requestCount - r.validCount),
+      r.goodput ? pct(r.goodput.attainment) : "–",
+      r.goodput ? `${formatNumber(r.goodput.goodputPerS.estimate)}` : "–",
+      sim
+        ? `${formatNumber(100 * sim.prefix_cache_hit_rate)} %`
+        : r.prefixCache
+          ? pct(r.prefixCache.hitRate)
+          : "–",
+      r.overload.overloaded ? `yes: ${r.overload.reason}` : "no",
+    ];
+  });
+}
+
+const ARM_HEAD = [
+  "arm",
+  "requests",
+  "errors",
+  "SLO attainment [95 % CI]",
+  "goodput (req/s)",
+  "prefix-cache hits",
+  "overloaded",
+];
+
+/**
+ * Builds the A/B report from arms' artifacts: every arm after the first is compared with the first (the
+ * baseline) — statistics with bootstrap intervals, rank tests, goodput, cache hits, overload — and written as
+ * `report.md` and a self-contained `report.html`.
+ */
+export async function writeReport(
+  outDir: string,
+  arms: readonly ArmArtifacts[],
+  ctx: ReportContext,
+): Promise<ReportFiles> {
+  if (arms.length < 2) throw new RangeError("a report compares at least two arms");
+  const slos = ctx.recipe ? parseGoodput(ctx.recipe.benchmark.goodput) : [];
+  const options = { seed: ctx.seed, slos };
+  const [base, ...rest] = arms;
+  const comparisons = rest.map((arm) => compareArms(armInput(base!), armInput(arm), options));
+  const byName = new Map(arms.map((a) => [a.name, a]));
+  const attribution = (ctx.attribution ?? [])
+    .filter(([, from, to]) => byName.has(from) && byName.has(to))
+    .map(([factor, from, to]) => ({
+      factor,
+      from,
+      to,
+      c: compareArms(armInput(byName.get(from)!), armInput(byName.get(to)!), options),
+    }));
+
+  const md: string[] = [`# ${ctx.title}`, ""];
+  const html: string[] = [];
+  for (const c of comparisons) {
+    const heading = `${c.candidate.name} vs ${c.baseline.name}`;
+    const verdicts = c.verdicts.filter(
+      (v) => v.statistic === "p50" || v.statistic === "p99" || v.statistic === "avg",
+    );
+    md.push(`## ${heading}`, "", ...verdicts.map((v) => `- ${v.text}`), "");
+    md.push(mdTable(ARM_HEAD, armRows(c, arms)), "", mdTable(METRIC_HEAD, metricRows(c)), "");
+    if (c.goodput)
+      md.push(
+        `Goodput difference: ${formatNumber(c.goodput.goodputDifference.estimate)} req/s [${formatNumber(c.goodput.goodputDifference.lo)}, ${formatNumber(c.goodput.goodputDifference.hi)}].`,
+        "",
+      );
+    html.push(
+      `<h2>${escapeHtml(heading)}</h2>`,
+      `<ul>${verdicts.map((v) => `<li class="${v.direction}">${escapeHtml(v.text)}</li>`).join("")}</ul>`,
+      htmlTable(ARM_HEAD, armRows(c, arms)),
+      htmlTable(METRIC_HEAD, metricRows(c)),
+    );
+  }
+  if (attribution.length > 0) {
+    const head = [
+      "factor",
+      "from",
+      "to",
+      "TTFT avg ratio [95 % CI]",
+      "ITL avg ratio [95 % CI]",
+      "goodput Δ (req/s)",
+    ];
+    const rows = attribution.map(({ factor, from, to, c }) => {
+      const m = (tag: string) => c.metrics.find((x) => x.metric === tag)?.statistics.avg.ratio;
+      const g = c.goodput?.goodputDifference;
+      return [
+        factor,
+        from,
+        to,
+        ratio(m("time_to_first_token")),
+        ratio(m("inter_token_latency")),
+        g ? `${formatNumber(g.estimate)} [${formatNumber(g.lo)}, ${formatNumber(g.hi)}]` : "–",
+      ];
+    });
+    md.push("## Attribution", "", mdTable(head, rows), "");
+    html.push("<h2>Attribution</h2>", htmlTable(head, rows));
+  }
+  const repro = [
+    `Command: \`${ctx.command}\``,
+    `servelab ${version}, Node.js ${process.version}; statistics seed ${ctx.seed}, 2,000 bootstrap resamples per arm.`,
+    ...(ctx.traceFile ? [`Trace: \`${ctx.traceFile}\``] : []),
+    ...arms.map((a) => `Arm \`${a.name}\`: \`${a.dir}\``),
+  ];
+  md.push("## Reproduction", "", ...repro.map((l) => `- ${l}`), "");
+  const recipeYaml = ctx.recipe ? resolvedRecipeYaml(ctx.recipe) : "";
+  const page = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(ctx.title)}</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2rem;max-width:80rem;color:#222}
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}
+td:first-child,th:first-child{text-align:left}li.improvement{color:#156e2e}li.regression{color:#a11}
+pre{background:#f6f6f6;padding:1rem;overflow:auto;font-size:.8rem}
+</style></head><body>
+<h1>${escapeHtml(ctx.title)}</h1>
+${html.join("\n")}
+<h2>Reproduction</h2><ul>${repro.map((l) => `<li>${escapeHtml(l.replaceAll("`", ""))}</li>`).join("")}</ul>
+${recipeYaml ? `<h2>Recipe</h2><pre>${escapeHtml(recipeYaml)}</pre>` : ""}
+</body></html>
+`;
+  const mdPath = join(outDir, "report.md");
+  const htmlPath = join(outDir, "report.html");
+  await writeFileAtomic(mdPath, [md.join("\n")]);
+  await writeFileAtomic(htmlPath, [page]);
+
+  const table = new Table({
+    head: ["metric", ...arms.map((a) => a.name), ...rest.map((a) => `${a.name} / ${base!.name} p50`)],
+    ...TABLE_STYLE,
+  });
+  for (const m of comparisons[0]!.metrics) {
+    table.push([
+      `${METRIC_LABELS[m.metric]} avg (${m.unit})`,
+      formatNumber(m.statistics.avg.baseline),
+      ...comparisons.map((c) =>
+        formatNumber(c.metrics.find((x) => x.metric === m.metric)?.statistics.avg.candidate ?? Number.NaN),
+      ),
+      ...comparisons.map((c) => ratio(c.metrics.find((x) => x.metric === m.metric)?.statistics.p50.ratio)),
+    ]);
+  }
+  const goodputRow = [
+    "goodput (req/s)",
+    ...[comparisons[0]!.baseline, ...comparisons.map((c) => c.candidate)].map((r) =>
+      r.goodput ? formatNumber(r.goodput.goodputPerS.estimate) : "–",
+    ),
+    ...comparisons.map(() => ""),
+  ];
+  table.push(goodputRow);
+  return { md: mdPath, html: htmlPath, console: `${table.toString()}\n` };
+}
