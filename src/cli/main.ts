@@ -3,6 +3,7 @@ import { formatError, isServelabError, USER_ERROR_EXIT } from "../errors.ts";
 import { registerAbCommand } from "./ab.ts";
 import { registerBenchCommand } from "./bench.ts";
 import { registerRecipeCommands } from "./recipe.ts";
+import { registerReportCommand } from "./report.ts";
 import { registerSimCommand } from "./sim.ts";
 import { registerTraceCommands } from "./trace.ts";
 import { registerWorkerCommand } from "./worker.ts";
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerAbCommand(program);
   registerTraceCommands(program);
   registerRecipeCommands(program);
+  registerReportCommand(program);
   registerSimCommand(program);
   registerBenchCommand(program);
   registerWorkerCommand(program);

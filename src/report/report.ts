@@ -3,7 +3,7 @@ import { join } from "node:path";
 import Table from "cli-table3";
 import { TABLE_STYLE } from "../cli/table-style.ts";
 import { writeFileAtomic } from "../io/atomic-write.ts";
-import { parseGoodput } from "../metrics/goodput.ts";
+import { type GoodputSlo, parseGoodput } from "../metrics/goodput.ts";
 import { resolvedRecipeYaml } from "../recipe/load.ts";
 import type { Recipe } from "../recipe/schema.ts";
 import type { ArmArtifacts } from "./artifacts.ts";
@@ -16,6 +16,8 @@ export interface ReportContext {
   traceFile?: string | undefined;
   command: string;
   seed: number;
+  /** Goodput SLOs; by default the recipe's. */
+  slos?: readonly GoodputSlo[] | undefined;
   /** [factor, from arm, to arm] comparisons that isolate each factor (see withAttributionArms). */
   attribution?: [string, string, string][] | undefined;
 }
@@ -129,7 +131,7 @@ export async function writeReport(
   ctx: ReportContext,
 ): Promise<ReportFiles> {
   if (arms.length < 2) throw new RangeError("a report compares at least two arms");
-  const slos = ctx.recipe ? parseGoodput(ctx.recipe.benchmark.goodput) : [];
+  const slos = ctx.slos ?? (ctx.recipe ? parseGoodput(ctx.recipe.benchmark.goodput) : []);
   const options = { seed: ctx.seed, slos };
   const [base, ...rest] = arms;
   const comparisons = rest.map((arm) => compareArms(armInput(base!), armInput(arm), options));

@@ -1,0 +1,48 @@
+import assert from "node:assert/strict";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { withTempDir, writeLines } from "../testing/fixtures.ts";
+import { randomTrace } from "../testing/random-trace.ts";
+import { TINY_RECIPE } from "../testing/recipes.ts";
+import { runCli } from "../testing/run-cli.ts";
+
+const AB_RECIPE = TINY_RECIPE.replace("  source: mooncake/conversation", "  source: trace.jsonl")
+  .replace("hardware:", "benchmark: { goodput: { time_to_first_token: 200 } }\nhardware:")
+  .replace(
+    "arms:\n  only:\n    workers:\n      replicas: 2\n",
+    "arms:\n  rr:\n    workers:\n      replicas: 2\n  kv:\n    router: { mode: kv }\n    workers:\n      replicas: 2\n      publish_events_and_metrics: true\n",
+  );
+
+describe("servelab ab and servelab report", () => {
+  it("runs the arms, reports the comparison, and rebuilds the same report from the artifacts", async () => {
+    await withTempDir(async (dir) => {
+      await writeFile(join(dir, "ab.yaml"), AB_RECIPE);
+      await writeLines(dir, "trace.jsonl", randomTrace(8, 60));
+      const out = join(dir, "out");
+      const ab = await runCli(["ab", join(dir, "ab.yaml"), "--out", out, "--perf-model", "polynomial"]);
+      assert.equal(ab.code, 0, ab.stderr);
+      assert.match(ab.stdout, /TTFT avg \(ms\)/);
+      assert.match(ab.stdout, /Report: .*report\.html/);
+      const md = await readFile(join(out, "report.md"), "utf8");
+      assert.match(md, /^# tiny: rr vs kv/);
+      assert.match(md, /## kv vs rr/);
+      assert.match(md, /\| rr \| 60 \| 0 \|/);
+      const html = await readFile(join(out, "report.html"), "utf8");
+      assert.match(html, /<table>/);
+      assert.match(html, /Recipe<\/h2>/);
+      const again = await runCli([
+        "report",
+        join(out, "arms", "rr"),
+        join(out, "arms", "kv"),
+        "--out",
+        join(dir, "rep"),
+      ]);
+      assert.equal(again.code, 0, again.stderr);
+      const md2 = await readFile(join(dir, "rep", "report.md"), "utf8");
+      // Same statistics from the artifacts as from the run (same seed): the comparison section is identical.
+      const section = (t: string) => t.slice(t.indexOf("## kv vs rr"), t.indexOf("## Reproduction"));
+      assert.equal(section(md2), section(md));
+    });
+  });
+});

@@ -1,0 +1,35 @@
+import { basename, join } from "node:path";
+import type { Command } from "@commander-js/extra-typings";
+import { parseGoodput } from "../metrics/goodput.ts";
+import { readArmArtifacts } from "../report/artifacts.ts";
+import { writeReport } from "../report/report.ts";
+import { intOption } from "./options.ts";
+
+export function registerReportCommand(program: Command): void {
+  program
+    .command("report")
+    .description(
+      "build the A/B report from existing artifact directories (servelab's or AIPerf's); the first is the baseline",
+    )
+    .argument("<dirs...>", "artifact directories holding profile_export.jsonl")
+    .option("--out <dir>", "where report.md and report.html go", join("results", "report"))
+    .option("--seed <n>", "seed for the bootstrap resampling", intOption(0), 0)
+    .option(
+      "--goodput <slos>",
+      'SLOs, e.g. "time_to_first_token:20000 inter_token_latency:50" (default: the run\'s own)',
+    )
+    .action(async (dirs, o) => {
+      const arms = await Promise.all(dirs.map((d) => readArmArtifacts(d, basename(d.replace(/\/+$/, "")))));
+      // Without --goodput, the SLOs the runs were made with (servelab records them in input_config).
+      const recorded = (arms[0]?.summary.input_config as { goodput?: Record<string, unknown> } | undefined)
+        ?.goodput;
+      const slos = o.goodput !== undefined ? parseGoodput(o.goodput) : recorded ? parseGoodput(recorded) : [];
+      const report = await writeReport(o.out, arms, {
+        slos,
+        title: arms.map((a) => a.name).join(" vs "),
+        command: ["servelab", ...process.argv.slice(2)].join(" "),
+        seed: o.seed,
+      });
+      process.stdout.write(`${report.console}Report: ${report.html}\n`);
+    });
+}
