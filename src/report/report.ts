@@ -8,6 +8,7 @@ import { resolvedRecipeYaml } from "../recipe/load.ts";
 import type { Recipe } from "../recipe/schema.ts";
 import type { ArmArtifacts } from "./artifacts.ts";
 import { type ArmComparison, type ArmInput, compareArms, formatNumber, METRIC_LABELS } from "./compare.ts";
+import { chartData, echartsBrowserScript, renderReportCharts } from "./report-charts.ts";
 import type { Estimate } from "./stats.ts";
 
 export interface ReportContext {
@@ -190,6 +191,16 @@ export async function writeReport(
     md.push("## Attribution", "", mdTable(head, rows), "");
     html.push("<h2>Attribution</h2>", htmlTable(head, rows));
   }
+  const reports = [comparisons[0]!.baseline, ...comparisons.map((c) => c.candidate)];
+  const charts = await renderReportCharts(
+    outDir,
+    arms.map((a, i) => chartData(a, reports[i])),
+  );
+  md.push("## Charts", "", ...charts.map((c) => `![${c.title}](${c.png})`), "");
+  const chartDivs = charts.map(
+    (c) =>
+      `<h3>${escapeHtml(c.title)}</h3><div class="chart" id="chart-${c.name}" data-option="${escapeHtml(JSON.stringify(c.option))}">${c.svg}</div>`,
+  );
   const repro = [
     `Command: \`${ctx.command}\``,
     `servelab ${version}, Node.js ${process.version}; statistics seed ${ctx.seed}, 2,000 bootstrap resamples per arm.`,
@@ -204,12 +215,23 @@ export async function writeReport(
 body{font-family:system-ui,sans-serif;margin:2rem;max-width:80rem;color:#222}
 table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}
 td:first-child,th:first-child{text-align:left}li.improvement{color:#156e2e}li.regression{color:#a11}
-pre{background:#f6f6f6;padding:1rem;overflow:auto;font-size:.8rem}
+pre{background:#f6f6f6;padding:1rem;overflow:auto;font-size:.8rem}.chart{width:960px;height:480px}
 </style></head><body>
 <h1>${escapeHtml(ctx.title)}</h1>
 ${html.join("\n")}
+<h2>Charts</h2>
+${chartDivs.join("\n")}
 <h2>Reproduction</h2><ul>${repro.map((l) => `<li>${escapeHtml(l.replaceAll("`", ""))}</li>`).join("")}</ul>
 ${recipeYaml ? `<h2>Recipe</h2><pre>${escapeHtml(recipeYaml)}</pre>` : ""}
+<script>${(await echartsBrowserScript()).replaceAll("</script", "<\\/script")}</script>
+<script>
+// Each chart starts as its server-rendered SVG; ECharts replaces it with the interactive version of the same option.
+for (const el of document.querySelectorAll(".chart")) {
+  const chart = echarts.init(el, null, { renderer: "svg" });
+  chart.setOption(JSON.parse(el.dataset.option));
+  window.addEventListener("resize", () => chart.resize());
+}
+</script>
 </body></html>
 `;
   const mdPath = join(outDir, "report.md");
