@@ -227,8 +227,10 @@ ${recipeYaml ? `<h2>Recipe</h2><pre>${escapeHtml(recipeYaml)}</pre>` : ""}
 <script>
 // Each chart starts as its server-rendered SVG; ECharts replaces it with the interactive version of the same option.
 for (const el of document.querySelectorAll(".chart")) {
+  const option = JSON.parse(el.dataset.option);
+  el.replaceChildren();
   const chart = echarts.init(el, null, { renderer: "svg" });
-  chart.setOption(JSON.parse(el.dataset.option));
+  chart.setOption(option);
   window.addEventListener("resize", () => chart.resize());
 }
 </script>
