@@ -3,7 +3,7 @@ import type { Command } from "@commander-js/extra-typings";
 import cliProgress from "cli-progress";
 import { writeFileAtomic } from "../io/atomic-write.ts";
 import { loadRecipe, resolvedRecipeYaml } from "../recipe/load.ts";
-import { readArmArtifacts } from "../report/artifacts.ts";
+import { type ArmArtifacts, readArmArtifacts } from "../report/artifacts.ts";
 import { withAttributionArms } from "../report/attribution.ts";
 import { writeReport } from "../report/report.ts";
 import { runArmsInParallel } from "../sim/arm-jobs.ts";
@@ -69,6 +69,8 @@ export function registerAbCommand(program: Command): void {
       const cliCommand = ["servelab", ...process.argv.slice(2)].join(" ");
       const progress = armProgress(arms);
       const t0 = performance.now();
+      // An arm's artifacts are read back as soon as its thread finishes, on the core it frees, while others run.
+      const reading = new Map<string, Promise<ArmArtifacts>>();
       try {
         await runArmsInParallel(
           arms.map((arm) => ({
@@ -83,6 +85,8 @@ export function registerAbCommand(program: Command): void {
             cliCommand,
           })),
           progress.update,
+          undefined,
+          (r) => reading.set(r.arm, readArmArtifacts(r.dir, r.arm)),
         );
       } finally {
         progress.stop();

@@ -32,6 +32,7 @@ export async function runArmsInParallel(
   jobs: readonly ArmJob[],
   onProgress: (arm: string, done: number, total: number) => void,
   parallel = Math.max(1, availableParallelism()),
+  onResult?: (result: ArmResult) => void,
 ): Promise<ArmResult[]> {
   const results = new Array<ArmResult>(jobs.length);
   const running = new Set<Worker>();
@@ -45,8 +46,10 @@ export async function runArmsInParallel(
       running.add(worker);
       worker.on("message", (m: ArmMessage) => {
         if (m.type === "progress") onProgress(m.arm, m.done, m.total);
-        else if (m.type === "result") results[index] = m;
-        else {
+        else if (m.type === "result") {
+          results[index] = m;
+          onResult?.(m);
+        } else {
           reject(
             m.code
               ? new ServelabError(m.code, `arm ${m.arm}: ${m.message}`, m.details)
