@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { StepTimeModel } from "../engine/perf-model.ts";
 import { startMockWorker } from "../serve/mock-worker.ts";
+import { benchConfig } from "../testing/bench-config.ts";
 import { withTempDir } from "../testing/fixtures.ts";
 import { loadCorpus, loadDeepSeekTokenizer, PromptSynthesizer } from "./prompts.ts";
 import { runBench } from "./run-bench.ts";
@@ -39,24 +40,7 @@ describe("servelab bench against servelab worker", () => {
           hash_ids: [11, i % 2 === 0 ? 12 : 13],
         }));
         const result = await runBench(
-          {
-            url: worker.url,
-            endpoint: "chat",
-            model: "mock",
-            streaming: true,
-            rows,
-            mode: { kind: "fixed", autoOffset: true },
-            warmupCount: 0,
-            gracePeriodS: 30,
-            timeoutS: 30,
-            extraInputs: {},
-            headers: {},
-            goodput: [],
-            artifactDir: dir,
-            useServerTokenCount: false,
-            cliCommand: "test",
-            inputConfig: {},
-          },
+          benchConfig(worker.url, dir, { model: "mock", rows, useServerTokenCount: false }),
           { tokenizer, prompts },
         );
         assert.equal(result.summary.request_count?.avg, 4);

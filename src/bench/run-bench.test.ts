@@ -4,9 +4,10 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { benchConfig } from "../testing/bench-config.ts";
 import { withTempDir } from "../testing/fixtures.ts";
 import { loadCorpus, loadDeepSeekTokenizer, PromptSynthesizer } from "./prompts.ts";
-import { type BenchConfig, runBench } from "./run-bench.ts";
+import { runBench } from "./run-bench.ts";
 
 const tokenizer = await loadDeepSeekTokenizer();
 const prompts = new PromptSynthesizer(tokenizer, await loadCorpus(), { seed: 1 });
@@ -48,28 +49,6 @@ async function sseServer(ttftMs: number, itlMs: number) {
   return { url, received, streams, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
-function config(url: string, dir: string, o: Partial<BenchConfig>): BenchConfig {
-  return {
-    url,
-    endpoint: "chat",
-    model: "m",
-    streaming: true,
-    rows: [],
-    mode: { kind: "fixed", autoOffset: true },
-    warmupCount: 0,
-    gracePeriodS: 30,
-    timeoutS: 30,
-    extraInputs: {},
-    headers: {},
-    goodput: [],
-    artifactDir: dir,
-    useServerTokenCount: true,
-    cliCommand: "test",
-    inputConfig: {},
-    ...o,
-  };
-}
-
 describe("servelab bench runner", () => {
   it("replays a fixed schedule on time and measures what the server did", async () => {
     const server = await sseServer(30, 5);
@@ -81,7 +60,7 @@ describe("servelab bench runner", () => {
           output_length: 5,
           hash_ids: i % 2 === 0 ? [7, 8] : [7, 9],
         }));
-        const result = await runBench(config(server.url, dir, { rows }), { tokenizer, prompts });
+        const result = await runBench(benchConfig(server.url, dir, { rows }), { tokenizer, prompts });
         assert.equal(result.summary.request_count?.avg, 6);
         assert.ok(result.lag !== null && result.lag.p99 < 15, `lag ${JSON.stringify(result.lag)}`);
         // Sends follow the schedule: 40 ms apart, measured at the server.
@@ -110,7 +89,7 @@ describe("servelab bench runner", () => {
       await withTempDir(async (dir) => {
         const rows = [{ input_length: 100, output_length: 3, hash_ids: [1] }];
         const result = await runBench(
-          config(server.url, dir, {
+          benchConfig(server.url, dir, {
             rows,
             mode: { kind: "concurrency", concurrency: 2, count: 6 },
             warmupCount: 1,
@@ -121,7 +100,7 @@ describe("servelab bench runner", () => {
         assert.equal(server.received.length, 7, "one warmup request, then six measured");
         assert.equal(server.streams.peak, 2);
         const bad = await runBench(
-          config("http://127.0.0.1:1", join(dir, "bad"), {
+          benchConfig("http://127.0.0.1:1", join(dir, "bad"), {
             rows,
             mode: { kind: "concurrency", concurrency: 1, count: 2 },
           }),
@@ -142,7 +121,7 @@ describe("servelab bench runner", () => {
         const rows = [{ input_length: 100, output_length: 2, hash_ids: [1] }];
         const t0 = performance.now();
         const result = await runBench(
-          config(server.url, dir, {
+          benchConfig(server.url, dir, {
             rows,
             mode: { kind: "concurrency", concurrency: 2, count: Number.POSITIVE_INFINITY },
             durationS: 0.3,

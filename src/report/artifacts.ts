@@ -6,6 +6,7 @@ import { ServelabError } from "../errors.ts";
 import { PROFILE_EXPORT_JSON, PROFILE_EXPORT_JSONL } from "../metrics/exporters.ts";
 import type { RequestRecord } from "../metrics/record.ts";
 import type { SimExtras } from "../sim/run-sim.ts";
+import { COMPARE_METRIC_TAGS, type CompareMetricTag } from "./compare.ts";
 
 type JsonlRecord = {
   metadata?: {
@@ -64,14 +65,8 @@ export function recordFromJsonl(rec: JsonlRecord, index: number): RequestRecord 
 }
 
 /** Per-request metrics the report compares, in display units (ms, tokens/s/user). */
-export const REPORT_METRICS = [
-  "time_to_first_token",
-  "time_to_second_token",
-  "inter_token_latency",
-  "request_latency",
-  "output_token_throughput_per_user",
-] as const;
-export type ReportMetric = (typeof REPORT_METRICS)[number];
+export const REPORT_METRICS = COMPARE_METRIC_TAGS;
+export type ReportMetric = CompareMetricTag;
 
 /** One arm's measurements, read back from its artifact directory (servelab's or AIPerf's). */
 export interface ArmArtifacts {
