@@ -1,12 +1,15 @@
 import { dirname, join } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
 import cliProgress from "cli-progress";
+import { ServelabError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic-write.ts";
 import { loadRecipe, resolvedRecipeYaml } from "../recipe/load.ts";
 import { type ArmArtifacts, readArmArtifacts } from "../report/artifacts.ts";
 import { withAttributionArms } from "../report/attribution.ts";
+import { parseEndpoint, runLiveArms } from "../report/live-arms.ts";
 import { writeReport } from "../report/report.ts";
 import { runArmsInParallel } from "../sim/arm-jobs.ts";
+import { readTrace } from "../trace/reader.ts";
 import { prepareRecipeTrace } from "../trace/recipe-trace.ts";
 import { intOption } from "./options.ts";
 
@@ -53,6 +56,11 @@ export function registerAbCommand(program: Command): void {
     )
     .option("--perf-model <name>", "step-time model (see servelab sim)", "auto")
     .option("--data-dir <dir>", "where named datasets are looked up first")
+    .option(
+      "--endpoint <name=url>",
+      "replay the recipe's trace against a live OpenAI-compatible endpoint instead of simulating (repeatable)",
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .action(async (recipePath, o) => {
       const started = new Date();
       const base = await loadRecipe(recipePath);
@@ -65,10 +73,33 @@ export function registerAbCommand(program: Command): void {
         recipeDir,
         o.dataDir === undefined ? {} : { dataDir: o.dataDir },
       );
-      const arms = Object.keys(recipe.arms);
       const cliCommand = ["servelab", ...process.argv.slice(2)].join(" ");
+      const endpoints = (o.endpoint ?? []).map(parseEndpoint);
+      if (endpoints.length === 1)
+        throw new ServelabError("USAGE", "an A/B against live endpoints needs two or more --endpoint");
+      const arms = endpoints.length > 0 ? endpoints.map((e) => e.name) : Object.keys(recipe.arms);
       const progress = armProgress(arms);
       const t0 = performance.now();
+      if (endpoints.length > 0) {
+        const rows = await readTrace(trace.file);
+        let dirs: string[];
+        try {
+          dirs = await runLiveArms(recipe, rows, endpoints, outDir, cliCommand, progress.update);
+        } finally {
+          progress.stop();
+        }
+        await writeFileAtomic(join(outDir, "recipe.resolved.yaml"), [resolvedRecipeYaml(recipe)]);
+        const artifacts = await Promise.all(dirs.map((d, i) => readArmArtifacts(d, arms[i]!)));
+        const report = await writeReport(outDir, artifacts, {
+          title: `${recipe.name}: ${arms.join(" vs ")} (live)`,
+          recipe,
+          traceFile: trace.file,
+          command: cliCommand,
+          seed: o.seed ?? recipe.trace.seed,
+        });
+        process.stdout.write(`${report.console}\nReport: ${report.html}\n`);
+        return;
+      }
       // An arm's artifacts are read back as soon as its thread finishes, on the core it frees, while others run.
       const reading = new Map<string, Promise<ArmArtifacts>>();
       try {

@@ -1,0 +1,72 @@
+import assert from "node:assert/strict";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import type { StepTimeModel } from "../engine/perf-model.ts";
+import { startMockWorker } from "../serve/mock-worker.ts";
+import { withTempDir, writeLines } from "../testing/fixtures.ts";
+import { TINY_RECIPE } from "../testing/recipes.ts";
+import { runCli } from "../testing/run-cli.ts";
+
+const steps = (ms: number): StepTimeModel => ({ name: `${ms} ms`, stepMs: () => ms });
+const ENGINE = {
+  maxBatchSize: 16,
+  maxNumTokens: 8192,
+  chunkedPrefill: true,
+  blockSize: 64,
+  prefixCaching: true,
+  kvCapacityBlocks: 4096,
+  watermark: 0.01,
+};
+
+describe("servelab ab --endpoint", () => {
+  it("replays the recipe's trace against two live endpoints and reports them", async () => {
+    const fast = await startMockWorker({ servedModel: "org/tiny", engine: ENGINE, stepModel: steps(2) });
+    const slow = await startMockWorker({ servedModel: "org/tiny", engine: ENGINE, stepModel: steps(8) });
+    try {
+      await withTempDir(async (dir) => {
+        const recipe = TINY_RECIPE.replace(
+          "  source: mooncake/conversation",
+          "  source: trace.jsonl",
+        ).replace(
+          "hardware:",
+          "benchmark: { auto_offset: true, goodput: { time_to_first_token: 500 } }\nhardware:",
+        );
+        await writeFile(join(dir, "r.yaml"), recipe);
+        await writeLines(
+          dir,
+          "trace.jsonl",
+          Array.from({ length: 12 }, (_, i) => ({
+            timestamp: 1000 + i * 40,
+            input_length: 700,
+            output_length: 8,
+            hash_ids: [1, 2 + (i % 3)],
+          })),
+        );
+        const out = join(dir, "out");
+        const r = await runCli([
+          "ab",
+          join(dir, "r.yaml"),
+          "--endpoint",
+          `slow=${slow.url}`,
+          "--endpoint",
+          `fast=${fast.url}`,
+          "--out",
+          out,
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /Report: .*report\.html/);
+        const md = await readFile(join(out, "report.md"), "utf8");
+        assert.match(md, /## fast vs slow/);
+        assert.match(md, /fast cuts ITL mean/);
+        assert.equal(slow.requestLog.since().length, 12);
+        assert.equal(fast.requestLog.since().length, 12);
+        const bad = await runCli(["ab", join(dir, "r.yaml"), "--endpoint", "lonely=http://127.0.0.1:1"]);
+        assert.equal(bad.code, 2);
+        assert.match(bad.stderr, /needs two or more --endpoint/);
+      });
+    } finally {
+      await Promise.all([fast.close(), slow.close()]);
+    }
+  });
+});
