@@ -28,6 +28,7 @@ describe("servelab ab and servelab report", () => {
       assert.match(md, /^# tiny: rr vs kv/);
       assert.match(md, /## kv vs rr/);
       assert.match(md, /\| rr \| 60 \| 0 \|/);
+      assert.match(md, /## Trace[\s\S]*\| requests \| 60 \|/);
       const html = await readFile(join(out, "report.html"), "utf8");
       assert.match(html, /<table>/);
       assert.match(html, /Recipe<\/h2>/);
@@ -41,7 +42,7 @@ describe("servelab ab and servelab report", () => {
       assert.equal(again.code, 0, again.stderr);
       const md2 = await readFile(join(dir, "rep", "report.md"), "utf8");
       // Same statistics from the artifacts as from the run (same seed): the comparison section is identical.
-      const section = (t: string) => t.slice(t.indexOf("## kv vs rr"), t.indexOf("## Reproduction"));
+      const section = (t: string) => t.slice(t.indexOf("## kv vs rr"), t.indexOf("## Charts"));
       assert.equal(section(md2), section(md));
     });
   });

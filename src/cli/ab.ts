@@ -9,6 +9,7 @@ import { withAttributionArms } from "../report/attribution.ts";
 import { parseEndpoint, runLiveArms } from "../report/live-arms.ts";
 import { writeReport } from "../report/report.ts";
 import { runArmsInParallel } from "../sim/arm-jobs.ts";
+import { analyzeTraceFile } from "../trace/files.ts";
 import { readTrace } from "../trace/reader.ts";
 import { prepareRecipeTrace } from "../trace/recipe-trace.ts";
 import { intOption } from "./options.ts";
@@ -93,6 +94,7 @@ export function registerAbCommand(program: Command): void {
         const report = await writeReport(outDir, artifacts, {
           title: `${recipe.name}: ${arms.join(" vs ")} (live)`,
           recipe,
+          trace: await analyzeTraceFile(trace.file, { blockSize: recipe.benchmark.prompt_block_size }),
           traceFile: trace.file,
           command: cliCommand,
           seed: o.seed ?? recipe.trace.seed,
@@ -130,6 +132,7 @@ export function registerAbCommand(program: Command): void {
       const report = await writeReport(outDir, artifacts, {
         title: `${recipe.name}: ${arms.join(" vs ")}`,
         recipe,
+        trace: await analyzeTraceFile(trace.file, { blockSize: recipe.benchmark.prompt_block_size }),
         traceFile: trace.file,
         command: cliCommand,
         seed: o.seed ?? recipe.trace.seed,

@@ -6,6 +6,7 @@ import { writeFileAtomic } from "../io/atomic-write.ts";
 import { type GoodputSlo, parseGoodput } from "../metrics/goodput.ts";
 import { resolvedRecipeYaml } from "../recipe/load.ts";
 import type { Recipe } from "../recipe/schema.ts";
+import type { TraceAnalysis } from "../trace/analyze.ts";
 import type { ArmArtifacts } from "./artifacts.ts";
 import { type ArmComparison, type ArmInput, compareArms, formatNumber, METRIC_LABELS } from "./compare.ts";
 import { chartData, echartsBrowserScript, renderReportCharts } from "./report-charts.ts";
@@ -17,6 +18,8 @@ export interface ReportContext {
   traceFile?: string | undefined;
   command: string;
   seed: number;
+  /** Statistics of the replayed trace, shown with the recipe. */
+  trace?: TraceAnalysis | undefined;
   /** Goodput SLOs; by default the recipe's. */
   slos?: readonly GoodputSlo[] | undefined;
   /** [factor, from arm, to arm] comparisons that isolate each factor (see withAttributionArms). */
@@ -80,6 +83,20 @@ function metricRows(c: ArmComparison): string[][] {
     }
   }
   return rows;
+}
+
+function traceStatRows(t: TraceAnalysis): string[][] {
+  const dist = (d: { mean: number; p50: number; p99: number; max: number }) =>
+    `mean ${formatNumber(d.mean)}, p50 ${formatNumber(d.p50)}, p99 ${formatNumber(d.p99)}, max ${formatNumber(d.max)}`;
+  return [
+    ["requests", String(t.requests)],
+    ["span", `${formatNumber(t.duration_s / 60)} min (${formatNumber(t.arrival_rate_per_s)} req/s)`],
+    ["input tokens (ISL)", dist(t.isl)],
+    ["output tokens (OSL)", dist(t.osl)],
+    [`blocks (${t.block_size} tokens)`, `${t.total_blocks} total, ${t.unique_blocks} unique`],
+    ["block-level hit rate (infinite cache)", `${formatNumber(100 * t.block_hit_rate)} %`],
+    ["shared-prefix ratio", `${formatNumber(100 * t.shared_prefix_ratio)} %`],
+  ];
 }
 
 const METRIC_HEAD = [
@@ -207,6 +224,8 @@ export async function writeReport(
     ...(ctx.traceFile ? [`Trace: \`${ctx.traceFile}\``] : []),
     ...arms.map((a) => `Arm \`${a.name}\`: \`${a.dir}\``),
   ];
+  const traceRows = ctx.trace ? traceStatRows(ctx.trace) : [];
+  if (traceRows.length > 0) md.push("## Trace", "", mdTable(["statistic", "value"], traceRows), "");
   md.push("## Reproduction", "", ...repro.map((l) => `- ${l}`), "");
   const recipeYaml = ctx.recipe ? resolvedRecipeYaml(ctx.recipe) : "";
   const page = `<!doctype html>
@@ -221,6 +240,7 @@ pre{background:#f6f6f6;padding:1rem;overflow:auto;font-size:.8rem}.chart{width:9
 ${html.join("\n")}
 <h2>Charts</h2>
 ${chartDivs.join("\n")}
+${traceRows.length > 0 ? `<h2>Trace</h2>${htmlTable(["statistic", "value"], traceRows)}` : ""}
 <h2>Reproduction</h2><ul>${repro.map((l) => `<li>${escapeHtml(l.replaceAll("`", ""))}</li>`).join("")}</ul>
 ${recipeYaml ? `<h2>Recipe</h2><pre>${escapeHtml(recipeYaml)}</pre>` : ""}
 <script>${(await echartsBrowserScript()).replaceAll("</script", "<\\/script")}</script>
