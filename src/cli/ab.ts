@@ -102,8 +102,12 @@ export function registerAbCommand(program: Command): void {
         process.stdout.write(`${report.console}\nReport: ${report.html}\n`);
         return;
       }
-      // An arm's artifacts are read back as soon as its thread finishes, on the core it frees, while others run.
+      // An arm's artifacts, and the trace statistics, are read as soon as a thread finishes, on the core it frees,
+      // while other arms still run.
       const reading = new Map<string, Promise<ArmArtifacts>>();
+      let traceStats: ReturnType<typeof analyzeTraceFile> | undefined;
+      const analyzeTrace = () =>
+        analyzeTraceFile(trace.file, { blockSize: recipe.benchmark.prompt_block_size });
       try {
         await runArmsInParallel(
           arms.map((arm) => ({
@@ -119,7 +123,14 @@ export function registerAbCommand(program: Command): void {
           })),
           progress.update,
           undefined,
-          (r) => reading.set(r.arm, readArmArtifacts(r.dir, r.arm)),
+          (r) => {
+            const read = readArmArtifacts(r.dir, r.arm);
+            traceStats ??= analyzeTrace();
+            // Awaited below; a failing arm elsewhere must not turn these into unhandled rejections first.
+            read.catch(() => {});
+            traceStats.catch(() => {});
+            reading.set(r.arm, read);
+          },
         );
       } finally {
         progress.stop();
@@ -127,12 +138,12 @@ export function registerAbCommand(program: Command): void {
       const simSeconds = (performance.now() - t0) / 1000;
       await writeFileAtomic(join(outDir, "recipe.resolved.yaml"), [resolvedRecipeYaml(recipe)]);
       const artifacts = await Promise.all(
-        arms.map((arm) => readArmArtifacts(join(outDir, "arms", arm), arm)),
+        arms.map((arm) => reading.get(arm) ?? readArmArtifacts(join(outDir, "arms", arm), arm)),
       );
       const report = await writeReport(outDir, artifacts, {
         title: `${recipe.name}: ${arms.join(" vs ")}`,
         recipe,
-        trace: await analyzeTraceFile(trace.file, { blockSize: recipe.benchmark.prompt_block_size }),
+        trace: await (traceStats ?? analyzeTrace()),
         traceFile: trace.file,
         command: cliCommand,
         seed: o.seed ?? recipe.trace.seed,
