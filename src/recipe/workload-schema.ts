@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { GOODPUT_METRIC_TAGS, type GoodputMetricTag } from "../metrics/goodput.ts";
 import { DEFAULT_SYNTHESIS_OPTIONS, DEFAULT_TRACE_BLOCK_SIZE } from "../trace/types.ts";
 import { nonNegativeInt, positiveInt, section, whenSectionValid } from "./section.ts";
 
@@ -47,24 +48,15 @@ export const traceSchema = section({
   seed: z.int().min(0).default(DEFAULT_SYNTHESIS_OPTIONS.seed),
 });
 
-/** AIPerf metric tags a goodput SLO may name; the simulator computes each per request. */
-export const GOODPUT_METRICS = [
-  "time_to_first_token",
-  "time_to_second_token",
-  "inter_token_latency",
-  "request_latency",
-  "output_token_throughput_per_user",
-] as const;
-
 const commonBenchmarkFields = {
   // Metric → threshold in the metric's display unit (ms for latencies, tokens/s/user for throughput); a request is
   // good when it meets all of them. Empty: no goodput is reported.
   goodput: z
-    .partialRecord(z.enum(GOODPUT_METRICS), z.number().positive(), {
+    .partialRecord(z.enum(GOODPUT_METRIC_TAGS), z.number().positive(), {
       // The declared issue type omits it, but an enum-keyed record reports a stray key as `unrecognized_keys`.
       error: (issue) =>
         (issue.code as string) === "unrecognized_keys"
-          ? `unknown metric; allowed here: ${GOODPUT_METRICS.join(", ")}`
+          ? `unknown metric; allowed here: ${GOODPUT_METRIC_TAGS.join(", ")}`
           : undefined,
     })
     .default({}),
@@ -152,4 +144,4 @@ export type TraceConfig = z.output<typeof traceSchema>;
 export type SynthesisConfig = NonNullable<TraceConfig["synthesis"]>;
 export type BenchmarkConfig = z.output<typeof benchmarkSchema>;
 export type BenchmarkMode = (typeof BENCHMARK_MODES)[number];
-export type GoodputMetric = (typeof GOODPUT_METRICS)[number];
+export type GoodputMetric = GoodputMetricTag;
