@@ -17,6 +17,10 @@ import { readTrace } from "../src/trace/reader.ts";
 import { resolveTraceInput } from "../src/trace/resolve-dataset.ts";
 
 const json = process.argv.includes("--json");
+/** `--case SUBSTR` runs only the cases whose name contains it (for profiling one case). */
+const caseArg = process.argv.indexOf("--case");
+const only = caseArg >= 0 ? (process.argv[caseArg + 1] ?? "") : "";
+const wanted = (name: string) => name.includes(only);
 const log = (m: string) => {
   if (!json) process.stderr.write(`${m}\n`);
 };
@@ -99,14 +103,16 @@ try {
   const prepareS = (performance.now() - t0) / 1000;
   log(`recipe trace prepared (synthesized, hashed) in ${prepareS.toFixed(2)} s`);
   const cases = [];
-  for (const arm of Object.keys(recipe.arms))
-    cases.push(await runCase(`recipe/${arm}`, recipe, arm, prepared, "polynomial"));
+  for (const arm of Object.keys(recipe.arms)) {
+    if (wanted(`recipe/${arm}`)) cases.push(await runCase(`recipe/${arm}`, recipe, arm, prepared, "polynomial"));
+  }
   t0 = performance.now();
   const conversation = parseRecipe(CONVERSATION_RECIPE, "conversation-8-agg");
   const convRows = await readTrace(await resolveTraceInput("mooncake/conversation"));
   const convPrepared = prepareTrace(convRows, hasher, 64, 512);
   log(`conversation trace prepared in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
-  cases.push(await runCase("conversation/kv-8-polynomial", conversation, "kv-8", convPrepared, "polynomial"));
+  if (wanted("conversation/kv-8-polynomial"))
+    cases.push(await runCase("conversation/kv-8-polynomial", conversation, "kv-8", convPrepared, "polynomial"));
   const out = { cases, prepare_s: Math.round(prepareS * 100) / 100 };
   process.stdout.write(`${json ? JSON.stringify(out) : JSON.stringify(out, null, 2)}\n`);
 } finally {

@@ -113,11 +113,13 @@ interface WorkerSlot {
 
 function routerOptions(arm: Arm, blockSize: number, seed: number, hasher: BlockHasher): KvRouterOptions {
   const r = arm.router;
-  if (r.mode !== "kv") return { blockSize, seed, hasher };
+  // Simulated engines name their blocks by the router's own sequence hashes.
+  if (r.mode !== "kv") return { blockSize, seed, hasher, seqAddressedEvents: true };
   return {
     blockSize,
     seed,
     hasher,
+    seqAddressedEvents: true,
     overlapScoreWeight: r.overlap_score_weight,
     temperature: r.router_temperature,
     useKvEvents: r.use_kv_events,
