@@ -1,3 +1,4 @@
+import { HashTable } from "../kv/hash-table.ts";
 import { resized } from "../kv/typed-arrays.ts";
 
 /**
@@ -7,7 +8,7 @@ import { resized } from "../kv/typed-arrays.ts";
  * generated tokens, partial blocks and (without prefix caching) every block are private to their request.
  *
  * Block ids are dense integers standing for sequence hashes (see BlockIds); events tell the KV index what the
- * rank caches. Shared blocks live in slots (reference count, LRU links) found through one Map lookup per block.
+ * rank caches. Shared blocks live in slots (reference count, LRU links) found through one hash-table probe per block.
  */
 export interface BlockEvents {
   stored(ids: readonly number[]): void;
@@ -21,7 +22,8 @@ export class BlockPool {
   readonly capacity: number;
   readonly prefixCaching: boolean;
   private readonly events: BlockEvents;
-  private readonly slotOf = new Map<number, number>();
+  /** Block id → slot. */
+  private readonly slotOf: HashTable;
   private idAt: Int32Array;
   private refs: Int32Array;
   private prev: Int32Array;
@@ -45,6 +47,7 @@ export class BlockPool {
     this.prefixCaching = prefixCaching;
     this.events = events;
     const initial = Math.min(capacity, 1024);
+    this.slotOf = new HashTable(2, initial);
     this.idAt = new Int32Array(initial);
     this.refs = new Int32Array(initial);
     this.prev = new Int32Array(initial);
@@ -69,7 +72,7 @@ export class BlockPool {
   cachedPrefix(ids: readonly number[]): number {
     if (!this.prefixCaching) return 0;
     let n = 0;
-    while (n < ids.length && this.slotOf.has(ids[n]!)) n++;
+    while (n < ids.length && this.slotOf.get(ids[n]!, 0) >= 0) n++;
     return n;
   }
 
@@ -88,7 +91,7 @@ export class BlockPool {
     const found = this.found;
     let extra = privateCount;
     for (let i = 0; i < ids.length; i++) {
-      const s = this.slotOf.get(ids[i]!) ?? NIL;
+      const s = this.slotOf.get(ids[i]!, 0);
       found[i] = s;
       if (s === NIL || this.refs[s] === 0) extra++;
     }
@@ -136,7 +139,7 @@ export class BlockPool {
     }
     // Tail first, so a prompt's head outlives its tail in the LRU order (a tail without its head is useless).
     for (let i = ids.length - 1; i >= 0; i--) {
-      const s = this.slotOf.get(ids[i]!)!;
+      const s = this.slotOf.get(ids[i]!, 0);
       if (--this.refs[s]! > 0) continue;
       this.activeShared--;
       this.inactiveCount++;
@@ -154,7 +157,7 @@ export class BlockPool {
       this.unlink(s);
       this.inactiveCount--;
       const id = this.idAt[s]!;
-      this.slotOf.delete(id);
+      this.slotOf.delete(id, 0);
       this.freeSlots.push(s);
       evicted.push(id);
     }
@@ -168,7 +171,7 @@ export class BlockPool {
       if (s >= this.idAt.length) this.growSlots();
     }
     this.idAt[s] = id;
-    this.slotOf.set(id, s);
+    this.slotOf.set(id, 0, 0, s);
     return s;
   }
 

@@ -30,18 +30,21 @@ export interface EngineRequest {
   blockIds: readonly number[];
 }
 
-/** What a step produced; the caller stamps everything with the step's end time. */
-export interface StepSink {
+/**
+ * What a step produced; the caller stamps everything with the step's end time. Requests come back as the caller
+ * queued them (`R`), so it can keep its own per-request state on them instead of looking it up per token.
+ */
+export interface StepSink<R extends EngineRequest = EngineRequest> {
   /** Token number `index` (1-based) of the request's output. */
-  token(req: EngineRequest, rank: number, index: number): void;
+  token(req: R, rank: number, index: number): void;
   /** A prefill-only worker finished the prompt; `cachedTokens` were reused from its prefix cache. */
-  prefillDone(req: EngineRequest, rank: number, cachedTokens: number): void;
+  prefillDone(req: R, rank: number, cachedTokens: number): void;
   /** The request generated its last token (or, on a prefill worker, handed over its KV). */
-  finished(req: EngineRequest, rank: number): void;
+  finished(req: R, rank: number): void;
 }
 
-interface Sequence {
-  req: EngineRequest;
+interface Sequence<R extends EngineRequest = EngineRequest> {
+  req: R;
   /** Context tokens to (re)compute before decoding: the prompt, plus generated tokens after a preemption. */
   target: number;
   computed: number;
@@ -53,17 +56,17 @@ interface Sequence {
   admitted: boolean;
 }
 
-interface PlannedChunk {
-  seq: Sequence;
+interface PlannedChunk<R extends EngineRequest> {
+  seq: Sequence<R>;
   tokens: number;
 }
 
-class Rank {
+class Rank<R extends EngineRequest> {
   readonly pool: BlockPool;
-  readonly waiting: Sequence[] = [];
-  readonly running: Sequence[] = [];
-  chunks: PlannedChunk[] = [];
-  decodes: Sequence[] = [];
+  readonly waiting: Sequence<R>[] = [];
+  readonly running: Sequence<R>[] = [];
+  chunks: PlannedChunk<R>[] = [];
+  decodes: Sequence<R>[] = [];
   /** Tokens reused from the prefix cache by admitted requests, and prompt tokens they asked for. */
   hitTokens = 0;
   promptTokens = 0;
@@ -83,11 +86,11 @@ class Rank {
  * the watermark. A decode that needs a new block when none is free preempts the newest running request, which
  * later recomputes its context.
  */
-export class EngineWorker {
+export class EngineWorker<R extends EngineRequest = EngineRequest> {
   readonly id: string;
   readonly role: WorkerRole;
   readonly settings: EngineSettings;
-  readonly ranks: Rank[];
+  readonly ranks: Rank<R>[];
   private readonly model: StepTimeModel;
   private readonly work: RankWork[];
   private stepping = false;
@@ -109,7 +112,7 @@ export class EngineWorker {
     const caching = settings.prefixCaching && role !== "decode";
     this.ranks = Array.from(
       { length: dpSize },
-      (_, r) => new Rank(settings.kvCapacityBlocks, caching, events(r)),
+      (_, r) => new Rank<R>(settings.kvCapacityBlocks, caching, events(r)),
     );
     this.work = this.ranks.map(() => ({ prefill: [], decode: [], kvUsage: 0 }));
   }
@@ -118,14 +121,14 @@ export class EngineWorker {
    * Whether the request can ever run here: its whole context (the prompt, plus the output on a worker that
    * decodes) must fit in a rank's KV under the admission watermark. One that cannot would wait forever.
    */
-  canFit(req: EngineRequest): boolean {
+  canFit(req: R): boolean {
     const context = this.role === "prefill" ? req.isl : req.isl + req.osl;
     const limit = Math.floor((1 - this.settings.watermark) * this.settings.kvCapacityBlocks);
     return Math.ceil(context / this.settings.blockSize) <= limit;
   }
 
   /** Queues a request on a rank. On a decode worker its prompt KV has arrived and its first token was sent. */
-  enqueue(rank: number, req: EngineRequest): void {
+  enqueue(rank: number, req: R): void {
     const r = this.ranks[rank];
     if (!r) throw new RangeError(`worker ${this.id} has no dp rank ${rank}`);
     r.waiting.push({
@@ -176,7 +179,7 @@ export class EngineWorker {
     return this.model.stepMs(this.work);
   }
 
-  private plan(rank: Rank): void {
+  private plan(rank: Rank<R>): void {
     const s = this.settings;
     rank.chunks = [];
     rank.decodes = [];
@@ -209,7 +212,7 @@ export class EngineWorker {
     }
   }
 
-  private planChunk(rank: Rank, seq: Sequence, budget: number): number {
+  private planChunk(rank: Rank<R>, seq: Sequence<R>, budget: number): number {
     const remaining = seq.target - seq.computed;
     let tokens = Math.min(remaining, budget);
     // Without chunking a prompt runs whole: one longer than the budget runs as the step's only prefill (next to
@@ -222,7 +225,7 @@ export class EngineWorker {
     return tokens;
   }
 
-  private admit(rank: Rank, seq: Sequence, limit: number): boolean {
+  private admit(rank: Rank<R>, seq: Sequence<R>, limit: number): boolean {
     const bs = this.settings.blockSize;
     const contextBlocks = Math.ceil(seq.target / bs);
     if (this.role === "decode" || !rank.pool.prefixCaching) {
@@ -248,7 +251,7 @@ export class EngineWorker {
   }
 
   /** The block the next token goes into, preempting the newest other request when KV is full. */
-  private ensureDecodeBlock(rank: Rank, seq: Sequence): boolean {
+  private ensureDecodeBlock(rank: Rank<R>, seq: Sequence<R>): boolean {
     const context = seq.target + seq.generated;
     if (context % this.settings.blockSize !== 0) return true;
     while (!rank.pool.acquirePrivate(1)) {
@@ -260,7 +263,7 @@ export class EngineWorker {
     return true;
   }
 
-  private preempt(rank: Rank, seq: Sequence): void {
+  private preempt(rank: Rank<R>, seq: Sequence<R>): void {
     this.preemptions++;
     rank.pool.release(seq.shared, seq.privateBlocks);
     rank.running.splice(rank.running.indexOf(seq), 1);
@@ -275,10 +278,10 @@ export class EngineWorker {
   }
 
   /** Applies the planned step; `sink` hears of tokens, handed-over prefills and completions. */
-  endStep(sink: StepSink): void {
+  endStep(sink: StepSink<R>): void {
     this.stepping = false;
     this.ranks.forEach((rank, r) => {
-      const done: Sequence[] = [];
+      const done: Sequence<R>[] = [];
       for (const { seq, tokens } of rank.chunks) {
         seq.computed += tokens;
         if (seq.computed < seq.target) continue;

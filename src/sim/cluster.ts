@@ -92,19 +92,21 @@ export interface SimResult {
   routerIndexErrors: { parentNotFound: number; blockNotFound: number };
 }
 
-interface Flight {
+/** A request in flight: what the engines see, plus the simulator's own record of it. */
+interface Flight extends EngineRequest {
   index: number;
   row: TraceRow;
-  engine: EngineRequest;
   startMs: number;
   tokens: Float64Array;
   cachedTokens: number;
   target: string;
   prefillTarget?: string;
+  /** Disaggregated arms: the decode rank chosen at routing time, which receives the KV after prefill. */
+  decodeTarget?: { workerId: string; dpRank: number };
 }
 
 interface WorkerSlot {
-  worker: EngineWorker;
+  worker: EngineWorker<Flight>;
   role: WorkerRole;
   link?: SharedLink;
   /** Applies a finished step and starts the next (made once per worker: steps are the hottest event). */
@@ -191,7 +193,7 @@ export function simulateArm(opts: SimOptions): SimResult {
       const workerId = `${role === "aggregated" ? "agg" : role}-${i}`;
       const kvRouter = role === "decode" ? disagg?.decode : role === "prefill" ? disagg?.prefill : router;
       const index = kvRouter instanceof KvRouter ? kvRouter.index : undefined;
-      const worker = new EngineWorker(
+      const worker = new EngineWorker<Flight>(
         workerId,
         dp,
         role,
@@ -250,7 +252,6 @@ export function simulateArm(opts: SimOptions): SimResult {
     ...(opts.endOffsetMs === undefined ? {} : { endOffsetMs: opts.endOffsetMs }),
   });
   const total = scheduled.length;
-  const flights = new Map<string, Flight>();
   const targetStats = new Map<string, TargetStats>();
   const kvTransferMs: number[] = [];
   const timeline: TimelineSample[] = [];
@@ -266,18 +267,17 @@ export function simulateArm(opts: SimOptions): SimResult {
   };
 
   const finish = (f: Flight, error?: RequestError) => {
-    flights.delete(f.engine.id);
     done++;
     opts.onRecord?.({
       ...(error ? { error } : {}),
       sessionNum: f.index,
-      requestId: f.engine.id,
-      conversationId: f.row.session_id ?? f.engine.id,
+      requestId: f.id,
+      conversationId: f.row.session_id ?? f.id,
       turnIndex: 0,
       startNs: f.startMs * 1e6,
       chunkNs: error ? [] : f.tokens.map((t) => t * 1e6),
       inputTokens: f.row.input_length,
-      outputTokens: f.engine.osl,
+      outputTokens: f.osl,
       cachedTokens: f.cachedTokens,
       target: f.target,
       streaming: true,
@@ -287,12 +287,12 @@ export function simulateArm(opts: SimOptions): SimResult {
 
   /** A request whose context can never fit a rank's KV fails at once, as a server would answer 400. */
   const reject = (f: Flight, slot: WorkerSlot) => {
-    if (router) router.free(f.engine.id, queue.now);
-    else disagg!.free(f.engine.id, queue.now);
+    if (router) router.free(f.id, queue.now);
+    else disagg!.free(f.id, queue.now);
     finish(f, {
       code: 400,
       type: "ContextLengthExceeded",
-      message: `${f.engine.isl} prompt + ${f.engine.osl} output tokens exceed the KV capacity of a ${slot.worker.id} rank`,
+      message: `${f.isl} prompt + ${f.osl} output tokens exceed the KV capacity of a ${slot.worker.id} rank`,
     });
   };
 
@@ -305,78 +305,69 @@ export function simulateArm(opts: SimOptions): SimResult {
   };
 
   const sink = (slot: WorkerSlot) => ({
-    token: (req: EngineRequest, _rank: number, index: number) => {
-      const f = flights.get(req.id)!;
+    token: (f: Flight, _rank: number, index: number) => {
       f.tokens[index - 1] = queue.now;
-      if (index === 1) router?.markPrefillCompleted(req.id, queue.now);
+      if (index === 1) router?.markPrefillCompleted(f.id, queue.now);
     },
-    prefillDone: (req: EngineRequest, rank: number, cachedTokens: number) => {
-      const f = flights.get(req.id)!;
+    prefillDone: (f: Flight, rank: number, cachedTokens: number) => {
       f.cachedTokens = cachedTokens;
       const s = statsFor(`${slot.worker.id}/${rank}`, "prefill");
       s.cached_tokens += cachedTokens;
-      const decodeTarget = disaggDecode.get(req.id)!;
+      const decodeTarget = f.decodeTarget!;
       const started = queue.now;
-      const bytes = req.isl * recipe.model.kv_cache_bytes_per_token;
-      disaggDecode.delete(req.id);
+      const bytes = f.isl * recipe.model.kv_cache_bytes_per_token;
       slot.link!.send(bytes, () => {
         kvTransferMs.push(queue.now - started);
-        disagg!.prefillFinished(req.id, queue.now);
+        disagg!.prefillFinished(f.id, queue.now);
         f.tokens[0] = queue.now;
-        if (req.osl <= 1) {
-          disagg!.free(req.id, queue.now);
+        if (f.osl <= 1) {
+          disagg!.free(f.id, queue.now);
           finish(f);
           return;
         }
         const d = workers.get(decodeTarget.workerId)!;
-        d.worker.enqueue(decodeTarget.dpRank, req);
+        d.worker.enqueue(decodeTarget.dpRank, f);
         kick(d);
       });
     },
-    finished: (req: EngineRequest, _rank: number) => {
+    finished: (f: Flight, _rank: number) => {
       if (slot.role === "prefill") return;
-      const f = flights.get(req.id)!;
-      if (router) router.free(req.id, queue.now);
-      else disagg!.free(req.id, queue.now);
+      if (router) router.free(f.id, queue.now);
+      else disagg!.free(f.id, queue.now);
       finish(f);
     },
   });
-
-  const disaggDecode = new Map<string, { workerId: string; dpRank: number }>();
 
   scheduled.forEach(({ row, atMs, position }, index) => {
     queue.at(atMs, () => {
       const seqs = opts.trace.seqs[position]!;
       const locals = opts.trace.locals[position]!;
-      const engine: EngineRequest = {
+      const osl = Math.max(1, row.output_length);
+      const f: Flight = {
         id: `r${index}`,
         isl: row.input_length,
-        osl: Math.max(1, row.output_length),
+        osl,
         blockIds: opts.trace.blockIds[position]!,
-      };
-      const f: Flight = {
         index,
         row,
-        engine,
         startMs: queue.now,
-        tokens: new Float64Array(engine.osl),
+        tokens: new Float64Array(osl),
         cachedTokens: 0,
         target: "",
       };
-      flights.set(engine.id, f);
-      const req = { requestId: engine.id, isl: engine.isl, seqs, locals };
+      const req = { requestId: f.id, isl: f.isl, seqs, locals };
       if (router) {
         const d = router.route(req, queue.now);
         f.target = `${d.target.workerId}/${d.target.dpRank}`;
         const slot = workers.get(d.target.workerId)!;
         const s = statsFor(f.target, "aggregated");
         s.requests++;
-        s.prompt_tokens += engine.isl;
-        if (!slot.worker.canFit(engine)) {
+        s.prompt_tokens += f.isl;
+        if (!slot.worker.canFit(f)) {
           reject(f, slot);
           return;
         }
-        slot.worker.enqueue(d.target.dpRank, engine);
+        slot.worker.enqueue(d.target.dpRank, f);
         kick(slot);
         return;
       }
@@ -384,19 +375,18 @@ export function simulateArm(opts: SimOptions): SimResult {
       if (!d.prefill) throw new ServelabError("USAGE", `arm ${opts.arm}: no routable prefill worker`);
       f.target = `${d.decode.target.workerId}/${d.decode.target.dpRank}`;
       f.prefillTarget = `${d.prefill.target.workerId}/${d.prefill.target.dpRank}`;
-      disaggDecode.set(engine.id, d.decode.target);
+      f.decodeTarget = d.decode.target;
       const s = statsFor(f.prefillTarget, "prefill");
       s.requests++;
-      s.prompt_tokens += engine.isl;
+      s.prompt_tokens += f.isl;
       statsFor(f.target, "decode").requests++;
       const slot = workers.get(d.prefill.target.workerId)!;
       const decodeSlot = workers.get(d.decode.target.workerId)!;
-      if (!slot.worker.canFit(engine) || !decodeSlot.worker.canFit(engine)) {
-        disaggDecode.delete(engine.id);
-        reject(f, slot.worker.canFit(engine) ? decodeSlot : slot);
+      if (!slot.worker.canFit(f) || !decodeSlot.worker.canFit(f)) {
+        reject(f, slot.worker.canFit(f) ? decodeSlot : slot);
         return;
       }
-      slot.worker.enqueue(d.prefill.target.dpRank, engine);
+      slot.worker.enqueue(d.prefill.target.dpRank, f);
       kick(slot);
     });
   });
