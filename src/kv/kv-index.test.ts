@@ -221,6 +221,45 @@ describe("sequence-addressed KV index", () => {
   });
 });
 
+describe("block-by-block stores by sequence hash", () => {
+  it("chains blocks under the node of the one before, and finds held parents by hash", () => {
+    const index = new KvIndex(hasher, undefined, 64, true);
+    const t = index.addTarget("w1", 0);
+    const u = index.addTarget("w2", 0);
+    const { seqs, locals } = request(doc(1, 4));
+    let parent = -1;
+    for (let i = 0; i < 2; i++)
+      parent = index.storeBlockUnder(
+        t,
+        parent,
+        seqs[2 * i]!,
+        seqs[2 * i + 1]!,
+        locals[2 * i]!,
+        locals[2 * i + 1]!,
+      );
+    assert.equal(index.heldNode(t, seqs[2]!, seqs[3]!), parent);
+    // Another target does not hold it, so a batch of its own cannot hang under it.
+    assert.equal(index.heldNode(u, seqs[2]!, seqs[3]!), -1);
+    parent = index.heldNode(t, seqs[2]!, seqs[3]!);
+    for (let i = 2; i < 4; i++)
+      parent = index.storeBlockUnder(
+        t,
+        parent,
+        seqs[2 * i]!,
+        seqs[2 * i + 1]!,
+        locals[2 * i]!,
+        locals[2 * i + 1]!,
+      );
+    const m = index.findMatches(seqs);
+    assert.equal(m.scores[t], 4);
+    assert.equal(m.scores[u], 0);
+    assert.equal(index.entries, 4);
+    index.removeSeq(t, seqs.subarray(4));
+    assert.equal(index.findMatches(seqs).scores[t], 2);
+    assert.equal(index.errors.blockNotFound, 0);
+  });
+});
+
 describe("approximate KV index", () => {
   it("records routing decisions and forgets them after the TTL", () => {
     const index = new KvIndex(hasher);

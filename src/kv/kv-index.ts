@@ -196,7 +196,7 @@ export class KvIndex {
 
   private dropEntry(t: number, node: number): void {
     if (!this.tree.holds(node, t)) return;
-    if (this.aliases.get(node, t) > 0) {
+    if (this.aliases.size > 0 && this.aliases.get(node, t) > 0) {
       this.aliases.adjust(node, t, 0, -1);
       return;
     }
@@ -276,31 +276,27 @@ export class KvIndex {
     return true;
   }
 
+  /** The node the target holds under this engine hash, or −1. */
+  heldNode(t: number, extLo: number, extHi: number): number {
+    return this.lookup(t, extLo, extHi);
+  }
+
   /**
-   * Stores one block whose engine hash is its sequence hash (a simulated engine sharing the router's hashing),
-   * under the block with sequence hash (parentLo, parentHi), or under the root when `hasParent` is false.
+   * Stores one block whose engine hash is its sequence hash (a simulated engine sharing the router's hashing) under
+   * `parentNode`, a node the target holds (from `heldNode`, or the previous call for the next block of a batch), or
+   * under the root for −1. Returns the block's node.
    */
-  storeBlockBySeq(
+  storeBlockUnder(
     t: number,
-    hasParent: boolean,
-    parentLo: number,
-    parentHi: number,
+    parentNode: number,
     seqLo: number,
     seqHi: number,
     localLo: number,
     localHi: number,
-  ): boolean {
-    let parent = -1;
-    if (hasParent) {
-      parent = this.lookup(t, parentLo, parentHi);
-      if (parent < 0) {
-        this.errors.parentNotFound++;
-        return false;
-      }
-    }
-    const node = this.tree.ensure(seqLo, seqHi, parent, localLo, localHi);
+  ): number {
+    const node = this.tree.ensure(seqLo, seqHi, parentNode, localLo, localHi);
     this.holdBlock(t, node, seqLo, seqHi);
-    return true;
+    return node;
   }
 
   /** Removes blocks by engine hash; unknown ones are counted in `errors.blockNotFound`. */

@@ -211,18 +211,27 @@ export function simulateArm(opts: SimOptions): SimResult {
           stored: (blocks) => {
             if (!index || !group.publish_events_and_metrics) return;
             const t = index.targets.find({ workerId, dpRank: rank });
+            // A batch is mostly one chain: each block's parent is the block before it, whose node is at hand.
+            let prevId = -1;
+            let prevNode = -1;
             for (const id of blocks) {
               const p = ids.parentOf(id);
-              index.storeBlockBySeq(
+              const parent =
+                p < 0 ? -1 : p === prevId ? prevNode : index.heldNode(t, ids.seqLoOf(p), ids.seqHiOf(p));
+              if (p >= 0 && parent < 0) {
+                index.errors.parentNotFound++;
+                prevId = -1;
+                continue;
+              }
+              prevNode = index.storeBlockUnder(
                 t,
-                p >= 0,
-                p >= 0 ? ids.seqLoOf(p) : 0,
-                p >= 0 ? ids.seqHiOf(p) : 0,
+                parent,
                 ids.seqLoOf(id),
                 ids.seqHiOf(id),
                 ids.localLoOf(id),
                 ids.localHiOf(id),
               );
+              prevId = id;
             }
           },
           removed: (blocks) => {
