@@ -1,5 +1,6 @@
 /**
- * Simulator benchmark: each founding arm on the recipe trace (10,000 requests, ~85 simulated minutes), and the
+ * Simulator benchmark: each founding arm on the recipe trace (10,000 requests, ~85 simulated minutes) with the step-time
+ * models `servelab sim` picks by default (the measured GB200 profile), and the
  * Mooncake conversation trace (12,031 requests) on 8 aggregated workers with the polynomial step-time model, the
  * shape of Dynamo's DynoSim benchmark. Records stream to profile_export.jsonl in a temp dir as in a real run.
  * `--json` prints `{cases: [{case, requests, wall_s, sim_to_real, peak_rss_mb}], prepare_s}`.
@@ -104,7 +105,7 @@ try {
   log(`recipe trace prepared (synthesized, hashed) in ${prepareS.toFixed(2)} s`);
   const cases = [];
   for (const arm of Object.keys(recipe.arms)) {
-    if (wanted(`recipe/${arm}`)) cases.push(await runCase(`recipe/${arm}`, recipe, arm, prepared, "polynomial"));
+    if (wanted(`recipe/${arm}`)) cases.push(await runCase(`recipe/${arm}`, recipe, arm, prepared, "auto"));
   }
   t0 = performance.now();
   const conversation = parseRecipe(CONVERSATION_RECIPE, "conversation-8-agg");
@@ -112,7 +113,9 @@ try {
   const convPrepared = prepareTrace(convRows, hasher, 64, 512);
   log(`conversation trace prepared in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
   if (wanted("conversation/kv-8-polynomial"))
-    cases.push(await runCase("conversation/kv-8-polynomial", conversation, "kv-8", convPrepared, "polynomial"));
+    cases.push(
+      await runCase("conversation/kv-8-polynomial", conversation, "kv-8", convPrepared, "polynomial"),
+    );
   const out = { cases, prepare_s: Math.round(prepareS * 100) / 100 };
   process.stdout.write(`${json ? JSON.stringify(out) : JSON.stringify(out, null, 2)}\n`);
 } finally {

@@ -83,6 +83,31 @@ function gridAt(
 
 const clamp = (x: number, lo: number, hi: number) => Math.min(Math.max(x, lo), hi);
 
+/** Largest token count whose per-token-count kernel times are remembered (steps are far smaller). */
+const MEMO_LIMIT = 1 << 20;
+
+/**
+ * Remembers a pure function of a token count. A simulation prices millions of steps whose token counts repeat
+ * (batch sizes, the chunk budget), and each price reads several measured curves.
+ */
+function memoByCount(fn: (x: number) => number): (x: number) => number {
+  let cache = new Float64Array(0);
+  return (x) => {
+    if (!Number.isInteger(x) || x < 0 || x >= MEMO_LIMIT) return fn(x);
+    if (x >= cache.length) {
+      const grown = new Float64Array(Math.min(MEMO_LIMIT, Math.max(1024, 2 * x + 1))).fill(Number.NaN);
+      grown.set(cache);
+      cache = grown;
+    }
+    let v = cache[x]!;
+    if (Number.isNaN(v)) {
+      v = fn(x);
+      cache[x] = v;
+    }
+    return v;
+  };
+}
+
 /** Throws for work that cannot be real: negative or non-numeric token counts. */
 function checkRank(r: RankWork): void {
   for (const c of r.prefill)
@@ -234,7 +259,21 @@ export function createTableModel(
   variant: TableVariant,
   name?: string,
 ): TableStepTimeModel {
-  const k = createKernels(profile);
+  const kernels = createKernels(profile);
+  const k = {
+    ...kernels,
+    addNorm: memoByCount(kernels.addNorm),
+    reduceAdd: memoByCount(kernels.reduceAdd),
+    router: memoByCount(kernels.router),
+    sharedExpert: memoByCount(kernels.sharedExpert),
+    denseMlp: memoByCount(kernels.denseMlp),
+    embedding: memoByCount(kernels.embedding),
+    logits: memoByCount(kernels.logits),
+  };
+  const experts = memoByCount((tokens) => kernels.experts(variant.moeBackend, tokens));
+  const alltoall = memoByCount((tokens) =>
+    kernels.alltoall(variant.moeBackend, variant.lowPrecisionCombine, tokens),
+  );
   const d = profile.model;
   const dense = d.numDenseLayers;
   const moeLayers = d.numLayers - d.numDenseLayers;
@@ -301,16 +340,16 @@ export function createTableModel(
       if (x > maxTokens) maxTokens = x;
     }
     const moeTokens = graph ? dp * maxTokens : sumTokens;
-    const experts = k.experts(variant.moeBackend, moeTokens);
-    const a2a = k.alltoall(variant.moeBackend, variant.lowPrecisionCombine, maxTokens);
+    const expertMs = experts(moeTokens);
+    const a2a = alltoall(maxTokens);
     const moeLayer = graph
-      ? maxMoeLocal + Math.max(maxRouter + a2a + experts, maxShared)
-      : maxMoeLocal + a2a + experts;
+      ? maxMoeLocal + Math.max(maxRouter + a2a + expertMs, maxShared)
+      : maxMoeLocal + a2a + expertMs;
     const scale = graph ? variant.graphLayerScale : 1;
     return {
       totalMs: scale * (dense * maxDenseLocal + moeLayers * moeLayer) + maxOnce,
       attentionMs: scale * d.numLayers * maxAttn,
-      expertMs: scale * moeLayers * experts,
+      expertMs: scale * moeLayers * expertMs,
       alltoallMs: scale * moeLayers * a2a,
       moeTokens,
       cudaGraph: graph,
