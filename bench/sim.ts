@@ -97,25 +97,32 @@ async function runCase(
   return c;
 }
 
-try {
-  let t0 = performance.now();
+/** The founding arms on the recipe trace, prepared once for both; the trace is released before the next case. */
+async function recipeCases() {
+  const arms = Object.keys(recipe.arms).filter((arm) => wanted(`recipe/${arm}`));
+  if (arms.length === 0) return { cases: [], prepareS: 0 };
+  const t0 = performance.now();
   const rows = await loadRecipeTrace(recipe, dirname(recipePath), {});
   const prepared = prepareTrace(rows, hasher, 64, recipe.benchmark.prompt_block_size);
   const prepareS = (performance.now() - t0) / 1000;
   log(`recipe trace prepared (synthesized, hashed) in ${prepareS.toFixed(2)} s`);
   const cases = [];
-  for (const arm of Object.keys(recipe.arms)) {
-    if (wanted(`recipe/${arm}`)) cases.push(await runCase(`recipe/${arm}`, recipe, arm, prepared, "auto"));
-  }
-  t0 = performance.now();
+  for (const arm of arms) cases.push(await runCase(`recipe/${arm}`, recipe, arm, prepared, "auto"));
+  return { cases, prepareS };
+}
+
+async function conversationCase() {
+  const t0 = performance.now();
   const conversation = parseRecipe(CONVERSATION_RECIPE, "conversation-8-agg");
   const convRows = await readTrace(await resolveTraceInput("mooncake/conversation"));
   const convPrepared = prepareTrace(convRows, hasher, 64, 512);
   log(`conversation trace prepared in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
-  if (wanted("conversation/kv-8-polynomial"))
-    cases.push(
-      await runCase("conversation/kv-8-polynomial", conversation, "kv-8", convPrepared, "polynomial"),
-    );
+  return runCase("conversation/kv-8-polynomial", conversation, "kv-8", convPrepared, "polynomial");
+}
+
+try {
+  const { cases, prepareS } = await recipeCases();
+  if (wanted("conversation/kv-8-polynomial")) cases.push(await conversationCase());
   const out = { cases, prepare_s: Math.round(prepareS * 100) / 100 };
   process.stdout.write(`${json ? JSON.stringify(out) : JSON.stringify(out, null, 2)}\n`);
 } finally {
