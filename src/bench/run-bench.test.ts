@@ -14,7 +14,7 @@ const prompts = new PromptSynthesizer(tokenizer, await loadCorpus(), { seed: 1 }
 
 /** A streaming chat server: first token after `ttftMs`, then one every `itlMs`; logs what it received. */
 async function sseServer(ttftMs: number, itlMs: number) {
-  const received: { id: string; prompt: string; at: number }[] = [];
+  const received: { id: string; prompt: string; body: string; at: number }[] = [];
   const streams = { active: 0, peak: 0 };
   const server: Server = createServer((req, res) => {
     streams.active++;
@@ -27,6 +27,7 @@ async function sseServer(ttftMs: number, itlMs: number) {
       received.push({
         id: String(req.headers["x-request-id"]),
         prompt: json.messages[0].content,
+        body,
         at: performance.now(),
       });
       res.writeHead(200, { "content-type": "text/event-stream" });
@@ -87,6 +88,18 @@ describe("servelab bench runner", () => {
         assert.ok(a!.startsWith(shared) && b!.startsWith(shared));
         const lines = (await readFile(join(dir, "profile_export.jsonl"), "utf8")).trim().split("\n");
         assert.equal(lines.length, 6);
+        // inputs.json holds every body exactly as the server received it, in AIPerf's layout.
+        const text = await readFile(join(dir, "inputs.json"), "utf8");
+        assert.ok(text.startsWith('{\n  "data": [\n    {\n      "session_id": "r0",'), text.slice(0, 80));
+        const inputs = JSON.parse(text) as { data: { session_id: string; payloads: unknown[] }[] };
+        assert.deepEqual(
+          inputs.data.map((d) => d.session_id),
+          ["r0", "r1", "r2", "r3", "r4", "r5"],
+        );
+        for (const r of server.received) {
+          const entry = inputs.data.find((d) => d.session_id === r.id)!;
+          assert.deepEqual(entry.payloads, [JSON.parse(r.body)]);
+        }
       });
     } finally {
       await server.close();
@@ -108,6 +121,8 @@ describe("servelab bench runner", () => {
         );
         assert.equal(result.summary.request_count?.avg, 6);
         assert.equal(server.received.length, 7, "one warmup request, then six measured");
+        const inputs = JSON.parse(await readFile(join(dir, "inputs.json"), "utf8"));
+        assert.equal(inputs.data.length, 6, "warmup requests are not profiled inputs");
         assert.equal(server.streams.peak, 2);
         const bad = await runBench(
           benchConfig("http://127.0.0.1:1", join(dir, "bad"), {

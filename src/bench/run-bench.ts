@@ -13,6 +13,7 @@ import type { RequestRecord } from "../metrics/record.ts";
 import { percentileOfSorted } from "../metrics/summary.ts";
 import { type FixedScheduleOptions, rateSchedule, scheduleRows } from "../trace/schedule.ts";
 import type { TraceRow } from "../trace/types.ts";
+import { INPUTS_JSON, InputsFileWriter } from "./inputs-file.ts";
 import { buildHeaders, buildRequestBody, ENDPOINT_PATHS, type EndpointKind } from "./openai-request.ts";
 import { sleepUntil } from "./precise-sleep.ts";
 import type { PromptSynthesizer, Tokenizer } from "./prompts.ts";
@@ -41,6 +42,8 @@ export interface BenchConfig {
   apiKey?: string | undefined;
   goodput: readonly GoodputSlo[];
   artifactDir: string;
+  /** Write `inputs.json` (every profiled request's body as sent); default true. */
+  writeInputs?: boolean;
   useServerTokenCount: boolean;
   cliCommand: string;
   inputConfig: Readonly<Record<string, unknown>>;
@@ -54,7 +57,7 @@ export interface BenchConfig {
 export interface BenchResult {
   summary: AiperfSummary;
   errors: ErrorSummaryEntry[];
-  files: { json: string; csv: string; jsonl: string };
+  files: { json: string; csv: string; jsonl: string; inputs?: string };
   /** Actual minus scheduled send time, ms, over the profiled requests that had a schedule. */
   lag: { p50: number; p99: number; max: number } | null;
   sent: number;
@@ -63,6 +66,7 @@ export interface BenchResult {
 
 interface Prepared {
   row: TraceRow;
+  profiled: boolean;
   n: number;
   requestId: string;
   inputTokens: number;
@@ -154,6 +158,8 @@ export async function runBench(
   const collector = new MetricsCollector({ goodput: cfg.goodput });
   const jsonlPath = join(cfg.artifactDir, PROFILE_EXPORT_JSONL);
   const jsonl = await JsonlRecordWriter.open(jsonlPath);
+  const inputs =
+    cfg.writeInputs === false ? undefined : new InputsFileWriter(join(cfg.artifactDir, INPUTS_JSON));
   const startDate = new Date();
   const inflight = new Set<AbortController>();
   cfg.cancel?.addEventListener("abort", () => {
@@ -174,10 +180,12 @@ export async function runBench(
       ...(row.output_length > 0 ? { maxTokens: row.output_length } : {}),
       extraInputs: cfg.extraInputs,
     });
-    return { row, n, requestId, inputTokens, body: JSON.stringify(body) };
+    return { row, profiled, n, requestId, inputTokens, body: JSON.stringify(body) };
   };
   const send = async (prepared: Prepared): Promise<RequestRecord> => {
-    const { row, n, requestId, inputTokens, body } = prepared;
+    const { row, profiled, n, requestId, inputTokens, body } = prepared;
+    const conversationId = row.session_id ?? requestId;
+    if (profiled) inputs?.add(conversationId, body);
     const controller = new AbortController();
     inflight.add(controller);
     try {
@@ -186,7 +194,7 @@ export async function runBench(
         {
           sessionNum: n,
           requestId,
-          conversationId: row.session_id ?? requestId,
+          conversationId,
           turnIndex: 0,
           origin,
           path: ENDPOINT_PATHS[cfg.endpoint],
@@ -302,6 +310,7 @@ export async function runBench(
     await Promise.all(running);
   }
   await jsonl.close();
+  await inputs?.close();
   await pool.close();
 
   const summary = collector.finish();
@@ -317,7 +326,7 @@ export async function runBench(
   return {
     summary,
     errors: errorSummary,
-    files: { ...files, jsonl: jsonlPath },
+    files: { ...files, jsonl: jsonlPath, ...(inputs ? { inputs: inputs.file } : {}) },
     lag:
       sortedLags.length === 0
         ? null

@@ -82,6 +82,10 @@ export function registerBenchCommand(program: Command): void {
     .option("--request-timeout-seconds <s>", "per-request timeout", positiveNumberOption, 600)
     .option("--goodput <slos>", 'SLOs, e.g. "time_to_first_token:20000 inter_token_latency:50"')
     .option("--artifact-dir <dir>", "where the exports go")
+    .option(
+      "--no-inputs-json",
+      "do not write inputs.json (every request body as sent; large for long prompts)",
+    )
     .option("--random-seed <n>", "seed for prompts and Poisson arrivals", intOption(0), 0)
     .option("--prompt-input-tokens-block-size <n>", "tokens per hash_ids block", intOption(1), 512)
     .option("--use-server-token-count", "count tokens from the server's usage instead of the tokenizer")
@@ -162,6 +166,7 @@ export function registerBenchCommand(program: Command): void {
             apiKey: o.apiKey,
             goodput: o.goodput === undefined ? [] : parseGoodput(o.goodput),
             artifactDir,
+            writeInputs: o.inputsJson,
             useServerTokenCount: o.useServerTokenCount === true,
             cliCommand,
             inputConfig: {

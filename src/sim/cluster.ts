@@ -118,7 +118,13 @@ function routerOptions(arm: Arm, blockSize: number, seed: number, hasher: BlockH
   // Simulated engines name their blocks by the router's own sequence hashes. Policies that never read the
   // active blocks (round-robin, random) need not track them, as Dynamo's frontend does not.
   if (r.mode !== "kv") {
-    return { blockSize, seed, hasher, seqAddressedEvents: true, trackActiveBlocks: r.mode === "least-loaded" };
+    return {
+      blockSize,
+      seed,
+      hasher,
+      seqAddressedEvents: true,
+      trackActiveBlocks: r.mode === "least-loaded",
+    };
   }
   return {
     blockSize,

@@ -1,0 +1,46 @@
+import assert from "node:assert/strict";
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { withTempDir } from "../testing/fixtures.ts";
+import { InputsFileWriter } from "./inputs-file.ts";
+
+describe("inputs.json writer", () => {
+  it("writes valid JSON with no sessions, and appears only when closed", async () => {
+    await withTempDir(async (dir) => {
+      const file = join(dir, "inputs.json");
+      const w = new InputsFileWriter(file);
+      assert.deepEqual(
+        (await readdir(dir)).filter((f) => f === "inputs.json"),
+        [],
+      );
+      await w.close();
+      assert.deepEqual(JSON.parse(await readFile(file, "utf8")), { data: [] });
+    });
+  });
+
+  it("keeps bodies verbatim, escapes session ids, and reports a failed write at close", async () => {
+    await withTempDir(async (dir) => {
+      const file = join(dir, "inputs.json");
+      const w = new InputsFileWriter(file);
+      const body = JSON.stringify({ model: "m", prompt: 'line\nwith "quotes"', max_tokens: 3 });
+      w.add('s"1', body);
+      w.add("s2", body);
+      await w.close();
+      const parsed = JSON.parse(await readFile(file, "utf8"));
+      assert.deepEqual(parsed.data, [
+        { session_id: 's"1', payloads: [JSON.parse(body)] },
+        { session_id: "s2", payloads: [JSON.parse(body)] },
+      ]);
+      // A file where the directory should be: the write fails, and close says which file.
+      await writeFile(join(dir, "blocker"), "");
+      const bad = new InputsFileWriter(join(dir, "blocker", "inputs.json"));
+      bad.add("s", body);
+      await assert.rejects(bad.close(), (e: Error & { code?: string }) => {
+        assert.equal(e.code, "FILE_WRITE");
+        assert.match(e.message, /blocker\/inputs\.json/);
+        return true;
+      });
+    });
+  });
+});
