@@ -67,6 +67,9 @@ class Rank<R extends EngineRequest> {
   readonly running: Sequence<R>[] = [];
   chunks: PlannedChunk<R>[] = [];
   decodes: Sequence<R>[] = [];
+  /** Reused entries of the step's work description (see `beginStep`). */
+  readonly chunkWork: { tokens: number; pastTokens: number }[] = [];
+  readonly decodeWork: { contextTokens: number }[] = [];
   /** Tokens reused from the prefix cache by admitted requests, and prompt tokens they asked for. */
   hitTokens = 0;
   promptTokens = 0;
@@ -166,14 +169,31 @@ export class EngineWorker<R extends EngineRequest = EngineRequest> {
   /** Plans the next step; returns its duration in ms, or null when there is nothing to do. */
   beginStep(): number | null {
     let any = false;
-    this.ranks.forEach((rank, i) => {
+    for (let i = 0; i < this.ranks.length; i++) {
+      const rank = this.ranks[i]!;
       this.plan(rank);
+      // Work entries come from per-rank pools and are rewritten in place: a simulation plans millions of steps.
       const w = this.work[i]!;
-      w.prefill = rank.chunks.map((c) => ({ tokens: c.tokens, pastTokens: c.seq.computed }));
-      w.decode = rank.decodes.map((s) => ({ contextTokens: s.target + s.generated }));
+      const chunks = rank.chunks;
+      const prefill = new Array<{ tokens: number; pastTokens: number }>(chunks.length);
+      for (let k = 0; k < chunks.length; k++) {
+        const c = (rank.chunkWork[k] ??= { tokens: 0, pastTokens: 0 });
+        c.tokens = chunks[k]!.tokens;
+        c.pastTokens = chunks[k]!.seq.computed;
+        prefill[k] = c;
+      }
+      w.prefill = prefill;
+      const decodes = rank.decodes;
+      const decode = new Array<{ contextTokens: number }>(decodes.length);
+      for (let k = 0; k < decodes.length; k++) {
+        const d = (rank.decodeWork[k] ??= { contextTokens: 0 });
+        d.contextTokens = decodes[k]!.target + decodes[k]!.generated;
+        decode[k] = d;
+      }
+      w.decode = decode;
       w.kvUsage = rank.pool.inUse / rank.pool.capacity;
-      if (rank.chunks.length > 0 || rank.decodes.length > 0) any = true;
-    });
+      if (chunks.length > 0 || decodes.length > 0) any = true;
+    }
     if (!any) return null;
     this.stepping = true;
     return this.model.stepMs(this.work);

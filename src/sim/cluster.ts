@@ -356,8 +356,10 @@ export function simulateArm(opts: SimOptions): SimResult {
     },
   });
 
-  scheduled.forEach(({ row, atMs, position }, index) => {
-    queue.at(atMs, () => {
+  queue.stream(
+    scheduled.map((s) => s.atMs),
+    (index) => {
+      const { row, position } = scheduled[index]!;
       const seqs = opts.trace.seqs[position]!;
       const locals = opts.trace.locals[position]!;
       const osl = Math.max(1, row.output_length);
@@ -406,8 +408,8 @@ export function simulateArm(opts: SimOptions): SimResult {
       }
       slot.worker.enqueue(d.prefill.target.dpRank, f);
       kick(slot);
-    });
-  });
+    },
+  );
 
   const every = opts.sampleEveryMs ?? 10_000;
   const sample = () => {

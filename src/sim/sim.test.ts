@@ -27,6 +27,21 @@ describe("event queue", () => {
     assert.equal(q.now, 5);
     assert.throws(() => q.at(1, () => {}), RangeError);
   });
+
+  it("runs a stream of pre-scheduled events in time order, ahead of heap events at the same time", () => {
+    const q = new EventQueue();
+    const seen: string[] = [];
+    q.stream([3, 1, 3, 0], (i) => {
+      seen.push(`s${i}@${q.now}`);
+      if (i === 1) q.at(3, () => seen.push(`h@${q.now}`));
+    });
+    q.at(0, () => seen.push(`first@${q.now}`));
+    assert.equal(q.size, 5);
+    q.run();
+    assert.deepEqual(seen, ["s3@0", "first@0", "s1@1", "s0@3", "s2@3", "h@3"]);
+    assert.equal(q.size, 0);
+    assert.throws(() => q.stream([1], () => {}), RangeError);
+  });
 });
 
 describe("shared link", () => {
