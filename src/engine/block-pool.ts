@@ -1,4 +1,3 @@
-import { HashTable } from "../kv/hash-table.ts";
 import { resized } from "../kv/typed-arrays.ts";
 
 /**
@@ -8,7 +7,7 @@ import { resized } from "../kv/typed-arrays.ts";
  * generated tokens, partial blocks and (without prefix caching) every block are private to their request.
  *
  * Block ids are dense integers standing for sequence hashes (see BlockIds); events tell the KV index what the
- * rank caches. Shared blocks live in slots (reference count, LRU links) found through one hash-table probe per block.
+ * rank caches. Shared blocks live in slots (reference count, LRU links) found by id in a paged table.
  */
 export interface BlockEvents {
   stored(ids: readonly number[]): void;
@@ -17,13 +16,41 @@ export interface BlockEvents {
 
 const NO_EVENTS: BlockEvents = { stored: () => {}, removed: () => {} };
 const NIL = -1;
+const PAGE_BITS = 10;
+const PAGE_MASK = (1 << PAGE_BITS) - 1;
+
+/**
+ * Block id → slot for dense ids: pages of 1,024 entries, allocated when an id in their range is first held, so a
+ * rank's memory follows the id ranges it has held rather than every id of the run, and a lookup is two loads.
+ */
+class SlotTable {
+  private readonly pages: (Int32Array | undefined)[] = [];
+
+  get(id: number): number {
+    const page = this.pages[id >>> PAGE_BITS];
+    return page === undefined ? NIL : page[id & PAGE_MASK]!;
+  }
+
+  set(id: number, slot: number): void {
+    let page = this.pages[id >>> PAGE_BITS];
+    if (page === undefined) {
+      page = new Int32Array(PAGE_MASK + 1).fill(NIL);
+      this.pages[id >>> PAGE_BITS] = page;
+    }
+    page[id & PAGE_MASK] = slot;
+  }
+
+  delete(id: number): void {
+    const page = this.pages[id >>> PAGE_BITS];
+    if (page !== undefined) page[id & PAGE_MASK] = NIL;
+  }
+}
 
 export class BlockPool {
   readonly capacity: number;
   readonly prefixCaching: boolean;
   private readonly events: BlockEvents;
-  /** Block id → slot. */
-  private readonly slotOf: HashTable;
+  private readonly slotOf = new SlotTable();
   private idAt: Int32Array;
   private refs: Int32Array;
   private prev: Int32Array;
@@ -47,7 +74,6 @@ export class BlockPool {
     this.prefixCaching = prefixCaching;
     this.events = events;
     const initial = Math.min(capacity, 1024);
-    this.slotOf = new HashTable(2, initial);
     this.idAt = new Int32Array(initial);
     this.refs = new Int32Array(initial);
     this.prev = new Int32Array(initial);
@@ -72,7 +98,7 @@ export class BlockPool {
   cachedPrefix(ids: readonly number[]): number {
     if (!this.prefixCaching) return 0;
     let n = 0;
-    while (n < ids.length && this.slotOf.get(ids[n]!, 0) >= 0) n++;
+    while (n < ids.length && this.slotOf.get(ids[n]!) !== NIL) n++;
     return n;
   }
 
@@ -91,7 +117,7 @@ export class BlockPool {
     const found = this.found;
     let extra = privateCount;
     for (let i = 0; i < ids.length; i++) {
-      const s = this.slotOf.get(ids[i]!, 0);
+      const s = this.slotOf.get(ids[i]!);
       found[i] = s;
       if (s === NIL || this.refs[s] === 0) extra++;
     }
@@ -139,7 +165,7 @@ export class BlockPool {
     }
     // Tail first, so a prompt's head outlives its tail in the LRU order (a tail without its head is useless).
     for (let i = ids.length - 1; i >= 0; i--) {
-      const s = this.slotOf.get(ids[i]!, 0);
+      const s = this.slotOf.get(ids[i]!);
       if (--this.refs[s]! > 0) continue;
       this.activeShared--;
       this.inactiveCount++;
@@ -157,7 +183,7 @@ export class BlockPool {
       this.unlink(s);
       this.inactiveCount--;
       const id = this.idAt[s]!;
-      this.slotOf.delete(id, 0);
+      this.slotOf.delete(id);
       this.freeSlots.push(s);
       evicted.push(id);
     }
@@ -171,7 +197,7 @@ export class BlockPool {
       if (s >= this.idAt.length) this.growSlots();
     }
     this.idAt[s] = id;
-    this.slotOf.set(id, 0, 0, s);
+    this.slotOf.set(id, s);
     return s;
   }
 
