@@ -15,7 +15,14 @@ function recordingModel() {
   const model: StepTimeModel = {
     name: "test",
     stepMs: (ranks) => {
-      steps.push(ranks.map((r) => ({ prefill: [...r.prefill], decode: [...r.decode], kvUsage: r.kvUsage })));
+      // The work entries are only valid during the call (the worker reuses them), so keep copies.
+      steps.push(
+        ranks.map((r) => ({
+          prefill: r.prefill.map((c) => ({ ...c })),
+          decode: r.decode.map((d) => ({ ...d })),
+          kvUsage: r.kvUsage,
+        })),
+      );
       return 1 + Math.max(...ranks.map((r) => r.prefill.reduce((a, c) => a + c.tokens, 0) / 100));
     },
   };

@@ -177,7 +177,8 @@ export class EngineWorker<R extends EngineRequest = EngineRequest> {
       const chunks = rank.chunks;
       const prefill = new Array<{ tokens: number; pastTokens: number }>(chunks.length);
       for (let k = 0; k < chunks.length; k++) {
-        const c = (rank.chunkWork[k] ??= { tokens: 0, pastTokens: 0 });
+        if (rank.chunkWork.length === k) rank.chunkWork.push({ tokens: 0, pastTokens: 0 });
+        const c = rank.chunkWork[k]!;
         c.tokens = chunks[k]!.tokens;
         c.pastTokens = chunks[k]!.seq.computed;
         prefill[k] = c;
@@ -186,7 +187,8 @@ export class EngineWorker<R extends EngineRequest = EngineRequest> {
       const decodes = rank.decodes;
       const decode = new Array<{ contextTokens: number }>(decodes.length);
       for (let k = 0; k < decodes.length; k++) {
-        const d = (rank.decodeWork[k] ??= { contextTokens: 0 });
+        if (rank.decodeWork.length === k) rank.decodeWork.push({ contextTokens: 0 });
+        const d = rank.decodeWork[k]!;
         d.contextTokens = decodes[k]!.target + decodes[k]!.generated;
         decode[k] = d;
       }
