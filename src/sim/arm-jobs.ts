@@ -1,7 +1,8 @@
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { type ErrorCode, ServelabError } from "../errors.ts";
 import type { Recipe } from "../recipe/schema.ts";
+import { startThread } from "../threads.ts";
 import type { SimExtras } from "./run-sim.ts";
 
 export interface ArmJob {
@@ -40,9 +41,7 @@ export async function runArmsInParallel(
   let failure: Error | undefined;
   const runOne = (index: number): Promise<void> =>
     new Promise((resolve, reject) => {
-      const worker = new Worker(new URL("./arm-worker-boot.mjs", import.meta.url), {
-        workerData: jobs[index],
-      });
+      const worker = startThread(new URL("./arm-worker.ts", import.meta.url), jobs[index]);
       running.add(worker);
       worker.on("message", (m: ArmMessage) => {
         if (m.type === "progress") onProgress(m.arm, m.done, m.total);

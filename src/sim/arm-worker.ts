@@ -9,7 +9,7 @@ import type { ArmJob, ArmMessage } from "./arm-jobs.ts";
 import { perfModelChoice } from "./perf-models.ts";
 import { runSimulation } from "./run-sim.ts";
 
-const job = workerData as ArmJob;
+const job = (workerData as { data: ArmJob }).data;
 const post = (m: ArmMessage) => parentPort!.postMessage(m);
 
 try {

@@ -4,13 +4,8 @@ import type { StepTimeModel } from "../engine/perf-model.ts";
 import { writeFileAtomic } from "../io/atomic-write.ts";
 import { createBlockHasher } from "../kv/block-hash.ts";
 import type { AiperfSummary } from "../metrics/aiperf-metrics.ts";
-import { MetricsCollector } from "../metrics/collector.ts";
-import {
-  JsonlRecordWriter,
-  PROFILE_EXPORT_JSONL,
-  renderAiperfJson,
-  writeAiperfSummaryFiles,
-} from "../metrics/exporters.ts";
+import { ExportThread } from "../metrics/export-thread.ts";
+import { PROFILE_EXPORT_JSONL, renderAiperfJson, writeAiperfSummaryFiles } from "../metrics/exporters.ts";
 import { parseGoodput } from "../metrics/goodput.ts";
 import { summarize } from "../metrics/summary.ts";
 import { recipeSynthesisOptions } from "../recipe/load.ts";
@@ -105,9 +100,11 @@ export async function runSimulation(opts: SimRunOptions): Promise<SimRunResult> 
       kvBlock,
       recipe.benchmark.prompt_block_size,
     );
-  const collector = new MetricsCollector({ goodput: parseGoodput(recipe.benchmark.goodput) });
   const jsonlPath = join(opts.outDir, PROFILE_EXPORT_JSONL);
-  const jsonl = await JsonlRecordWriter.open(jsonlPath);
+  const exporter = await ExportThread.start({
+    jsonlPath,
+    goodput: parseGoodput(recipe.benchmark.goodput),
+  });
   // The simulator always replays the trace's timestamps; the window options exist in fixed-schedule mode only.
   const schedule = recipe.benchmark.mode === "fixed_schedule" ? recipe.benchmark : undefined;
   let result: SimResult;
@@ -122,13 +119,15 @@ export async function runSimulation(opts: SimRunOptions): Promise<SimRunResult> 
       autoOffset: schedule?.auto_offset ?? false,
       ...(schedule?.start_offset_ms === undefined ? {} : { startOffsetMs: schedule.start_offset_ms }),
       ...(schedule?.end_offset_ms === undefined ? {} : { endOffsetMs: schedule.end_offset_ms }),
-      onRecord: (rec) => jsonl.write(rec, collector.add(rec)),
+      onRecord: (rec) => exporter.add(rec),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     });
-  } finally {
-    await jsonl.close();
+  } catch (e) {
+    // Keep the records of the requests that finished before the failure.
+    await exporter.finish().catch(() => {});
+    throw e;
   }
-  const summary = collector.finish();
+  const { summary, errorSummary } = await exporter.finish();
   const served = result.targets.filter((t) => t.role !== "decode");
   const prompt = served.reduce((a, t) => a + t.prompt_tokens, 0);
   const cached = served.reduce((a, t) => a + t.cached_tokens, 0);
@@ -166,7 +165,7 @@ export async function runSimulation(opts: SimRunOptions): Promise<SimRunResult> 
       goodput: recipe.benchmark.goodput,
     },
     wasCancelled: false,
-    errorSummary: collector.errorSummary(),
+    errorSummary,
     // Virtual time has no wall-clock date; leaving these empty keeps reruns byte-identical.
     startTime: null,
     endTime: null,

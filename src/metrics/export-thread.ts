@@ -1,0 +1,95 @@
+import type { Worker } from "node:worker_threads";
+import { type ErrorCode, ServelabError } from "../errors.ts";
+import { startThread } from "../threads.ts";
+import type { AiperfSummary, ErrorSummaryEntry } from "./aiperf-metrics.ts";
+import type { GoodputSlo } from "./goodput.ts";
+import type { RequestRecord } from "./record.ts";
+
+export interface ExportSetup {
+  jsonlPath: string;
+  goodput: readonly GoodputSlo[];
+}
+
+export type ExportRequest = { type: "records"; records: RequestRecord[] } | { type: "finish" };
+
+export type ExportReply =
+  | { type: "ready" }
+  | { type: "done"; summary: AiperfSummary; errorSummary: ErrorSummaryEntry[] }
+  | { type: "error"; code: ErrorCode | undefined; message: string; details: string[] };
+
+/** Records handed over per message: few enough to keep the file current, enough to make messages cheap. */
+const BATCH = 64;
+
+/**
+ * The metrics and `profile_export.jsonl` of a run, kept in a worker thread: the simulator produces records on one
+ * core while their metrics, lines and statistics are computed on another, and the lines reach the file while the
+ * simulation is still running instead of after it. Same results as a MetricsCollector plus a JsonlRecordWriter fed
+ * in the same order.
+ */
+export class ExportThread {
+  private readonly worker: Worker;
+  private readonly outcome: Promise<Extract<ExportReply, { type: "done" }>>;
+  private batch: RequestRecord[] = [];
+  private transfers: ArrayBuffer[] = [];
+
+  private constructor(worker: Worker, outcome: Promise<Extract<ExportReply, { type: "done" }>>) {
+    this.worker = worker;
+    this.outcome = outcome;
+  }
+
+  /** Starts the thread; resolves once the file is open, so a bad path fails before any record is produced. */
+  static async start(setup: ExportSetup): Promise<ExportThread> {
+    const worker = startThread(new URL("./export-worker.ts", import.meta.url), setup);
+    let ready: () => void = () => {};
+    const started = new Promise<void>((resolve) => {
+      ready = resolve;
+    });
+    const outcome = new Promise<Extract<ExportReply, { type: "done" }>>((resolve, reject) => {
+      worker.on("message", (m: ExportReply) => {
+        if (m.type === "ready") ready();
+        else if (m.type === "done") resolve(m);
+        else {
+          reject(
+            m.code
+              ? new ServelabError(m.code, m.message, m.details)
+              : new Error(`exporting records: ${m.message}`),
+          );
+        }
+      });
+      worker.on("error", reject);
+      worker.on("exit", (code) => reject(new Error(`the record export thread exited with code ${code}`)));
+    });
+    // Whichever comes first: the thread is ready, or it failed (the rejection is reported here, not unhandled).
+    await Promise.race([started, outcome]);
+    outcome.catch(() => {});
+    return new ExportThread(worker, outcome);
+  }
+
+  /** Queues a finished request. Its `chunkNs`, when a Float64Array of its own, moves to the thread. */
+  add(record: RequestRecord): void {
+    this.batch.push(record);
+    const chunks = record.chunkNs;
+    if (chunks instanceof Float64Array && chunks.byteLength === chunks.buffer.byteLength)
+      this.transfers.push(chunks.buffer as ArrayBuffer);
+    if (this.batch.length >= BATCH) this.flush();
+  }
+
+  private flush(): void {
+    if (this.batch.length === 0) return;
+    this.worker.postMessage({ type: "records", records: this.batch } satisfies ExportRequest, this.transfers);
+    this.batch = [];
+    this.transfers = [];
+  }
+
+  /** Waits for every record's line to be in the file; returns the run's summary and error table. */
+  async finish(): Promise<{ summary: AiperfSummary; errorSummary: ErrorSummaryEntry[] }> {
+    this.flush();
+    this.worker.postMessage({ type: "finish" } satisfies ExportRequest);
+    try {
+      const { summary, errorSummary } = await this.outcome;
+      return { summary, errorSummary };
+    } finally {
+      await this.worker.terminate();
+    }
+  }
+}
