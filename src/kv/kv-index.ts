@@ -182,9 +182,7 @@ export class KvIndex {
       if (this.isOrphan(t, node)) this.countOrphans(t, 1);
       // Children the target kept while this block was missing have their parent back.
       if (this.orphans[t]! > 0) {
-        this.tree.forEachChild(node, (c) => {
-          if (this.tree.holds(c, t)) this.countOrphans(t, -1);
-        });
+        this.countOrphans(t, -this.tree.childrenHeldBy(node, t));
       }
     } else {
       // The same block under a second engine hash (e.g. another cache salt): one holder, two names for it.
@@ -201,9 +199,8 @@ export class KvIndex {
       return;
     }
     if (this.isOrphan(t, node)) this.countOrphans(t, -1);
-    this.tree.forEachChild(node, (c) => {
-      if (this.tree.holds(c, t)) this.countOrphans(t, 1);
-    });
+    const children = this.tree.childrenHeldBy(node, t);
+    if (children > 0) this.countOrphans(t, children);
     this.tree.removeHolder(node, t);
     this.treeSizes[t]!--;
     this.held--;

@@ -340,9 +340,11 @@ export class PrefixIndex {
     }
   }
 
-  /** Visits the node's children (the callback must not free nodes). */
-  forEachChild(node: number, fn: (child: number) => void): void {
-    for (let c = this.firstChild[node]!; c >= 0; c = this.nextSibling[c]!) fn(c);
+  /** How many of the node's children the target holds. */
+  childrenHeldBy(node: number, target: number): number {
+    let n = 0;
+    for (let c = this.firstChild[node]!; c >= 0; c = this.nextSibling[c]!) if (this.holds(c, target)) n++;
+    return n;
   }
 
   parentOf(node: number): number {
