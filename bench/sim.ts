@@ -59,6 +59,9 @@ arms:
         kv_cache_config: { tokens_per_block: 64, enable_block_reuse: true, max_tokens: 1048576 } }
 `;
 
+/** Collects the previous case's garbage (with --expose-gc), so no case pays for another's. */
+const settle = () => (globalThis as { gc?: () => void }).gc?.();
+
 async function runCase(
   name: string,
   r: Recipe,
@@ -66,6 +69,7 @@ async function runCase(
   prepared: ReturnType<typeof prepareTrace>,
   model: string,
 ) {
+  settle();
   const t0 = performance.now();
   const timer = setInterval(sampleRss, 200);
   const result = await runSimulation({

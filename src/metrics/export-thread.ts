@@ -1,3 +1,5 @@
+import { mkdir, open } from "node:fs/promises";
+import { dirname } from "node:path";
 import type { Worker } from "node:worker_threads";
 import { type ErrorCode, ServelabError } from "../errors.ts";
 import { startThread } from "../threads.ts";
@@ -13,7 +15,6 @@ export interface ExportSetup {
 export type ExportRequest = { type: "records"; records: RequestRecord[] } | { type: "finish" };
 
 export type ExportReply =
-  | { type: "ready" }
   | { type: "done"; summary: AiperfSummary; errorSummary: ErrorSummaryEntry[] }
   | { type: "error"; code: ErrorCode | undefined; message: string; details: string[] };
 
@@ -37,17 +38,21 @@ export class ExportThread {
     this.outcome = outcome;
   }
 
-  /** Starts the thread; resolves once the file is open, so a bad path fails before any record is produced. */
+  /**
+   * Starts the thread. The file is created here first, so a bad path fails at once; records added while the thread
+   * boots wait in its message queue.
+   */
   static async start(setup: ExportSetup): Promise<ExportThread> {
+    try {
+      await mkdir(dirname(setup.jsonlPath), { recursive: true });
+      await (await open(setup.jsonlPath, "w")).close();
+    } catch (e) {
+      throw new ServelabError("FILE_WRITE", `cannot write ${setup.jsonlPath}: ${(e as Error).message}`);
+    }
     const worker = startThread(new URL("./export-worker.ts", import.meta.url), setup);
-    let ready: () => void = () => {};
-    const started = new Promise<void>((resolve) => {
-      ready = resolve;
-    });
     const outcome = new Promise<Extract<ExportReply, { type: "done" }>>((resolve, reject) => {
       worker.on("message", (m: ExportReply) => {
-        if (m.type === "ready") ready();
-        else if (m.type === "done") resolve(m);
+        if (m.type === "done") resolve(m);
         else {
           reject(
             m.code
@@ -59,8 +64,7 @@ export class ExportThread {
       worker.on("error", reject);
       worker.on("exit", (code) => reject(new Error(`the record export thread exited with code ${code}`)));
     });
-    // Whichever comes first: the thread is ready, or it failed (the rejection is reported here, not unhandled).
-    await Promise.race([started, outcome]);
+    // A failure is reported by `finish`; until then it must not count as unhandled.
     outcome.catch(() => {});
     return new ExportThread(worker, outcome);
   }

@@ -40,7 +40,6 @@ try {
       port.close();
     }
   });
-  reply({ type: "ready" });
 } catch (e) {
   fail(e);
   port.close();
