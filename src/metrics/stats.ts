@@ -1,3 +1,4 @@
+import { sortFloat64 } from "./radix-sort.ts";
 import { percentileOfSorted } from "./summary.ts";
 
 /**
@@ -85,7 +86,7 @@ export const STAT_KEYS = [
 export function distributionStats(values: Float64Array): DistributionStats | null {
   const n = values.length;
   if (n === 0) return null;
-  values.sort();
+  sortFloat64(values);
   let sum = 0;
   for (let i = 0; i < n; i++) sum += values[i]!;
   const avg = sum / n;
