@@ -15,7 +15,6 @@ function recordingModel() {
   const model: StepTimeModel = {
     name: "test",
     stepMs: (ranks) => {
-      // The work entries are only valid during the call (the worker reuses them), so keep copies.
       steps.push(
         ranks.map((r) => ({
           prefill: r.prefill.map((c) => ({ ...c })),

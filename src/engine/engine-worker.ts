@@ -67,9 +67,6 @@ class Rank<R extends EngineRequest> {
   readonly running: Sequence<R>[] = [];
   chunks: PlannedChunk<R>[] = [];
   decodes: Sequence<R>[] = [];
-  /** Reused entries of the step's work description (see `beginStep`). */
-  readonly chunkWork: { tokens: number; pastTokens: number }[] = [];
-  readonly decodeWork: { contextTokens: number }[] = [];
   /** Tokens reused from the prefix cache by admitted requests, and prompt tokens they asked for. */
   hitTokens = 0;
   promptTokens = 0;
@@ -172,27 +169,11 @@ export class EngineWorker<R extends EngineRequest = EngineRequest> {
     for (let i = 0; i < this.ranks.length; i++) {
       const rank = this.ranks[i]!;
       this.plan(rank);
-      // Work entries come from per-rank pools and are rewritten in place: a simulation plans millions of steps.
       const w = this.work[i]!;
       const chunks = rank.chunks;
-      const prefill = new Array<{ tokens: number; pastTokens: number }>(chunks.length);
-      for (let k = 0; k < chunks.length; k++) {
-        if (rank.chunkWork.length === k) rank.chunkWork.push({ tokens: 0, pastTokens: 0 });
-        const c = rank.chunkWork[k]!;
-        c.tokens = chunks[k]!.tokens;
-        c.pastTokens = chunks[k]!.seq.computed;
-        prefill[k] = c;
-      }
-      w.prefill = prefill;
       const decodes = rank.decodes;
-      const decode = new Array<{ contextTokens: number }>(decodes.length);
-      for (let k = 0; k < decodes.length; k++) {
-        if (rank.decodeWork.length === k) rank.decodeWork.push({ contextTokens: 0 });
-        const d = rank.decodeWork[k]!;
-        d.contextTokens = decodes[k]!.target + decodes[k]!.generated;
-        decode[k] = d;
-      }
-      w.decode = decode;
+      w.prefill = chunks.map((c) => ({ tokens: c.tokens, pastTokens: c.seq.computed }));
+      w.decode = decodes.map((d) => ({ contextTokens: d.target + d.generated }));
       w.kvUsage = rank.pool.inUse / rank.pool.capacity;
       if (chunks.length > 0 || decodes.length > 0) any = true;
     }

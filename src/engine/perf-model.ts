@@ -1,4 +1,4 @@
-/** What one attention-DP rank computes in one engine step; valid only during `stepMs` (workers reuse it). */
+/** What one attention-DP rank computes in one engine step. */
 export interface RankWork {
   /** Prefill chunks this step: tokens computed, and tokens of the same sequence already in KV before them. */
   prefill: readonly { tokens: number; pastTokens: number }[];
