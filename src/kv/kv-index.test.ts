@@ -227,29 +227,19 @@ describe("block-by-block stores by sequence hash", () => {
     const t = index.addTarget("w1", 0);
     const u = index.addTarget("w2", 0);
     const { seqs, locals } = request(doc(1, 4));
-    let parent = -1;
-    for (let i = 0; i < 2; i++)
-      parent = index.storeBlockUnder(
-        t,
-        parent,
-        seqs[2 * i]!,
-        seqs[2 * i + 1]!,
-        locals[2 * i]!,
-        locals[2 * i + 1]!,
-      );
-    assert.equal(index.heldNode(t, seqs[2]!, seqs[3]!), parent);
+    const storeBlocks = (from: number, to: number, under: number) => {
+      let parent = under;
+      for (let i = from; i < to; i++) {
+        const [sLo, sHi, lLo, lHi] = [seqs[2 * i]!, seqs[2 * i + 1]!, locals[2 * i]!, locals[2 * i + 1]!];
+        parent = index.storeBlockUnder(t, parent, sLo, sHi, lLo, lHi);
+      }
+      return parent;
+    };
+    const second = storeBlocks(0, 2, -1);
+    assert.equal(index.heldNode(t, seqs[2]!, seqs[3]!), second);
     // Another target does not hold it, so a batch of its own cannot hang under it.
     assert.equal(index.heldNode(u, seqs[2]!, seqs[3]!), -1);
-    parent = index.heldNode(t, seqs[2]!, seqs[3]!);
-    for (let i = 2; i < 4; i++)
-      parent = index.storeBlockUnder(
-        t,
-        parent,
-        seqs[2 * i]!,
-        seqs[2 * i + 1]!,
-        locals[2 * i]!,
-        locals[2 * i + 1]!,
-      );
+    storeBlocks(2, 4, index.heldNode(t, seqs[2]!, seqs[3]!));
     const m = index.findMatches(seqs);
     assert.equal(m.scores[t], 4);
     assert.equal(m.scores[u], 0);
