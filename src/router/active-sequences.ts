@@ -19,17 +19,15 @@ interface ActiveRequest {
  * waiting for prefill. Updated synchronously at routing time, on the first token and at stream end; entries older
  * than the expiry are dropped lazily, in case a completion is never reported.
  *
- * A target's active blocks form a tree of whole prompts, so instead of a reference count per block each (block,
- * target) keeps two counts: prompts ending at the block, and child blocks the target holds under it. Adding a
- * prompt touches only the blocks new to the target; freeing it climbs only while blocks become unreferenced.
+ * A target's active blocks form a tree of whole prompts, so instead of a reference count per block, a (block, target)
+ * stays held while a prompt on the target ends there or the target holds one of its children. Adding a prompt
+ * touches only the blocks new to the target; freeing it climbs only while blocks become unreferenced.
  */
 export class ActiveSequences {
   readonly expiryMs: number;
   private readonly tree = new PrefixIndex(32);
   /** (node, target) → prompts on the target that end at the block. */
   private readonly ends = new HashTable(2, 1024);
-  /** (node, target) → blocks the target holds directly under the block. */
-  private readonly kids = new HashTable(2, 1024);
   private readonly requests = new Map<string, ActiveRequest>();
   private blocks = new Float64Array(32);
   private prefill = new Float64Array(32);
@@ -105,7 +103,6 @@ export class ActiveSequences {
     const held = this.heldPrefix(seqs, target);
     let parent = held === 0 ? -1 : this.tree.find(seqs[2 * held - 2]!, seqs[2 * held - 1]!);
     for (let i = held; i < n; i++) {
-      if (parent >= 0) this.kids.adjust(parent, target, 0, 1);
       parent = this.tree.ensure(seqs[2 * i]!, seqs[2 * i + 1]!, parent, 0, 0);
       this.tree.addHolder(parent, target);
       this.blocks[target]!++;
@@ -146,11 +143,10 @@ export class ActiveSequences {
     this.blocks[t]! -= req.privateBlocks;
     let node = req.lastNode;
     if (node < 0 || this.ends.adjust(node, t, 0, -1) > 0) return;
-    while (node >= 0 && this.kids.get(node, t) < 0 && this.ends.get(node, t) < 0) {
+    while (node >= 0 && this.tree.childrenHeldBy(node, t) === 0 && this.ends.get(node, t) < 0) {
       const parent = this.tree.parentOf(node);
       this.tree.removeHolder(node, t);
       this.blocks[t]!--;
-      if (parent >= 0) this.kids.adjust(parent, t, 0, -1);
       node = parent;
     }
   }
