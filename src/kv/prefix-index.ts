@@ -7,6 +7,26 @@ const FREED = -2;
 const NONE = -1;
 const MANY = -2;
 
+/*
+ * Node layout. A node's fields sit together, in two records, so that creating, linking or freeing it touches a
+ * cache line or two instead of one per field: the hashes (sequence and local, lo and hi words), and the links.
+ */
+const HASH_WORDS = 4;
+const SEQ_LO = 0;
+const SEQ_HI = 1;
+const LOCAL_LO = 2;
+const LOCAL_HI = 3;
+const LINK_WORDS = 8;
+const PARENT = 0;
+/** Child lists, so a target's subtree can be walked when it loses a block. −1 ends a list. */
+const FIRST_CHILD = 1;
+const NEXT_SIBLING = 2;
+const PREV_SIBLING = 3;
+const HOLDERS = 4;
+/** The single holder, or NONE, or MANY (then ROW names the node's bitset in `pool`). */
+const SOLE = 5;
+const ROW = 6;
+
 /**
  * The block tree shared by the KV index and the active-load tracker. A node is one block, identified by its
  * sequence hash (which already encodes the whole prefix, so no per-node child maps are needed) and holding a
@@ -25,19 +45,9 @@ export class PrefixIndex {
   private capacity = 0;
   private nextNode = 0;
   private readonly freeNodes: number[] = [];
-  private seqLo = new Uint32Array(0);
-  private seqHi = new Uint32Array(0);
-  private localLo = new Uint32Array(0);
-  private localHi = new Uint32Array(0);
-  private parent = new Int32Array(0);
-  /** Child lists, so a target's subtree can be walked when it loses a block. −1 ends a list. */
-  private firstChild = new Int32Array(0);
-  private nextSibling = new Int32Array(0);
-  private prevSibling = new Int32Array(0);
-  private holders = new Int32Array(0);
-  /** The single holder, or NONE, or MANY (then `row` names the node's bitset in `pool`). */
-  private sole = new Int32Array(0);
-  private row = new Int32Array(0);
+  /** Per node: its hashes, and its links (see the layout constants). */
+  private hashes = new Uint32Array(0);
+  private links = new Int32Array(0);
   private pool = new Uint32Array(0);
   private rows = 0;
   private readonly freeRows: number[] = [];
@@ -61,7 +71,7 @@ export class PrefixIndex {
   }
 
   get bytes(): number {
-    return this.capacity * 4 * 11 + this.pool.byteLength + this.nodeOf.bytes;
+    return this.hashes.byteLength + this.links.byteLength + this.pool.byteLength + this.nodeOf.bytes;
   }
 
   /** Widens the bitset rows so targets up to `n − 1` fit. */
@@ -89,26 +99,17 @@ export class PrefixIndex {
 
   /** Word `w` of the node's holder set. */
   private word(node: number, w: number): number {
-    const sole = this.sole[node]!;
+    const sole = this.links[node * LINK_WORDS + SOLE]!;
     if (sole >= 0) return sole >>> 5 === w ? (1 << (sole & 31)) >>> 0 : 0;
-    return sole === NONE ? 0 : this.pool[this.row[node]! * this.words + w]!;
+    return sole === NONE ? 0 : this.pool[this.links[node * LINK_WORDS + ROW]! * this.words + w]!;
   }
 
   private growNodes(min: number): void {
     let cap = Math.max(16, this.capacity);
     while (cap < min) cap *= 2;
     if (cap === this.capacity) return;
-    this.seqLo = resized(this.seqLo, cap);
-    this.seqHi = resized(this.seqHi, cap);
-    this.localLo = resized(this.localLo, cap);
-    this.localHi = resized(this.localHi, cap);
-    this.parent = resized(this.parent, cap);
-    this.firstChild = resized(this.firstChild, cap);
-    this.nextSibling = resized(this.nextSibling, cap);
-    this.prevSibling = resized(this.prevSibling, cap);
-    this.holders = resized(this.holders, cap);
-    this.sole = resized(this.sole, cap);
-    this.row = resized(this.row, cap);
+    this.hashes = resized(this.hashes, cap * HASH_WORDS);
+    this.links = resized(this.links, cap * LINK_WORDS);
     this.capacity = cap;
   }
 
@@ -125,72 +126,76 @@ export class PrefixIndex {
     if (this.freeNodes.length > 0) this.freeNodes.pop();
     else if (++this.nextNode > this.capacity) this.growNodes(this.nextNode);
     node = found;
-    this.seqLo[node] = seqLo;
-    this.seqHi[node] = seqHi;
-    this.localLo[node] = localLo;
-    this.localHi[node] = localHi;
-    this.parent[node] = parentNode;
-    this.firstChild[node] = -1;
-    this.prevSibling[node] = -1;
-    this.nextSibling[node] = -1;
-    this.holders[node] = 0;
-    this.sole[node] = NONE;
+    this.hashes[node * HASH_WORDS + SEQ_LO] = seqLo;
+    this.hashes[node * HASH_WORDS + SEQ_HI] = seqHi;
+    this.hashes[node * HASH_WORDS + LOCAL_LO] = localLo;
+    this.hashes[node * HASH_WORDS + LOCAL_HI] = localHi;
+    this.links[node * LINK_WORDS + PARENT] = parentNode;
+    this.links[node * LINK_WORDS + FIRST_CHILD] = -1;
+    this.links[node * LINK_WORDS + PREV_SIBLING] = -1;
+    this.links[node * LINK_WORDS + NEXT_SIBLING] = -1;
+    this.links[node * LINK_WORDS + HOLDERS] = 0;
+    this.links[node * LINK_WORDS + SOLE] = NONE;
     if (parentNode >= 0) {
-      const first = this.firstChild[parentNode]!;
-      this.nextSibling[node] = first;
-      if (first >= 0) this.prevSibling[first] = node;
-      this.firstChild[parentNode] = node;
+      const first = this.links[parentNode * LINK_WORDS + FIRST_CHILD]!;
+      this.links[node * LINK_WORDS + NEXT_SIBLING] = first;
+      if (first >= 0) this.links[first * LINK_WORDS + PREV_SIBLING] = node;
+      this.links[parentNode * LINK_WORDS + FIRST_CHILD] = node;
     }
     this.liveNodes++;
     return node;
   }
 
   holds(node: number, target: number): boolean {
-    const sole = this.sole[node]!;
+    const sole = this.links[node * LINK_WORDS + SOLE]!;
     if (sole !== MANY) return sole === target;
-    return ((this.pool[this.row[node]! * this.words + (target >>> 5)]! >>> (target & 31)) & 1) === 1;
+    return (
+      ((this.pool[this.links[node * LINK_WORDS + ROW]! * this.words + (target >>> 5)]! >>> (target & 31)) &
+        1) ===
+      1
+    );
   }
 
   /** Marks `target` as holding `node`; returns false when it already did. */
   addHolder(node: number, target: number): boolean {
-    const sole = this.sole[node]!;
+    const sole = this.links[node * LINK_WORDS + SOLE]!;
     if (sole === target) return false;
     if (sole === NONE) {
-      this.sole[node] = target;
+      this.links[node * LINK_WORDS + SOLE] = target;
     } else {
       if (sole >= 0) {
         const r = this.allocRow();
-        this.row[node] = r;
-        this.sole[node] = MANY;
+        this.links[node * LINK_WORDS + ROW] = r;
+        this.links[node * LINK_WORDS + SOLE] = MANY;
         this.pool[r * this.words + (sole >>> 5)]! |= 1 << (sole & 31);
       }
-      const w = this.row[node]! * this.words + (target >>> 5);
+      const w = this.links[node * LINK_WORDS + ROW]! * this.words + (target >>> 5);
       const bit = 1 << (target & 31);
       if (this.pool[w]! & bit) return false;
       this.pool[w]! |= bit;
     }
-    this.holders[node]!++;
+    this.links[node * LINK_WORDS + HOLDERS]!++;
     return true;
   }
 
   /** Unmarks `target`; frees the node (and any ancestors left empty) once nobody holds it. */
   removeHolder(node: number, target: number): boolean {
     if (!this.holds(node, target)) return false;
-    if (this.sole[node] === target) {
-      this.sole[node] = NONE;
+    if (this.links[node * LINK_WORDS + SOLE] === target) {
+      this.links[node * LINK_WORDS + SOLE] = NONE;
     } else {
-      const base = this.row[node]! * this.words;
+      const base = this.links[node * LINK_WORDS + ROW]! * this.words;
       this.pool[base + (target >>> 5)]! &= ~(1 << (target & 31));
-      if (this.holders[node] === 2) {
+      if (this.links[node * LINK_WORDS + HOLDERS] === 2) {
         // Back to a single holder: find it and return the row to the pool.
         for (let w = 0; w < this.words; w++) {
           const bits = this.pool[base + w]!;
-          if (bits !== 0) this.sole[node] = w * 32 + 31 - Math.clz32(bits & -bits);
+          if (bits !== 0) this.links[node * LINK_WORDS + SOLE] = w * 32 + 31 - Math.clz32(bits & -bits);
         }
-        this.freeRows.push(this.row[node]!);
+        this.freeRows.push(this.links[node * LINK_WORDS + ROW]!);
       }
     }
-    this.holders[node]!--;
+    this.links[node * LINK_WORDS + HOLDERS]!--;
     this.release(node);
     return true;
   }
@@ -198,20 +203,20 @@ export class PrefixIndex {
   private release(node: number): void {
     while (
       node >= 0 &&
-      this.holders[node] === 0 &&
-      this.firstChild[node] === -1 &&
-      this.parent[node] !== FREED
+      this.links[node * LINK_WORDS + HOLDERS] === 0 &&
+      this.links[node * LINK_WORDS + FIRST_CHILD] === -1 &&
+      this.links[node * LINK_WORDS + PARENT] !== FREED
     ) {
-      const up = this.parent[node]!;
-      this.nodeOf.delete(this.seqLo[node]!, this.seqHi[node]!);
-      this.parent[node] = FREED;
+      const up = this.links[node * LINK_WORDS + PARENT]!;
+      this.nodeOf.delete(this.hashes[node * HASH_WORDS + SEQ_LO]!, this.hashes[node * HASH_WORDS + SEQ_HI]!);
+      this.links[node * LINK_WORDS + PARENT] = FREED;
       this.freeNodes.push(node);
       this.liveNodes--;
-      const prev = this.prevSibling[node]!;
-      const next = this.nextSibling[node]!;
-      if (next >= 0) this.prevSibling[next] = prev;
-      if (prev >= 0) this.nextSibling[prev] = next;
-      else if (up >= 0) this.firstChild[up] = next;
+      const prev = this.links[node * LINK_WORDS + PREV_SIBLING]!;
+      const next = this.links[node * LINK_WORDS + NEXT_SIBLING]!;
+      if (next >= 0) this.links[next * LINK_WORDS + PREV_SIBLING] = prev;
+      if (prev >= 0) this.links[prev * LINK_WORDS + NEXT_SIBLING] = next;
+      else if (up >= 0) this.links[up * LINK_WORDS + FIRST_CHILD] = next;
       node = up;
     }
   }
@@ -319,17 +324,18 @@ export class PrefixIndex {
 
   /** Visits live nodes in creation order of their slots; parents may come after children when slots are reused. */
   forEachNode(fn: (node: number) => void): void {
-    for (let node = 0; node < this.nextNode; node++) if (this.parent[node] !== FREED) fn(node);
+    for (let node = 0; node < this.nextNode; node++)
+      if (this.links[node * LINK_WORDS + PARENT] !== FREED) fn(node);
   }
 
   /** Visits the targets holding the node, in ascending order. */
   forEachHolder(node: number, fn: (target: number) => void): void {
-    const sole = this.sole[node]!;
+    const sole = this.links[node * LINK_WORDS + SOLE]!;
     if (sole !== MANY) {
       if (sole >= 0) fn(sole);
       return;
     }
-    const base = this.row[node]! * this.words;
+    const base = this.links[node * LINK_WORDS + ROW]! * this.words;
     for (let w = 0; w < this.words; w++) {
       let bits = this.pool[base + w]!;
       while (bits !== 0) {
@@ -343,32 +349,37 @@ export class PrefixIndex {
   /** How many of the node's children the target holds. */
   childrenHeldBy(node: number, target: number): number {
     let n = 0;
-    for (let c = this.firstChild[node]!; c >= 0; c = this.nextSibling[c]!) if (this.holds(c, target)) n++;
+    for (
+      let c = this.links[node * LINK_WORDS + FIRST_CHILD]!;
+      c >= 0;
+      c = this.links[c * LINK_WORDS + NEXT_SIBLING]!
+    )
+      if (this.holds(c, target)) n++;
     return n;
   }
 
   parentOf(node: number): number {
-    return this.parent[node]!;
+    return this.links[node * LINK_WORDS + PARENT]!;
   }
 
   /** Low and high halves of the node's sequence hash (separate, so hot paths allocate no tuple). */
   seqLoOf(node: number): number {
-    return this.seqLo[node]!;
+    return this.hashes[node * HASH_WORDS + SEQ_LO]!;
   }
 
   seqHiOf(node: number): number {
-    return this.seqHi[node]!;
+    return this.hashes[node * HASH_WORDS + SEQ_HI]!;
   }
 
   seqOf(node: number): [lo: number, hi: number] {
-    return [this.seqLo[node]!, this.seqHi[node]!];
+    return [this.hashes[node * HASH_WORDS + SEQ_LO]!, this.hashes[node * HASH_WORDS + SEQ_HI]!];
   }
 
   localOf(node: number): [lo: number, hi: number] {
-    return [this.localLo[node]!, this.localHi[node]!];
+    return [this.hashes[node * HASH_WORDS + LOCAL_LO]!, this.hashes[node * HASH_WORDS + LOCAL_HI]!];
   }
 
   holderCount(node: number): number {
-    return this.holders[node]!;
+    return this.links[node * LINK_WORDS + HOLDERS]!;
   }
 }
