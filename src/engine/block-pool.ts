@@ -16,6 +16,11 @@ export interface BlockEvents {
 
 const NO_EVENTS: BlockEvents = { stored: () => {}, removed: () => {} };
 const NIL = -1;
+const SLOT = 4;
+const ID = 0;
+const REFS = 1;
+const PREV = 2;
+const NEXT = 3;
 const PAGE_BITS = 10;
 const PAGE_MASK = (1 << PAGE_BITS) - 1;
 
@@ -51,10 +56,8 @@ export class BlockPool {
   readonly prefixCaching: boolean;
   private readonly events: BlockEvents;
   private readonly slotOf = new SlotTable();
-  private idAt: Int32Array;
-  private refs: Int32Array;
-  private prev: Int32Array;
-  private next: Int32Array;
+  /** Per slot, one record: block id, reference count, LRU links (previous, next). */
+  private slotData: Int32Array;
   private readonly freeSlots: number[] = [];
   /** Scratch: the slot of each block of the prompt being acquired (NIL when absent). */
   private found = new Int32Array(256);
@@ -74,10 +77,7 @@ export class BlockPool {
     this.prefixCaching = prefixCaching;
     this.events = events;
     const initial = Math.min(capacity, 1024);
-    this.idAt = new Int32Array(initial);
-    this.refs = new Int32Array(initial);
-    this.prev = new Int32Array(initial);
-    this.next = new Int32Array(initial);
+    this.slotData = new Int32Array(initial * SLOT);
   }
 
   /** Blocks held by running requests. */
@@ -119,7 +119,7 @@ export class BlockPool {
     for (let i = 0; i < ids.length; i++) {
       const s = this.slotOf.get(ids[i]!);
       found[i] = s;
-      if (s === NIL || this.refs[s] === 0) extra++;
+      if (s === NIL || this.slotData[s * SLOT + REFS] === 0) extra++;
     }
     if (!this.fits(extra, limit)) return false;
     // Reuse first, so making room for new blocks can never evict a block this prompt is about to reuse.
@@ -130,17 +130,17 @@ export class BlockPool {
         fresh.push(ids[i]!);
         continue;
       }
-      if (this.refs[s] === 0) {
+      if (this.slotData[s * SLOT + REFS] === 0) {
         this.unlink(s);
         this.inactiveCount--;
         this.activeShared++;
       }
-      this.refs[s]!++;
+      this.slotData[s * SLOT + REFS]!++;
     }
     this.makeRoom(fresh.length + privateCount);
     for (const id of fresh) {
       const s = this.newSlot(id);
-      this.refs[s] = 1;
+      this.slotData[s * SLOT + REFS] = 1;
       this.activeShared++;
     }
     this.privateBlocks += privateCount;
@@ -166,7 +166,7 @@ export class BlockPool {
     // Tail first, so a prompt's head outlives its tail in the LRU order (a tail without its head is useless).
     for (let i = ids.length - 1; i >= 0; i--) {
       const s = this.slotOf.get(ids[i]!);
-      if (--this.refs[s]! > 0) continue;
+      if (--this.slotData[s * SLOT + REFS]! > 0) continue;
       this.activeShared--;
       this.inactiveCount++;
       this.append(s);
@@ -182,7 +182,7 @@ export class BlockPool {
       const s = this.head;
       this.unlink(s);
       this.inactiveCount--;
-      const id = this.idAt[s]!;
+      const id = this.slotData[s * SLOT + ID]!;
       this.slotOf.delete(id);
       this.freeSlots.push(s);
       evicted.push(id);
@@ -194,35 +194,31 @@ export class BlockPool {
     let s = this.freeSlots.pop();
     if (s === undefined) {
       s = this.slots++;
-      if (s >= this.idAt.length) this.growSlots();
+      if ((s + 1) * SLOT > this.slotData.length) this.growSlots();
     }
-    this.idAt[s] = id;
+    this.slotData[s * SLOT + ID] = id;
     this.slotOf.set(id, s);
     return s;
   }
 
   private growSlots(): void {
-    const cap = this.idAt.length * 2;
-    this.idAt = resized(this.idAt, cap);
-    this.refs = resized(this.refs, cap);
-    this.prev = resized(this.prev, cap);
-    this.next = resized(this.next, cap);
+    this.slotData = resized(this.slotData, this.slotData.length * 2);
   }
 
   private append(s: number): void {
-    this.prev[s] = this.tail;
-    this.next[s] = NIL;
-    if (this.tail !== NIL) this.next[this.tail] = s;
+    this.slotData[s * SLOT + PREV] = this.tail;
+    this.slotData[s * SLOT + NEXT] = NIL;
+    if (this.tail !== NIL) this.slotData[this.tail * SLOT + NEXT] = s;
     else this.head = s;
     this.tail = s;
   }
 
   private unlink(s: number): void {
-    const p = this.prev[s]!;
-    const n = this.next[s]!;
-    if (p !== NIL) this.next[p] = n;
+    const p = this.slotData[s * SLOT + PREV]!;
+    const n = this.slotData[s * SLOT + NEXT]!;
+    if (p !== NIL) this.slotData[p * SLOT + NEXT] = n;
     else this.head = n;
-    if (n !== NIL) this.prev[n] = p;
+    if (n !== NIL) this.slotData[n * SLOT + PREV] = p;
     else this.tail = p;
   }
 }

@@ -2,6 +2,8 @@ import type { HashSeq } from "../kv/hash-seq.ts";
 import { HashTable } from "../kv/hash-table.ts";
 import { resized } from "../kv/typed-arrays.ts";
 
+const RECORD = 5;
+
 /**
  * Dense integer ids for the KV blocks of a simulation, one per sequence hash, so engines keep their caches in
  * plain Maps of small integers. Each id remembers its hashes and its parent (a sequence hash fixes the whole
@@ -9,11 +11,8 @@ import { resized } from "../kv/typed-arrays.ts";
  */
 export class BlockIds {
   private readonly idOf = new HashTable(2, 1 << 16);
-  private seqLo = new Uint32Array(1 << 16);
-  private seqHi = new Uint32Array(1 << 16);
-  private localLo = new Uint32Array(1 << 16);
-  private localHi = new Uint32Array(1 << 16);
-  private parent = new Int32Array(1 << 16);
+  /** Per id, one record (events read all of it at once): sequence lo, hi, local lo, hi, parent id + 1 (0: none). */
+  private records = new Uint32Array(RECORD * (1 << 16));
   private count = 0;
 
   get size(): number {
@@ -28,12 +27,14 @@ export class BlockIds {
     for (let i = 0; i < n; i++) {
       const id = this.idOf.getOrInsert(seqs[2 * i]!, seqs[2 * i + 1]!, 0, this.count);
       if (id === this.count) {
-        if (id >= this.parent.length) this.grow();
-        this.seqLo[id] = seqs[2 * i]!;
-        this.seqHi[id] = seqs[2 * i + 1]!;
-        this.localLo[id] = locals[2 * i]!;
-        this.localHi[id] = locals[2 * i + 1]!;
-        this.parent[id] = parent;
+        if ((id + 1) * RECORD > this.records.length)
+          this.records = resized(this.records, this.records.length * 2);
+        const r = id * RECORD;
+        this.records[r] = seqs[2 * i]!;
+        this.records[r + 1] = seqs[2 * i + 1]!;
+        this.records[r + 2] = locals[2 * i]!;
+        this.records[r + 3] = locals[2 * i + 1]!;
+        this.records[r + 4] = parent + 1;
         this.count++;
       }
       ids[i] = id;
@@ -43,31 +44,22 @@ export class BlockIds {
   }
 
   parentOf(id: number): number {
-    return this.parent[id]!;
+    return this.records[id * RECORD + 4]! - 1;
   }
 
   seqLoOf(id: number): number {
-    return this.seqLo[id]!;
+    return this.records[id * RECORD]!;
   }
 
   seqHiOf(id: number): number {
-    return this.seqHi[id]!;
+    return this.records[id * RECORD + 1]!;
   }
 
   localLoOf(id: number): number {
-    return this.localLo[id]!;
+    return this.records[id * RECORD + 2]!;
   }
 
   localHiOf(id: number): number {
-    return this.localHi[id]!;
-  }
-
-  private grow(): void {
-    const cap = this.parent.length * 2;
-    this.seqLo = resized(this.seqLo, cap);
-    this.seqHi = resized(this.seqHi, cap);
-    this.localLo = resized(this.localLo, cap);
-    this.localHi = resized(this.localHi, cap);
-    this.parent = resized(this.parent, cap);
+    return this.records[id * RECORD + 3]!;
   }
 }
