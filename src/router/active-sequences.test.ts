@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createBlockHasher } from "../kv/block-hash.ts";
+import { createRng } from "../random.ts";
 import { docTokens, routeRequest } from "../testing/route-requests.ts";
 import { ActiveSequences } from "./active-sequences.ts";
 
@@ -66,5 +67,45 @@ describe("active sequences", () => {
     assert.equal(load.has("old"), false);
     assert.equal(load.has("new"), true);
     assert.equal(load.prefillTokens(0), 10);
+  });
+
+  it("matches a per-block model of every target's active blocks under random adds, frees and expiries", () => {
+    const rng = createRng(11, "active");
+    const load = new ActiveSequences(400);
+    // Prompts branch from a few shared documents, so they share prefixes of every length.
+    const prompt = () => {
+      const tokens = docTokens(rng.int(3), 1 + rng.int(6));
+      for (let k = rng.int(3); k > 0; k--) tokens.push(...docTokens(10 + rng.int(4), 1 + rng.int(3)));
+      return routeRequest(hasher, "p", tokens).seqs;
+    };
+    const live = new Map<string, { t: number; seqs: Uint32Array; at: number }>();
+    const key = (seqs: Uint32Array, i: number) => `${seqs[2 * i]}:${seqs[2 * i + 1]}`;
+    for (let step = 0; step < 600; step++) {
+      const now = step * 5;
+      if (live.size > 0 && rng.next() < 0.4) {
+        const ids = [...live.keys()];
+        const id = ids[rng.int(ids.length)]!;
+        load.free(id);
+        live.delete(id);
+      } else {
+        // Adding expires what is older than the expiry first, as the router does when it routes.
+        for (const [id, r] of live) if (now - r.at >= 400) live.delete(id);
+        const id = `r${step}`;
+        const t = rng.int(3);
+        const seqs = prompt();
+        load.add(id, t, seqs, 0, 0, now);
+        live.set(id, { t, seqs, at: now });
+      }
+      for (let t = 0; t < 3; t++) {
+        const held = new Set<string>();
+        for (const r of live.values())
+          if (r.t === t) for (let i = 0; i < r.seqs.length / 2; i++) held.add(key(r.seqs, i));
+        assert.equal(load.activeBlocks(t), held.size, `step ${step}, target ${t}`);
+        const probe = prompt();
+        let lead = 0;
+        while (lead < probe.length / 2 && held.has(key(probe, lead))) lead++;
+        assert.equal(load.activeOverlap(probe)[t], lead, `step ${step}, target ${t} overlap`);
+      }
+    }
   });
 });

@@ -1,16 +1,33 @@
 import { type HashSeq, hashCount } from "../kv/hash-seq.ts";
-import { HashTable } from "../kv/hash-table.ts";
-import { PrefixIndex } from "../kv/prefix-index.ts";
 import { resized } from "../kv/typed-arrays.ts";
 
 interface ActiveRequest {
   target: number;
-  /** Tree node of the prompt's last full block when its blocks are shared with other requests; −1 otherwise. */
-  lastNode: number;
+  /** Sequence hashes of the prompt's full blocks when they are shared with other requests (kept, not copied). */
+  seqs: HashSeq | null;
+  /** Position in its target's list of requests with shared blocks. */
+  slot: number;
   /** Blocks counted without sharing (when prefix reuse is not assumed). */
   privateBlocks: number;
   prefillTokens: number;
   addedAt: number;
+}
+
+/**
+ * How many leading blocks two prompts share. A sequence hash fixes every block before it, so the prompts agree on
+ * a prefix and differ after it: a binary search for its end.
+ */
+function commonPrefix(a: HashSeq, b: HashSeq): number {
+  let lo = 0;
+  let hi = Math.min(hashCount(a), hashCount(b));
+  if (hi === 0 || a[0] !== b[0] || a[1] !== b[1]) return 0;
+  lo = 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[2 * mid] === b[2 * mid] && a[2 * mid + 1] === b[2 * mid + 1]) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /**
@@ -19,16 +36,16 @@ interface ActiveRequest {
  * waiting for prefill. Updated synchronously at routing time, on the first token and at stream end; entries older
  * than the expiry are dropped lazily, in case a completion is never reported.
  *
- * A target's active blocks form a tree of whole prompts, so instead of a reference count per block, a (block, target)
- * stays held while a prompt on the target ends there or the target holds one of its children. Adding a prompt
- * touches only the blocks new to the target; freeing it climbs only while blocks become unreferenced.
+ * A target's active prompts form a tree whose blocks are their union. A prompt adds to it the blocks past its
+ * longest common prefix with the target's other prompts, and takes those away again when it ends, so keeping the
+ * count exact costs a comparison of the prompt with each other prompt on its target (one hash pair for most, a
+ * binary search for those sharing its first block), and nothing per block.
  */
 export class ActiveSequences {
   readonly expiryMs: number;
-  private readonly tree = new PrefixIndex(32);
-  /** (node, target) → prompts on the target that end at the block. */
-  private readonly ends = new HashTable(2, 1024);
   private readonly requests = new Map<string, ActiveRequest>();
+  /** Per target: its requests with shared blocks. */
+  private shared: ActiveRequest[][] = [];
   private blocks = new Float64Array(32);
   private prefill = new Float64Array(32);
   private counts = new Int32Array(32);
@@ -40,9 +57,9 @@ export class ActiveSequences {
 
   /** Makes room for target ids below `limit`. */
   fitTargets(limit: number): void {
-    this.tree.ensureTargets(limit);
-    const cap = this.tree.targetCapacity;
-    if (this.blocks.length >= cap) return;
+    while (this.shared.length < limit) this.shared.push([]);
+    if (this.blocks.length >= limit) return;
+    const cap = Math.ceil(limit / 32) * 32;
     this.blocks = resized(this.blocks, cap);
     this.prefill = resized(this.prefill, cap);
     this.counts = resized(this.counts, cap);
@@ -65,9 +82,20 @@ export class ActiveSequences {
 
   /** Per target: how many leading blocks of `seqs` are already active there. A view reused by the next call. */
   activeOverlap(seqs: HashSeq): Int32Array {
-    // Whole prompts are added and freed bottom-up, so what a target holds is prefix-closed.
-    this.tree.match(seqs, this.overlap, true);
+    this.overlap.fill(0);
+    for (let t = 0; t < this.shared.length; t++) this.overlap[t] = this.longestPrefix(seqs, this.shared[t]!);
     return this.overlap;
+  }
+
+  /** The longest prefix of `seqs` that one of `others` shares. */
+  private longestPrefix(seqs: HashSeq, others: readonly ActiveRequest[]): number {
+    const n = hashCount(seqs);
+    let best = 0;
+    for (let i = 0; i < others.length && best < n; i++) {
+      const common = commonPrefix(seqs, others[i]!.seqs!);
+      if (common > best) best = common;
+    }
+    return best;
   }
 
   has(requestId: string): boolean {
@@ -79,8 +107,8 @@ export class ActiveSequences {
   }
 
   /**
-   * Records a routed request. `seqs` (shared blocks) or `privateBlocks` (counted without sharing) give its KV
-   * footprint; `prefillTokens` are its uncached prompt tokens.
+   * Records a routed request. `seqs` (shared blocks, kept by reference) or `privateBlocks` (counted without
+   * sharing) give its KV footprint; `prefillTokens` are its uncached prompt tokens.
    */
   add(
     requestId: string,
@@ -93,35 +121,24 @@ export class ActiveSequences {
     this.expire(now);
     if (this.requests.has(requestId)) this.free(requestId);
     this.fitTargets(target + 1);
-    const req: ActiveRequest = { target, lastNode: -1, privateBlocks, prefillTokens, addedAt: now };
+    const shares = seqs !== null && hashCount(seqs) > 0;
+    const req: ActiveRequest = {
+      target,
+      seqs: shares ? seqs : null,
+      slot: -1,
+      privateBlocks,
+      prefillTokens,
+      addedAt: now,
+    };
     this.requests.set(requestId, req);
     this.counts[target]!++;
     this.prefill[target]! += prefillTokens;
     this.blocks[target]! += privateBlocks;
-    const n = seqs === null ? 0 : hashCount(seqs);
-    if (seqs === null || n === 0) return;
-    const held = this.heldPrefix(seqs, target);
-    let parent = held === 0 ? -1 : this.tree.find(seqs[2 * held - 2]!, seqs[2 * held - 1]!);
-    for (let i = held; i < n; i++) {
-      parent = this.tree.ensure(seqs[2 * i]!, seqs[2 * i + 1]!, parent, 0, 0);
-      this.tree.addHolder(parent, target);
-      this.blocks[target]!++;
-    }
-    this.ends.adjust(parent, target, 0, 1);
-    req.lastNode = parent;
-  }
-
-  /** How many leading blocks of `seqs` the target holds: a binary search, since what it holds is prefix-closed. */
-  private heldPrefix(seqs: HashSeq, target: number): number {
-    let lo = 0;
-    let hi = hashCount(seqs);
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const node = this.tree.find(seqs[2 * mid]!, seqs[2 * mid + 1]!);
-      if (node >= 0 && this.tree.holds(node, target)) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    if (!shares) return;
+    const list = this.shared[target]!;
+    this.blocks[target]! += hashCount(seqs) - this.longestPrefix(seqs, list);
+    req.slot = list.length;
+    list.push(req);
   }
 
   /** The request produced its first token: its prompt no longer counts as pending prefill. */
@@ -141,14 +158,14 @@ export class ActiveSequences {
     this.counts[t]!--;
     this.prefill[t]! -= req.prefillTokens;
     this.blocks[t]! -= req.privateBlocks;
-    let node = req.lastNode;
-    if (node < 0 || this.ends.adjust(node, t, 0, -1) > 0) return;
-    while (node >= 0 && this.tree.childrenHeldBy(node, t) === 0 && this.ends.get(node, t) < 0) {
-      const parent = this.tree.parentOf(node);
-      this.tree.removeHolder(node, t);
-      this.blocks[t]!--;
-      node = parent;
+    if (req.seqs === null) return;
+    const list = this.shared[t]!;
+    const last = list.pop()!;
+    if (last !== req) {
+      list[req.slot] = last;
+      last.slot = req.slot;
     }
+    this.blocks[t]! -= hashCount(req.seqs) - this.longestPrefix(req.seqs, list);
   }
 
   /** Force-frees requests older than the expiry (insertion order is time order). */
