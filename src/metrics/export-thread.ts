@@ -6,13 +6,14 @@ import { startThread } from "../threads.ts";
 import type { AiperfSummary, ErrorSummaryEntry } from "./aiperf-metrics.ts";
 import type { GoodputSlo } from "./goodput.ts";
 import type { RequestRecord } from "./record.ts";
+import { type RecordBatch, RecordPacker } from "./record-batch.ts";
 
 export interface ExportSetup {
   jsonlPath: string;
   goodput: readonly GoodputSlo[];
 }
 
-export type ExportRequest = { type: "records"; records: RequestRecord[] } | { type: "finish" };
+export type ExportRequest = { type: "records"; batch: RecordBatch } | { type: "finish" };
 
 export type ExportReply =
   | { type: "done"; summary: AiperfSummary; errorSummary: ErrorSummaryEntry[] }
@@ -30,8 +31,7 @@ const BATCH = 64;
 export class ExportThread {
   private readonly worker: Worker;
   private readonly outcome: Promise<Extract<ExportReply, { type: "done" }>>;
-  private batch: RequestRecord[] = [];
-  private transfers: ArrayBuffer[] = [];
+  private readonly packer = new RecordPacker();
 
   private constructor(worker: Worker, outcome: Promise<Extract<ExportReply, { type: "done" }>>) {
     this.worker = worker;
@@ -69,20 +69,18 @@ export class ExportThread {
     return new ExportThread(worker, outcome);
   }
 
-  /** Queues a finished request. Its `chunkNs`, when a Float64Array of its own, moves to the thread. */
+  /** Queues a finished request (copied: the caller may reuse it). */
   add(record: RequestRecord): void {
-    this.batch.push(record);
-    const chunks = record.chunkNs;
-    if (chunks instanceof Float64Array && chunks.byteLength === chunks.buffer.byteLength)
-      this.transfers.push(chunks.buffer as ArrayBuffer);
-    if (this.batch.length >= BATCH) this.flush();
+    this.packer.add(record);
+    if (this.packer.count >= BATCH) this.flush();
   }
 
   private flush(): void {
-    if (this.batch.length === 0) return;
-    this.worker.postMessage({ type: "records", records: this.batch } satisfies ExportRequest, this.transfers);
-    this.batch = [];
-    this.transfers = [];
+    if (this.packer.count === 0) return;
+    const batch = this.packer.take();
+    this.worker.postMessage({ type: "records", batch } satisfies ExportRequest, [
+      batch.numbers.buffer as ArrayBuffer,
+    ]);
   }
 
   /** Waits for every record's line to be in the file; returns the run's summary and error table. */

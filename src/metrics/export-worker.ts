@@ -7,6 +7,7 @@ import { isServelabError } from "../errors.ts";
 import { MetricsCollector } from "./collector.ts";
 import type { ExportReply, ExportRequest, ExportSetup } from "./export-thread.ts";
 import { JsonlRecordWriter } from "./exporters.ts";
+import { unpackRecords } from "./record-batch.ts";
 
 const setup = (workerData as { data: ExportSetup }).data;
 const port = parentPort!;
@@ -27,7 +28,7 @@ try {
     if (failed) return;
     try {
       if (m.type === "records") {
-        for (const rec of m.records) jsonl.write(rec, collector.add(rec));
+        for (const rec of unpackRecords(m.batch)) jsonl.write(rec, collector.add(rec));
         return;
       }
       await jsonl.close();
