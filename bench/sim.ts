@@ -2,9 +2,11 @@
  * Simulator benchmark: each founding arm on the recipe trace (10,000 requests, ~85 simulated minutes) with the step-time
  * models `servelab sim` picks by default (the measured GB200 profile), and the
  * Mooncake conversation trace (12,031 requests) on 8 aggregated workers with the polynomial step-time model, the
- * shape of Dynamo's DynoSim benchmark. Records stream to profile_export.jsonl in a temp dir as in a real run.
+ * shape of Dynamo's DynoSim benchmark. Each case runs in a process of its own, as `servelab sim` does, with its trace
+ * prepared before the clock starts; records stream to profile_export.jsonl in a temp dir as in a real run.
  * `--json` prints `{cases: [{case, requests, wall_s, sim_to_real, peak_rss_mb}], prepare_s}`.
  */
+import { spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -59,9 +61,6 @@ arms:
         kv_cache_config: { tokens_per_block: 64, enable_block_reuse: true, max_tokens: 1048576 } }
 `;
 
-/** Collects the previous case's garbage (with --expose-gc), so no case pays for another's. */
-const settle = () => (globalThis as { gc?: () => void }).gc?.();
-
 async function runCase(
   name: string,
   r: Recipe,
@@ -69,7 +68,6 @@ async function runCase(
   prepared: ReturnType<typeof prepareTrace>,
   model: string,
 ) {
-  settle();
   const t0 = performance.now();
   const timer = setInterval(sampleRss, 200);
   const result = await runSimulation({
@@ -101,34 +99,51 @@ async function runCase(
   return c;
 }
 
-/** The founding arms on the recipe trace, prepared once for both; the trace is released before the next case. */
-async function recipeCases() {
-  const arms = Object.keys(recipe.arms).filter((arm) => wanted(`recipe/${arm}`));
-  if (arms.length === 0) return { cases: [], prepareS: 0 };
+/** The trace a case replays, prepared (synthesized and hashed) before its clock starts. */
+async function prepareCase(name: string) {
   const t0 = performance.now();
-  const rows = await loadRecipeTrace(recipe, dirname(recipePath), {});
-  const prepared = prepareTrace(rows, hasher, 64, recipe.benchmark.prompt_block_size);
+  if (name.startsWith("recipe/")) {
+    const rows = await loadRecipeTrace(recipe, dirname(recipePath), {});
+    const prepared = prepareTrace(rows, hasher, 64, recipe.benchmark.prompt_block_size);
+    const prepareS = (performance.now() - t0) / 1000;
+    log(`recipe trace prepared (synthesized, hashed) in ${prepareS.toFixed(2)} s`);
+    return { r: recipe, arm: name.slice("recipe/".length), model: "auto", prepared, prepareS };
+  }
+  const conversation = parseRecipe(CONVERSATION_RECIPE, "conversation-8-agg");
+  const rows = await readTrace(await resolveTraceInput("mooncake/conversation"));
+  const prepared = prepareTrace(rows, hasher, 64, 512);
   const prepareS = (performance.now() - t0) / 1000;
-  log(`recipe trace prepared (synthesized, hashed) in ${prepareS.toFixed(2)} s`);
-  const cases = [];
-  for (const arm of arms) cases.push(await runCase(`recipe/${arm}`, recipe, arm, prepared, "auto"));
-  return { cases, prepareS };
+  log(`conversation trace prepared in ${prepareS.toFixed(2)} s`);
+  return { r: conversation, arm: "kv-8", model: "polynomial", prepared, prepareS };
 }
 
-async function conversationCase() {
-  const t0 = performance.now();
-  const conversation = parseRecipe(CONVERSATION_RECIPE, "conversation-8-agg");
-  const convRows = await readTrace(await resolveTraceInput("mooncake/conversation"));
-  const convPrepared = prepareTrace(convRows, hasher, 64, 512);
-  log(`conversation trace prepared in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
-  return runCase("conversation/kv-8-polynomial", conversation, "kv-8", convPrepared, "polynomial");
-}
+const CASES = [...Object.keys(recipe.arms).map((arm) => `recipe/${arm}`), "conversation/kv-8-polynomial"];
+const childArg = process.argv.indexOf("--child");
 
 try {
-  const { cases, prepareS } = await recipeCases();
-  if (wanted("conversation/kv-8-polynomial")) cases.push(await conversationCase());
-  const out = { cases, prepare_s: Math.round(prepareS * 100) / 100 };
-  process.stdout.write(`${json ? JSON.stringify(out) : JSON.stringify(out, null, 2)}\n`);
+  if (childArg >= 0) {
+    // One case in this process, as `servelab sim` runs it: the heap holds nothing of any other case.
+    const name = process.argv[childArg + 1]!;
+    const { r, arm, model, prepared, prepareS } = await prepareCase(name);
+    const c = await runCase(name, r, arm, prepared, model);
+    process.stdout.write(`${JSON.stringify({ ...c, prepare_s: Math.round(prepareS * 100) / 100 })}\n`);
+  } else {
+    const cases = [];
+    let prepareS = 0;
+    for (const name of CASES.filter(wanted)) {
+      const child = spawnSync(
+        process.execPath,
+        [...process.execArgv, import.meta.filename, "--child", name, ...(json ? ["--json"] : [])],
+        { stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" },
+      );
+      if (child.status !== 0) throw new Error(`bench:sim case ${name} failed (exit ${child.status})`);
+      const { prepare_s, ...c } = JSON.parse(child.stdout.trim().split("\n").at(-1)!);
+      if (name.startsWith("recipe/")) prepareS = prepare_s;
+      cases.push(c);
+    }
+    const out = { cases, prepare_s: prepareS };
+    process.stdout.write(`${json ? JSON.stringify(out) : JSON.stringify(out, null, 2)}\n`);
+  }
 } finally {
   await rm(dir, { recursive: true, force: true });
 }
