@@ -248,6 +248,32 @@ describe("block-by-block stores by sequence hash", () => {
     assert.equal(index.findMatches(seqs).scores[t], 2);
     assert.equal(index.errors.blockNotFound, 0);
   });
+
+  it("removes and re-stores through node hints, and ignores hints whose node was freed and reused", () => {
+    const index = new KvIndex(hasher, undefined, 64, true);
+    const t = index.addTarget("w1", 0);
+    const a = request(doc(1, 2));
+    const b = request(doc(2, 1));
+    const at = (r: typeof a, i: number) =>
+      [r.seqs[2 * i]!, r.seqs[2 * i + 1]!, r.locals[2 * i]!, r.locals[2 * i + 1]!] as const;
+    const first = index.storeBlockUnder(t, -1, ...at(a, 0));
+    const second = index.storeBlockUnder(t, first, ...at(a, 1));
+    assert.equal(index.removeBlockAt(t, second, a.seqs[2]!, a.seqs[3]!), true);
+    assert.equal(index.removeBlockAt(t, first, a.seqs[0]!, a.seqs[1]!), true);
+    assert.equal(index.entries, 0);
+    // Both nodes are free; another block takes one of them, so the old hint now names a different block.
+    const other = index.storeBlockUnder(t, -1, ...at(b, 0));
+    assert.ok(other === first || other === second);
+    const again = index.storeBlockUnder(t, -1, ...at(a, 0), other);
+    assert.notEqual(again, other);
+    assert.equal(index.findMatches(a.seqs).scores[t], 1);
+    assert.equal(index.findMatches(b.seqs).scores[t], 1);
+    // A stale hint falls back to the hash; a block the target does not hold is counted, not thrown.
+    assert.equal(index.removeBlockAt(t, other, a.seqs[0]!, a.seqs[1]!), true);
+    assert.equal(index.findMatches(b.seqs).scores[t], 1);
+    assert.equal(index.removeBlockAt(t, -1, a.seqs[2]!, a.seqs[3]!), false);
+    assert.equal(index.errors.blockNotFound, 1);
+  });
 });
 
 describe("approximate KV index", () => {

@@ -281,7 +281,8 @@ export class KvIndex {
   /**
    * Stores one block whose engine hash is its sequence hash (a simulated engine sharing the router's hashing) under
    * `parentNode`, a node the target holds (from `heldNode`, or the previous call for the next block of a batch), or
-   * under the root for −1. Returns the block's node.
+   * under the root for −1. `nodeHint`, a node an earlier call returned for the block, spares the hash-table lookup
+   * while it still is that block. Returns the block's node.
    */
   storeBlockUnder(
     t: number,
@@ -290,10 +291,31 @@ export class KvIndex {
     seqHi: number,
     localLo: number,
     localHi: number,
+    nodeHint = -1,
   ): number {
-    const node = this.tree.ensure(seqLo, seqHi, parentNode, localLo, localHi);
+    const node = this.tree.hasSeq(nodeHint, seqLo, seqHi)
+      ? nodeHint
+      : this.tree.ensure(seqLo, seqHi, parentNode, localLo, localHi);
     this.holdBlock(t, node, seqLo, seqHi);
     return node;
+  }
+
+  /**
+   * Removes one block stored with `storeBlockUnder`, found through the node that call returned when the node still
+   * is that block (it may since have been freed and reused), else by its sequence hash. Returns false, counting it
+   * in `errors.blockNotFound`, when the target does not hold it.
+   */
+  removeBlockAt(t: number, nodeHint: number, seqLo: number, seqHi: number): boolean {
+    const node =
+      !this.byEngineHash && this.tree.hasSeq(nodeHint, seqLo, seqHi) && this.tree.holds(nodeHint, t)
+        ? nodeHint
+        : this.unbind(t, seqLo, seqHi);
+    if (node < 0) {
+      this.errors.blockNotFound++;
+      return false;
+    }
+    this.dropEntry(t, node);
+    return true;
   }
 
   /** Removes blocks by engine hash; unknown ones are counted in `errors.blockNotFound`. */

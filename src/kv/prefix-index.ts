@@ -146,6 +146,17 @@ export class PrefixIndex {
     return node;
   }
 
+  /** Whether `node` is a live node with this sequence hash (a node id kept by a caller may have been reused). */
+  hasSeq(node: number, seqLo: number, seqHi: number): boolean {
+    return (
+      node >= 0 &&
+      node < this.nextNode &&
+      this.links[node * LINK_WORDS + PARENT] !== FREED &&
+      this.hashes[node * HASH_WORDS + SEQ_LO] === seqLo &&
+      this.hashes[node * HASH_WORDS + SEQ_HI] === seqHi
+    );
+  }
+
   holds(node: number, target: number): boolean {
     const sole = this.links[node * LINK_WORDS + SOLE]!;
     if (sole !== MANY) return sole === target;

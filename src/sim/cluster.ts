@@ -3,6 +3,7 @@ import { EngineWorker } from "../engine/engine-worker.ts";
 import type { StepTimeModel } from "../engine/perf-model.ts";
 import { ServelabError } from "../errors.ts";
 import type { BlockHasher } from "../kv/block-hash.ts";
+import type { KvIndex } from "../kv/kv-index.ts";
 import { traceLocalHashes } from "../kv/trace-blocks.ts";
 import type { RequestError, RequestRecord } from "../metrics/record.ts";
 import type { Arm, Recipe, WorkerGroup } from "../recipe/schema.ts";
@@ -192,6 +193,16 @@ export function simulateArm(opts: SimOptions): SimResult {
     ? createRouter(arm.router.mode as RouterPolicy, ropts)
     : undefined;
   const workers = new Map<string, WorkerSlot>();
+  // Per KV index, the node each block id was last stored at: removals start there instead of at the hash table.
+  const hintTables = new Map<KvIndex, Int32Array>();
+  const nodeHints = (index: KvIndex) => {
+    let hints = hintTables.get(index);
+    if (!hints) {
+      hints = new Int32Array(ids.size).fill(-1);
+      hintTables.set(index, hints);
+    }
+    return hints;
+  };
   const nvlinkGBs = recipe.hardware.nvlink.bandwidth_gb_per_s;
 
   for (const { role, group } of groups) {
@@ -232,13 +243,15 @@ export function simulateArm(opts: SimOptions): SimResult {
                 prevId = -1;
                 continue;
               }
-              prevNode = index.storeBlockUnder(
+              const hints = nodeHints(index);
+              prevNode = hints[id] = index.storeBlockUnder(
                 t,
                 parent,
                 ids.seqLoOf(id),
                 ids.seqHiOf(id),
                 ids.localLoOf(id),
                 ids.localHiOf(id),
+                hints[id],
               );
               prevId = id;
             }
@@ -246,12 +259,8 @@ export function simulateArm(opts: SimOptions): SimResult {
           removed: (blocks) => {
             if (!index || !group.publish_events_and_metrics) return;
             const t = index.targets.find({ workerId, dpRank: rank });
-            const seqs = new Uint32Array(blocks.length * 2);
-            blocks.forEach((id, k) => {
-              seqs[2 * k] = ids.seqLoOf(id);
-              seqs[2 * k + 1] = ids.seqHiOf(id);
-            });
-            index.removeSeq(t, seqs);
+            const hints = nodeHints(index);
+            for (const id of blocks) index.removeBlockAt(t, hints[id]!, ids.seqLoOf(id), ids.seqHiOf(id));
           },
         }),
       );
