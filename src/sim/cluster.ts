@@ -98,7 +98,8 @@ interface Flight extends EngineRequest {
   index: number;
   row: TraceRow;
   startMs: number;
-  tokens: Float64Array;
+  /** When each output token reached the client, in ns (the record's unit). */
+  tokenNs: Float64Array;
   cachedTokens: number;
   target: string;
   prefillTarget?: string;
@@ -302,7 +303,7 @@ export function simulateArm(opts: SimOptions): SimResult {
       conversationId: f.row.session_id ?? f.id,
       turnIndex: 0,
       startNs: f.startMs * 1e6,
-      chunkNs: error ? [] : f.tokens.map((t) => t * 1e6),
+      chunkNs: error ? [] : f.tokenNs,
       inputTokens: f.row.input_length,
       outputTokens: f.osl,
       cachedTokens: f.cachedTokens,
@@ -333,7 +334,7 @@ export function simulateArm(opts: SimOptions): SimResult {
 
   const sink = (slot: WorkerSlot) => ({
     token: (f: Flight, _rank: number, index: number) => {
-      f.tokens[index - 1] = queue.now;
+      f.tokenNs[index - 1] = queue.now * 1e6;
       if (index === 1) router?.markPrefillCompleted(f.id, queue.now);
     },
     prefillDone: (f: Flight, rank: number, cachedTokens: number) => {
@@ -346,7 +347,7 @@ export function simulateArm(opts: SimOptions): SimResult {
       slot.link!.send(bytes, () => {
         kvTransferMs.push(queue.now - started);
         disagg!.prefillFinished(f.id, queue.now);
-        f.tokens[0] = queue.now;
+        f.tokenNs[0] = queue.now * 1e6;
         if (f.osl <= 1) {
           disagg!.free(f.id, queue.now);
           finish(f);
@@ -380,7 +381,7 @@ export function simulateArm(opts: SimOptions): SimResult {
         index,
         row,
         startMs: queue.now,
-        tokens: new Float64Array(osl),
+        tokenNs: new Float64Array(osl),
         cachedTokens: 0,
         target: "",
       };
