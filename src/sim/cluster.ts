@@ -194,7 +194,7 @@ export function simulateArm(opts: SimOptions): SimResult {
     ? createRouter(arm.router.mode as RouterPolicy, ropts)
     : undefined;
   const workers = new Map<string, WorkerSlot>();
-  // Per KV index, the node each block id was last stored at: removals start there instead of at the hash table.
+  // Per KV index, the node each block id was last stored at: stores and removals start there, not at the hash table.
   const hintTables = new Map<KvIndex, Int32Array>();
   const nodeHints = (index: KvIndex) => {
     let hints = hintTables.get(index);
@@ -228,42 +228,50 @@ export function simulateArm(opts: SimOptions): SimResult {
           watermark: 0.01,
         },
         model,
-        (rank) => ({
-          stored: (blocks) => {
-            if (!index || !group.publish_events_and_metrics) return;
-            const t = index.targets.find({ workerId, dpRank: rank });
-            // A batch is mostly one chain: each block's parent is the block before it, whose node is at hand.
-            let prevId = -1;
-            let prevNode = -1;
-            for (const id of blocks) {
-              const p = ids.parentOf(id);
-              const parent =
-                p < 0 ? -1 : p === prevId ? prevNode : index.heldNode(t, ids.seqLoOf(p), ids.seqHiOf(p));
-              if (p >= 0 && parent < 0) {
-                index.errors.parentNotFound++;
-                prevId = -1;
-                continue;
-              }
+        (rank) => {
+          // The worker joins the router after its engine is built: look its target up at the first event.
+          let t = -1;
+          const target = (index: KvIndex) => {
+            if (t < 0) t = index.targets.find({ workerId, dpRank: rank });
+            return t;
+          };
+          return {
+            stored: (blocks) => {
+              if (!index || !group.publish_events_and_metrics) return;
+              const t = target(index);
               const hints = nodeHints(index);
-              prevNode = hints[id] = index.storeBlockUnder(
-                t,
-                parent,
-                ids.seqLoOf(id),
-                ids.seqHiOf(id),
-                ids.localLoOf(id),
-                ids.localHiOf(id),
-                hints[id],
-              );
-              prevId = id;
-            }
-          },
-          removed: (blocks) => {
-            if (!index || !group.publish_events_and_metrics) return;
-            const t = index.targets.find({ workerId, dpRank: rank });
-            const hints = nodeHints(index);
-            for (const id of blocks) index.removeBlockAt(t, hints[id]!, ids.seqLoOf(id), ids.seqHiOf(id));
-          },
-        }),
+              // A batch is mostly one chain: each block's parent is the block before it, whose node is at hand.
+              let prevId = -1;
+              let prevNode = -1;
+              for (const id of blocks) {
+                const p = ids.parentOf(id);
+                const parent =
+                  p < 0 ? -1 : p === prevId ? prevNode : index.heldNode(t, ids.seqLoOf(p), ids.seqHiOf(p));
+                if (p >= 0 && parent < 0) {
+                  index.errors.parentNotFound++;
+                  prevId = -1;
+                  continue;
+                }
+                prevNode = hints[id] = index.storeBlockUnder(
+                  t,
+                  parent,
+                  ids.seqLoOf(id),
+                  ids.seqHiOf(id),
+                  ids.localLoOf(id),
+                  ids.localHiOf(id),
+                  hints[id],
+                );
+                prevId = id;
+              }
+            },
+            removed: (blocks) => {
+              if (!index || !group.publish_events_and_metrics) return;
+              const t = target(index);
+              const hints = nodeHints(index);
+              for (const id of blocks) index.removeBlockAt(t, hints[id]!, ids.seqLoOf(id), ids.seqHiOf(id));
+            },
+          };
+        },
       );
       const slot: WorkerSlot = { worker, role };
       if (role === "prefill") slot.link = new SharedLink(queue, nvlinkGBs * dp);
