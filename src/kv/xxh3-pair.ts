@@ -24,15 +24,19 @@ function bswap32(x: number): number {
   return ((x << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24)) >>> 0;
 }
 
-/** High 32 bits of the 64-bit product of two u32 values (the low half is `Math.imul(a, b) >>> 0`). */
+/**
+ * High 32 bits of the 64-bit product of two u32 values (the low half is `Math.imul(a, b) >>> 0`), from 16-bit
+ * partial products: every intermediate stays below 2^32, so no division or floor is needed.
+ */
 function mulHigh(a: number, b: number): number {
   const al = a & 0xffff;
   const ah = a >>> 16;
   const bl = b & 0xffff;
   const bh = b >>> 16;
-  const mid = ah * bl + al * bh;
-  const low = al * bl + (mid % 65536) * 65536;
-  return (ah * bh + Math.floor(mid / 65536) + Math.floor(low / 4294967296)) >>> 0;
+  const lh = al * bh;
+  const hl = ah * bl;
+  const cross = ((al * bl) >>> 16) + (lh & 0xffff) + (hl & 0xffff);
+  return (ah * bh + (lh >>> 16) + (hl >>> 16) + (cross >>> 16)) >>> 0;
 }
 
 /** XXH3-64(le_u64(a) ‖ le_u64(b), seed 1337), written as (lo, hi) to out[2i], out[2i+1]. */
@@ -60,13 +64,14 @@ export function xxh3Pair(
   const p3Hi = mulHigh(xHi, yHi);
   const t1 = p0Hi + p1Lo + p2Lo;
   const w1 = t1 >>> 0;
-  const t2 = p1Hi + p2Hi + p3Lo + Math.floor(t1 / 4294967296);
+  // Carries: sums of three or four u32 values, so their quotient by 2^32 is below 4 and `| 0` floors it.
+  const t2 = p1Hi + p2Hi + p3Lo + ((t1 / 4294967296) | 0);
   const w2 = t2 >>> 0;
-  const w3 = (p3Hi + Math.floor(t2 / 4294967296)) >>> 0;
+  const w3 = (p3Hi + ((t2 / 4294967296) | 0)) >>> 0;
 
   // acc = 16 + swap64(x) + y + fold, mod 2^64.
   let lo = 16 + bswap32(xHi) + yLo + ((p0Lo ^ w2) >>> 0);
-  let hi = bswap32(xLo) + yHi + ((w1 ^ w3) >>> 0) + Math.floor(lo / 4294967296);
+  let hi = bswap32(xLo) + yHi + ((w1 ^ w3) >>> 0) + ((lo / 4294967296) | 0);
   lo >>>= 0;
   hi >>>= 0;
 
