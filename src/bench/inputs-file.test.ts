@@ -15,23 +15,30 @@ describe("inputs.json writer", () => {
         [],
       );
       await w.close();
-      assert.deepEqual(JSON.parse(await readFile(file, "utf8")), { data: [] });
+      assert.equal(await readFile(file, "utf8"), `${JSON.stringify({ data: [] }, null, 2)}\n`);
     });
   });
 
-  it("keeps bodies verbatim, escapes session ids, and reports a failed write at close", async () => {
+  it("lays the file out as AIPerf does (indent 2 throughout), and reports a failed write at close", async () => {
     await withTempDir(async (dir) => {
       const file = join(dir, "inputs.json");
       const w = new InputsFileWriter(file);
-      const body = JSON.stringify({ model: "m", prompt: 'line\nwith "quotes"', max_tokens: 3 });
+      const body = JSON.stringify({
+        model: "m",
+        prompt: 'line\nwith "quotes" ✓',
+        max_tokens: 3,
+        stream: true,
+      });
       w.add('s"1', body);
       w.add("s2", body);
       await w.close();
-      const parsed = JSON.parse(await readFile(file, "utf8"));
-      assert.deepEqual(parsed.data, [
-        { session_id: 's"1', payloads: [JSON.parse(body)] },
-        { session_id: "s2", payloads: [JSON.parse(body)] },
-      ]);
+      const expected = {
+        data: [
+          { session_id: 's"1', payloads: [JSON.parse(body)] },
+          { session_id: "s2", payloads: [JSON.parse(body)] },
+        ],
+      };
+      assert.equal(await readFile(file, "utf8"), `${JSON.stringify(expected, null, 2)}\n`);
       // A file where the directory should be: the write fails, and close says which file.
       await writeFile(join(dir, "blocker"), "");
       const bad = new InputsFileWriter(join(dir, "blocker", "inputs.json"));
