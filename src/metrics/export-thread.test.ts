@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { withTempDir } from "../testing/fixtures.ts";
 import { MetricsCollector } from "./collector.ts";
-import { ExportThread } from "./export-thread.ts";
+import { ExportThread, startRecordExport } from "./export-thread.ts";
 import { JsonlRecordWriter } from "./exporters.ts";
 import { parseGoodput } from "./goodput.ts";
 import type { RequestRecord } from "./record.ts";
@@ -38,6 +38,18 @@ describe("export thread", () => {
         await readFile(join(dir, "threaded.jsonl"), "utf8"),
         await readFile(join(dir, "direct.jsonl"), "utf8"),
       );
+      // A short run exports on its own thread, with the same results.
+      const small = await startRecordExport({ jsonlPath: join(dir, "small.jsonl"), goodput }, 10);
+      assert.ok(!(small instanceof ExportThread));
+      for (const r of records()) small.add(r);
+      assert.deepEqual(await small.finish(), { summary, errorSummary });
+      assert.equal(
+        await readFile(join(dir, "small.jsonl"), "utf8"),
+        await readFile(join(dir, "direct.jsonl"), "utf8"),
+      );
+      const big = await startRecordExport({ jsonlPath: join(dir, "big.jsonl"), goodput }, 1e6);
+      assert.ok(big instanceof ExportThread);
+      await big.finish();
     });
   });
 

@@ -4,6 +4,8 @@ import type { Worker } from "node:worker_threads";
 import { type ErrorCode, ServelabError } from "../errors.ts";
 import { startThread } from "../threads.ts";
 import type { AiperfSummary, ErrorSummaryEntry } from "./aiperf-metrics.ts";
+import { MetricsCollector } from "./collector.ts";
+import { JsonlRecordWriter } from "./exporters.ts";
 import type { GoodputSlo } from "./goodput.ts";
 import type { RequestRecord } from "./record.ts";
 import { type RecordBatch, RecordPacker } from "./record-batch.ts";
@@ -19,6 +21,33 @@ export type ExportReply =
   | { type: "done"; summary: AiperfSummary; errorSummary: ErrorSummaryEntry[] }
   | { type: "error"; code: ErrorCode | undefined; message: string; details: string[] };
 
+/** What a run does with its finished requests: their metrics, their lines in the file, the run's summary. */
+export interface RecordExport {
+  add(record: RequestRecord): void;
+  /** Waits for every record's line to be in the file; returns the run's summary and error table. */
+  finish(): Promise<{ summary: AiperfSummary; errorSummary: ErrorSummaryEntry[] }>;
+}
+
+/**
+ * Requests below which a run exports on its own thread: starting a worker thread takes a few hundred milliseconds,
+ * more than a short run spends on its records.
+ */
+const THREAD_MIN_RECORDS = 2000;
+
+/** An export for a run of about `expectedRecords` requests: in a worker thread when the run is long enough. */
+export async function startRecordExport(setup: ExportSetup, expectedRecords: number): Promise<RecordExport> {
+  if (expectedRecords >= THREAD_MIN_RECORDS) return ExportThread.start(setup);
+  const collector = new MetricsCollector({ goodput: setup.goodput });
+  const jsonl = await JsonlRecordWriter.open(setup.jsonlPath);
+  return {
+    add: (record) => jsonl.write(record, collector.add(record)),
+    finish: async () => {
+      await jsonl.close();
+      return { summary: collector.finish(), errorSummary: collector.errorSummary() };
+    },
+  };
+}
+
 /** Records handed over per message: few enough to keep the file current, enough to make messages cheap. */
 const BATCH = 64;
 
@@ -28,7 +57,7 @@ const BATCH = 64;
  * simulation is still running instead of after it. Same results as a MetricsCollector plus a JsonlRecordWriter fed
  * in the same order.
  */
-export class ExportThread {
+export class ExportThread implements RecordExport {
   private readonly worker: Worker;
   private readonly outcome: Promise<Extract<ExportReply, { type: "done" }>>;
   private readonly packer = new RecordPacker();

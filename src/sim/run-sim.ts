@@ -4,7 +4,7 @@ import type { StepTimeModel } from "../engine/perf-model.ts";
 import { writeFileAtomic } from "../io/atomic-write.ts";
 import { createBlockHasher } from "../kv/block-hash.ts";
 import type { AiperfSummary } from "../metrics/aiperf-metrics.ts";
-import { ExportThread } from "../metrics/export-thread.ts";
+import { startRecordExport } from "../metrics/export-thread.ts";
 import { PROFILE_EXPORT_JSONL, renderAiperfJson, writeAiperfSummaryFiles } from "../metrics/exporters.ts";
 import { parseGoodput } from "../metrics/goodput.ts";
 import { summarize } from "../metrics/summary.ts";
@@ -101,10 +101,10 @@ export async function runSimulation(opts: SimRunOptions): Promise<SimRunResult> 
       recipe.benchmark.prompt_block_size,
     );
   const jsonlPath = join(opts.outDir, PROFILE_EXPORT_JSONL);
-  const exporter = await ExportThread.start({
-    jsonlPath,
-    goodput: parseGoodput(recipe.benchmark.goodput),
-  });
+  const exporter = await startRecordExport(
+    { jsonlPath, goodput: parseGoodput(recipe.benchmark.goodput) },
+    prepared.rows.length,
+  );
   // The simulator always replays the trace's timestamps; the window options exist in fixed-schedule mode only.
   const schedule = recipe.benchmark.mode === "fixed_schedule" ? recipe.benchmark : undefined;
   let result: SimResult;
