@@ -29,8 +29,9 @@ const ROW = 6;
 
 /**
  * The block tree under the KV index. A node is one block, identified by its sequence hash (which already encodes
- * the whole prefix, so no per-node child maps are needed) and holding a set of the targets that hold the block. Matching a request intersects these sets along its sequence hashes:
- * word operations on ⌈targets/32⌉-word bitsets, whatever the number of holders.
+ * the whole prefix, so no per-node child maps are needed) and holding a set of the targets that hold the block.
+ * Matching a request intersects these sets along its sequence hashes: word operations on ⌈targets/32⌉-word bitsets,
+ * whatever the number of holders.
  *
  * Most blocks have one holder, so a node stores that holder inline and only blocks held by several targets get a
  * bitset row from a shared pool: memory follows the (block, target) entries, not blocks × targets.
