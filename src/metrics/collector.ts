@@ -147,6 +147,11 @@ export class MetricsCollector {
   }
 
   /** AIPerf's `error_summary`: most frequent first, then by code, type and message, so the order is stable. */
+  /** Sorts what has been added so far, in spare time, so that `finish` has less to do (its results are the same). */
+  presort(): void {
+    for (const values of this.values.values()) values.presort();
+  }
+
   errorSummary(): ErrorSummaryEntry[] {
     return [...this.errors.values()]
       .map((e) => ({ error_details: { ...e.error_details }, count: e.count }))
@@ -163,7 +168,7 @@ export class MetricsCollector {
   }
 
   private distribution(tag: RecordMetricTag): DistributionResult | null {
-    const stats = distributionStats(this.buffer(tag).view());
+    const stats = distributionStats(this.buffer(tag).sorted());
     if (!stats) return null;
     return { unit: METRICS[tag].unit, ...scaleStats(stats, METRICS[tag].divisor) };
   }

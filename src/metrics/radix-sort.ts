@@ -9,6 +9,7 @@ const RADIX_MIN = 1 << 16;
  */
 export function sortFloat64(values: Float64Array): void {
   const n = values.length;
+  if (isAscending(values)) return;
   if (n < RADIX_MIN) {
     values.sort();
     return;
@@ -74,4 +75,10 @@ function unflip(words: Uint32Array, i: number): void {
     words[2 * i] = ~words[2 * i]! >>> 0;
     words[2 * i + 1] = ~hi >>> 0;
   }
+}
+
+/** Whether the values already stand in ascending order (then sorting would change nothing a caller can see). */
+function isAscending(values: Float64Array): boolean {
+  for (let i = 1; i < values.length; i++) if (!(values[i - 1]! <= values[i]!)) return false;
+  return true;
 }

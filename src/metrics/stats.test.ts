@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { createRng } from "../random.ts";
 import { formatFixed2 } from "./format.ts";
 import { distributionStats, GrowableFloat64Array, scaleStats } from "./stats.ts";
 
@@ -101,5 +102,33 @@ describe("formatFixed2", () => {
     }
     assert.equal(formatFixed2(Number.NaN), "nan");
     assert.equal(formatFixed2(Number.NEGATIVE_INFINITY), "-inf");
+  });
+});
+
+describe("GrowableFloat64Array sorting as it grows", () => {
+  it("ends in the built-in sort's order whatever the presort calls in between", () => {
+    const rng = createRng(5, "presort");
+    // Zeros of either sign compare equal, so their order is free: compare values with −0 read as 0.
+    const plain = (a: ArrayLike<number>) => Array.from(a, (x) => x + 0);
+    for (const minTail of [1, 7, 64]) {
+      const g = new GrowableFloat64Array(4);
+      const all: number[] = [];
+      for (let step = 0; step < 400; step++) {
+        const v = rng.next() < 0.1 ? Math.round(rng.next() * 10) : (rng.next() - 0.3) * 1000;
+        if (rng.next() < 0.5) {
+          g.push(v);
+          all.push(v);
+        } else {
+          g.pushAll([v, -v]);
+          all.push(v, -v);
+        }
+        if (rng.next() < 0.3) g.presort(minTail);
+      }
+      assert.deepEqual(plain(g.sorted()), plain(Float64Array.from(all).sort()));
+      // More values after a sort, and another sort.
+      g.push(-1e9);
+      assert.equal(g.sorted()[0], -1e9);
+      assert.equal(g.sorted().length, all.length + 1);
+    }
   });
 });

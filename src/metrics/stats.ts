@@ -3,11 +3,16 @@ import { percentileOfSorted } from "./summary.ts";
 
 /**
  * An append-only Float64Array that doubles its capacity as it fills: per-request metric values of a long run stay
- * in one flat buffer (8 bytes each) instead of a boxed JS array.
+ * in one flat buffer (8 bytes each) instead of a boxed JS array. It can also sort itself bit by bit as values
+ * arrive (`presort`, for a thread with time to spare), so that `sorted` at the end only has a short tail to sort
+ * and a few sorted runs to merge.
  */
 export class GrowableFloat64Array {
   private data: Float64Array;
   private size = 0;
+  /** Ends of the sorted runs that tile the start of the buffer, each run at most about half its predecessor. */
+  private readonly runs: number[] = [];
+  private scratch = new Float64Array(0);
 
   constructor(initialCapacity = 1024) {
     if (!Number.isInteger(initialCapacity) || initialCapacity < 1) {
@@ -35,6 +40,49 @@ export class GrowableFloat64Array {
   /** The filled part, sharing memory with the buffer (valid until the next push). */
   view(): Float64Array {
     return this.data.subarray(0, this.size);
+  }
+
+  /**
+   * Sorts the values added since the last call into a run once there are at least `minTail` of them, and merges
+   * runs of similar length, so the buffer is always a few sorted runs (a binary counter of them) plus a short tail.
+   */
+  presort(minTail = 1 << 16): void {
+    const sortedEnd = this.runs.at(-1) ?? 0;
+    if (this.size - sortedEnd < Math.max(1, minTail)) return;
+    sortFloat64(this.data.subarray(sortedEnd, this.size));
+    this.runs.push(this.size);
+    while (this.runs.length >= 2) {
+      const end = this.runs.at(-1)!;
+      const mid = this.runs.at(-2)!;
+      const start = this.runs.at(-3) ?? 0;
+      if (mid - start > 2 * (end - mid)) break;
+      this.mergeLast();
+    }
+  }
+
+  /** The values in ascending order (the built-in sort's order), sharing memory with the buffer. */
+  sorted(): Float64Array {
+    this.presort(1);
+    while (this.runs.length >= 2) this.mergeLast();
+    return this.view();
+  }
+
+  /** Merges the last two runs into one. */
+  private mergeLast(): void {
+    const end = this.runs.pop()!;
+    const mid = this.runs.pop()!;
+    const start = this.runs.at(-1) ?? 0;
+    if (this.scratch.length < mid - start) this.scratch = new Float64Array(this.data.length);
+    const d = this.data;
+    const left = this.scratch;
+    left.set(d.subarray(start, mid));
+    let i = 0;
+    let j = mid;
+    let k = start;
+    const leftEnd = mid - start;
+    while (i < leftEnd && j < end) d[k++] = d[j]! < left[i]! ? d[j++]! : left[i++]!;
+    while (i < leftEnd) d[k++] = left[i++]!;
+    this.runs.push(end);
   }
 
   private grow(min: number): void {
