@@ -72,7 +72,7 @@ export class GrowableFloat64Array {
     const end = this.runs.pop()!;
     const mid = this.runs.pop()!;
     const start = this.runs.at(-1) ?? 0;
-    if (this.scratch.length < mid - start) this.scratch = new Float64Array(this.data.length);
+    if (this.scratch.length < mid - start) this.scratch = new Float64Array(mid - start);
     const d = this.data;
     const left = this.scratch;
     left.set(d.subarray(start, mid));
