@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createRng } from "../random.ts";
 import { ApproxKvIndex } from "./approx-index.ts";
+import type { BlockDirectory } from "./block-directory.ts";
 import { createBlockHasher } from "./block-hash.ts";
 import type { RouterEvent, StoredBlock } from "./events.ts";
 import { hashPrefix, hashSeqFrom, toBigInts } from "./hash-seq.ts";
@@ -187,37 +188,104 @@ describe("KV index under unusual engine hashes", () => {
   });
 });
 
+/** Applies the same random stores, removals and clears to both indexes, checking they answer alike. */
+function replayAlike(seed: number, a: KvIndex, b: KvIndex, docs: number[][]): void {
+  const rng = createRng(seed);
+  for (let i = 0; i < 300; i++) {
+    const tokens = docs[rng.int(docs.length)]!;
+    const w = `w${rng.int(4)}`;
+    const r = rng.int(2);
+    const n = tokens.length / 4;
+    const ev: RouterEvent =
+      rng.next() < 0.7
+        ? stored(w, r, tokens, 0, 1 + rng.int(n), 0n)
+        : rng.next() < 0.9
+          ? {
+              workerId: w,
+              dpRank: r,
+              eventId: 0n,
+              data: { type: "removed", blockHashes: [toBigInts(request(tokens).seqs)[rng.int(n)]!] },
+            }
+          : { workerId: w, dpRank: r, eventId: 0n, data: { type: "cleared" } };
+    assert.equal(b.apply(ev), a.apply(ev));
+  }
+  assert.equal(b.entries, a.entries);
+  assert.equal(b.nodes, a.nodes);
+  assert.deepEqual(b.errors, a.errors);
+  for (const tokens of docs) assert.deepEqual(scoresOf(b, tokens), scoresOf(a, tokens));
+}
+
+/** A directory numbering the blocks of some documents, as a simulation numbers its trace's prompt blocks. */
+function directoryOf(docs: number[][]): BlockDirectory {
+  const seqs: bigint[] = [];
+  const ids = new Map<bigint, number>();
+  for (const tokens of docs)
+    for (const s of toBigInts(request(tokens).seqs)) if (!ids.has(s)) ids.set(s, seqs.push(s) - 1);
+  const split = (id: number) => hashSeqFrom([seqs[id]!]);
+  return {
+    size: seqs.length,
+    find: (lo, hi) => ids.get((BigInt(hi) << 32n) | BigInt(lo)) ?? -1,
+    seqLoOf: (id) => split(id)[0]!,
+    seqHiOf: (id) => split(id)[1]!,
+  };
+}
+
 describe("sequence-addressed KV index", () => {
   it("behaves as the general index when engines name blocks by sequence hash", () => {
     const rng = createRng(3);
     const general = new KvIndex(hasher);
     const addressed = new KvIndex(hasher, undefined, 64, true);
     const docs = Array.from({ length: 5 }, (_, d) => doc(d, 2 + rng.int(6)));
-    for (let i = 0; i < 300; i++) {
-      const tokens = docs[rng.int(docs.length)]!;
-      const w = `w${rng.int(4)}`;
-      const r = rng.int(2);
-      const n = tokens.length / 4;
-      const ev: RouterEvent =
-        rng.next() < 0.7
-          ? stored(w, r, tokens, 0, 1 + rng.int(n), 0n)
-          : rng.next() < 0.9
-            ? {
-                workerId: w,
-                dpRank: r,
-                eventId: 0n,
-                data: { type: "removed", blockHashes: [toBigInts(request(tokens).seqs)[rng.int(n)]!] },
-              }
-            : { workerId: w, dpRank: r, eventId: 0n, data: { type: "cleared" } };
-      assert.equal(addressed.apply(ev), general.apply(ev));
-    }
-    assert.equal(addressed.entries, general.entries);
-    assert.deepEqual(addressed.errors, general.errors);
-    for (const tokens of docs) assert.deepEqual(scoresOf(addressed, tokens), scoresOf(general, tokens));
+    replayAlike(3, general, addressed, docs);
     const rebuilt = new KvIndex(hasher, undefined, 64, true);
     for (const ev of addressed.dumpEvents()) rebuilt.apply(ev);
     assert.equal(rebuilt.entries, addressed.entries);
     for (const tokens of docs) assert.deepEqual(scoresOf(rebuilt, tokens), scoresOf(addressed, tokens));
+  });
+
+  it("behaves the same with a block directory, for blocks in it and blocks not in it", () => {
+    const rng = createRng(4);
+    const docs = Array.from({ length: 6 }, (_, d) => doc(d, 2 + rng.int(6)));
+    // Half the documents are known up front; the others' blocks take nodes outside the directory.
+    const directory = directoryOf(docs.slice(0, 3));
+    const plain = new KvIndex(hasher, undefined, 64, true);
+    const directed = new KvIndex(hasher, undefined, 64, true, directory);
+    replayAlike(4, plain, directed, docs);
+    const rebuilt = new KvIndex(hasher, undefined, 64, true, directory);
+    for (const ev of directed.dumpEvents()) rebuilt.apply(ev);
+    assert.equal(rebuilt.entries, directed.entries);
+    for (const tokens of docs) assert.deepEqual(scoresOf(rebuilt, tokens), scoresOf(directed, tokens));
+  });
+
+  it("keeps a directory block at its number, and checks the number a caller passes", () => {
+    const known = doc(1, 3);
+    const directory = directoryOf([known]);
+    const index = new KvIndex(hasher, undefined, 64, true, directory);
+    const t = index.addTarget("w1", 0);
+    const { seqs, locals } = request(known);
+    const at = (i: number) => [seqs[2 * i]!, seqs[2 * i + 1]!, locals[2 * i]!, locals[2 * i + 1]!] as const;
+    // Numbered is not stored: nobody holds the blocks yet.
+    assert.equal(index.findMatches(seqs).depth, 0);
+    assert.equal(index.storeBlockUnder(t, -1, ...at(0), 0), 0);
+    // A wrong number (block 2's, for block 1) is caught: block 1 still lands at its own number.
+    assert.equal(index.storeBlockUnder(t, 0, ...at(1), 2), 1);
+    assert.equal(index.storeBlockUnder(t, 1, ...at(2)), 2);
+    assert.equal(index.findMatches(seqs).scores[t], 3);
+    // A block outside the directory gets a node past it.
+    const other = request(doc(9, 1));
+    const node = index.storeBlockUnder(
+      t,
+      -1,
+      other.seqs[0]!,
+      other.seqs[1]!,
+      other.locals[0]!,
+      other.locals[1]!,
+    );
+    assert.ok(node >= directory.size);
+    assert.equal(index.removeBlockAt(t, 2, seqs[4]!, seqs[5]!), true);
+    assert.equal(index.findMatches(seqs).scores[t], 2);
+    assert.equal(index.removeBlockAt(t, 2, seqs[4]!, seqs[5]!), false);
+    assert.equal(index.nodes, 3);
   });
 });
 

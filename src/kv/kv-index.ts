@@ -1,3 +1,4 @@
+import type { BlockDirectory } from "./block-directory.ts";
 import type { BlockHasher } from "./block-hash.ts";
 import type { BlockHash, RouterEvent, StoredBlock } from "./events.ts";
 import { type HashSeq, hashCount, hashSeqFrom } from "./hash-seq.ts";
@@ -47,7 +48,6 @@ export class KvIndex {
   readonly errors: IndexErrors = { parentNotFound: 0, blockNotFound: 0 };
   private readonly hasher: BlockHasher;
   private readonly tree: PrefixIndex;
-  /** (engine hash lo, hi, target) → node. */
   /** (engine hash lo, hi, target) → node; absent when engine hashes are the sequence hashes (`seqAddressed`). */
   private readonly byEngineHash: HashTable | undefined;
   private held = 0;
@@ -70,17 +70,19 @@ export class KvIndex {
   /**
    * With `seqAddressed`, every event names blocks by their sequence hash (a simulated engine sharing the router's
    * hashing, or the router's own records): the tree's node table then finds them, and the per-target table of
-   * engine hashes, half the index's work, is not kept.
+   * engine hashes, half the index's work, is not kept. A `directory` numbers the blocks known up front (see
+   * PrefixIndex).
    */
   constructor(
     hasher: BlockHasher,
     targets = new TargetRegistry(),
     expectedEntries = 4096,
     seqAddressed = false,
+    directory?: BlockDirectory,
   ) {
     this.hasher = hasher;
     this.targets = targets;
-    this.tree = new PrefixIndex(32, expectedEntries);
+    this.tree = new PrefixIndex(32, expectedEntries, directory);
     this.byEngineHash = seqAddressed ? undefined : new HashTable(3, expectedEntries);
   }
 
@@ -281,8 +283,8 @@ export class KvIndex {
   /**
    * Stores one block whose engine hash is its sequence hash (a simulated engine sharing the router's hashing) under
    * `parentNode`, a node the target holds (from `heldNode`, or the previous call for the next block of a batch), or
-   * under the root for −1. `nodeHint`, a node an earlier call returned for the block, spares the hash-table lookup
-   * while it still is that block. Returns the block's node.
+   * under the root for −1. `nodeHint`, a node an earlier call returned for the block or the block's number in the
+   * index's directory, spares the hash-table lookup while it still is that block. Returns the block's node.
    */
   storeBlockUnder(
     t: number,
@@ -295,7 +297,7 @@ export class KvIndex {
   ): number {
     const node = this.tree.hasSeq(nodeHint, seqLo, seqHi)
       ? nodeHint
-      : this.tree.ensure(seqLo, seqHi, parentNode, localLo, localHi);
+      : this.tree.ensure(seqLo, seqHi, parentNode, localLo, localHi, nodeHint);
     this.holdBlock(t, node, seqLo, seqHi);
     return node;
   }

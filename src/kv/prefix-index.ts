@@ -1,3 +1,4 @@
+import type { BlockDirectory } from "./block-directory.ts";
 import type { HashSeq } from "./hash-seq.ts";
 import { HashTable } from "./hash-table.ts";
 import { resized } from "./typed-arrays.ts";
@@ -38,12 +39,17 @@ const ROW = 6;
  *
  * Nodes remember their parent and local hash (to dump the tree as events) and are freed when no target holds them
  * and no child node remains.
+ *
+ * With a `BlockDirectory`, a block it numbers lives at node = its number: no node-table insert or delete when it is
+ * stored or freed, and a chain's nodes sit side by side. Other blocks get nodes past the directory's range.
  */
 export class PrefixIndex {
   private words: number;
   private readonly nodeOf: HashTable;
+  private readonly dir: BlockDirectory | undefined;
+  private readonly dirSize: number;
   private capacity = 0;
-  private nextNode = 0;
+  private nextNode: number;
   private readonly freeNodes: number[] = [];
   /** Per node: its hashes, and its links (see the layout constants). */
   private hashes = new Uint32Array(0);
@@ -56,10 +62,14 @@ export class PrefixIndex {
   private liveCount = 0;
   private liveNodes = 0;
 
-  constructor(targetCapacity = 32, nodeCapacity = 1024) {
+  constructor(targetCapacity = 32, nodeCapacity = 1024, directory?: BlockDirectory) {
     this.words = Math.max(1, Math.ceil(targetCapacity / 32));
-    this.nodeOf = new HashTable(2, nodeCapacity);
-    this.growNodes(nodeCapacity);
+    this.dir = directory;
+    // The directory may grow later; numbers past its size now are not ours to use as nodes.
+    this.dirSize = directory?.size ?? 0;
+    this.nextNode = this.dirSize;
+    this.nodeOf = new HashTable(2, directory ? 16 : nodeCapacity);
+    this.growNodes(directory ? 16 : nodeCapacity);
   }
 
   get targetCapacity(): number {
@@ -107,25 +117,76 @@ export class PrefixIndex {
   private growNodes(min: number): void {
     let cap = Math.max(16, this.capacity);
     while (cap < min) cap *= 2;
-    if (cap === this.capacity) return;
+    if (min <= this.dirSize) cap = Math.min(cap, this.dirSize);
+    if (cap <= this.capacity) return;
+    const from = this.capacity;
     this.hashes = resized(this.hashes, cap * HASH_WORDS);
     this.links = resized(this.links, cap * LINK_WORDS);
+    for (let node = from; node < cap; node++) this.links[node * LINK_WORDS + PARENT] = FREED;
     this.capacity = cap;
+  }
+
+  private isLive(node: number): boolean {
+    return node < this.capacity && this.links[node * LINK_WORDS + PARENT] !== FREED;
+  }
+
+  /** The block's directory number (`known` when it is that block's), or −1 when the directory lacks it. */
+  private directoryId(seqLo: number, seqHi: number, known: number): number {
+    const dir = this.dir!;
+    if (known >= 0 && known < this.dirSize && dir.seqLoOf(known) === seqLo && dir.seqHiOf(known) === seqHi)
+      return known;
+    const id = dir.find(seqLo, seqHi);
+    return id < this.dirSize ? id : -1;
   }
 
   /** The node with this sequence hash, or −1. */
   find(seqLo: number, seqHi: number): number {
+    if (this.dir !== undefined) {
+      const id = this.directoryId(seqLo, seqHi, -1);
+      if (id >= 0) return this.isLive(id) ? id : -1;
+    }
     return this.nodeOf.get(seqLo, seqHi);
   }
 
-  /** The node with this sequence hash, created under `parentNode` (−1 for the root) if new. */
-  ensure(seqLo: number, seqHi: number, parentNode: number, localLo: number, localHi: number): number {
-    let node = this.freeNodes.length > 0 ? this.freeNodes[this.freeNodes.length - 1]! : this.nextNode;
+  /**
+   * The node with this sequence hash, created under `parentNode` (−1 for the root) if new. `dirId`, when the
+   * caller knows it, is the block's directory number (checked against the directory, so a wrong one costs a lookup).
+   */
+  ensure(
+    seqLo: number,
+    seqHi: number,
+    parentNode: number,
+    localLo: number,
+    localHi: number,
+    dirId = -1,
+  ): number {
+    if (this.dir !== undefined) {
+      const id = this.directoryId(seqLo, seqHi, dirId);
+      if (id >= 0) {
+        // The directory's blocks all arrive sooner or later: make room for all of them at once, not by doubling.
+        if (id >= this.capacity) this.growNodes(this.dirSize);
+        if (this.links[id * LINK_WORDS + PARENT] === FREED)
+          this.initNode(id, seqLo, seqHi, parentNode, localLo, localHi);
+        return id;
+      }
+    }
+    const node = this.freeNodes.length > 0 ? this.freeNodes[this.freeNodes.length - 1]! : this.nextNode;
     const found = this.nodeOf.getOrInsert(seqLo, seqHi, 0, node);
     if (found !== node) return found;
     if (this.freeNodes.length > 0) this.freeNodes.pop();
     else if (++this.nextNode > this.capacity) this.growNodes(this.nextNode);
-    node = found;
+    this.initNode(node, seqLo, seqHi, parentNode, localLo, localHi);
+    return node;
+  }
+
+  private initNode(
+    node: number,
+    seqLo: number,
+    seqHi: number,
+    parentNode: number,
+    localLo: number,
+    localHi: number,
+  ): void {
     this.hashes[node * HASH_WORDS + SEQ_LO] = seqLo;
     this.hashes[node * HASH_WORDS + SEQ_HI] = seqHi;
     this.hashes[node * HASH_WORDS + LOCAL_LO] = localLo;
@@ -143,15 +204,13 @@ export class PrefixIndex {
       this.links[parentNode * LINK_WORDS + FIRST_CHILD] = node;
     }
     this.liveNodes++;
-    return node;
   }
 
   /** Whether `node` is a live node with this sequence hash (a node id kept by a caller may have been reused). */
   hasSeq(node: number, seqLo: number, seqHi: number): boolean {
     return (
       node >= 0 &&
-      node < this.nextNode &&
-      this.links[node * LINK_WORDS + PARENT] !== FREED &&
+      this.isLive(node) &&
       this.hashes[node * HASH_WORDS + SEQ_LO] === seqLo &&
       this.hashes[node * HASH_WORDS + SEQ_HI] === seqHi
     );
@@ -219,9 +278,14 @@ export class PrefixIndex {
       this.links[node * LINK_WORDS + PARENT] !== FREED
     ) {
       const up = this.links[node * LINK_WORDS + PARENT]!;
-      this.nodeOf.delete(this.hashes[node * HASH_WORDS + SEQ_LO]!, this.hashes[node * HASH_WORDS + SEQ_HI]!);
+      if (node >= this.dirSize) {
+        this.nodeOf.delete(
+          this.hashes[node * HASH_WORDS + SEQ_LO]!,
+          this.hashes[node * HASH_WORDS + SEQ_HI]!,
+        );
+        this.freeNodes.push(node);
+      }
       this.links[node * LINK_WORDS + PARENT] = FREED;
-      this.freeNodes.push(node);
       this.liveNodes--;
       const prev = this.links[node * LINK_WORDS + PREV_SIBLING]!;
       const next = this.links[node * LINK_WORDS + NEXT_SIBLING]!;
@@ -254,7 +318,7 @@ export class PrefixIndex {
     const n = seq.length >>> 1;
     let depth = 0;
     while (depth < n) {
-      const node = this.nodeOf.get(seq[2 * depth]!, seq[2 * depth + 1]!);
+      const node = this.find(seq[2 * depth]!, seq[2 * depth + 1]!);
       if (node < 0) break;
       if (!this.narrow(node, depth, scores)) break;
       depth++;
@@ -265,7 +329,7 @@ export class PrefixIndex {
   }
 
   private heldByAll(seq: HashSeq, i: number): boolean {
-    const node = this.nodeOf.get(seq[2 * i]!, seq[2 * i + 1]!);
+    const node = this.find(seq[2 * i]!, seq[2 * i + 1]!);
     return node >= 0 && this.allHold(node);
   }
 
@@ -333,9 +397,9 @@ export class PrefixIndex {
     }
   }
 
-  /** Visits live nodes in creation order of their slots; parents may come after children when slots are reused. */
+  /** Visits live nodes in order of their slots; parents may come after children. */
   forEachNode(fn: (node: number) => void): void {
-    for (let node = 0; node < this.nextNode; node++)
+    for (let node = 0; node < this.capacity; node++)
       if (this.links[node * LINK_WORDS + PARENT] !== FREED) fn(node);
   }
 

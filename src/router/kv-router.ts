@@ -1,4 +1,5 @@
 import { ApproxKvIndex, type ApproxOptions } from "../kv/approx-index.ts";
+import type { BlockDirectory } from "../kv/block-directory.ts";
 import type { BlockHasher } from "../kv/block-hash.ts";
 import type { RouterEvent } from "../kv/events.ts";
 import { hashCount } from "../kv/hash-seq.ts";
@@ -28,6 +29,8 @@ export interface KvRouterOptions extends RouterOptions {
    * engine hashes. Approximate mode always can.
    */
   seqAddressedEvents?: boolean;
+  /** Blocks known before any event (a simulation's prompt blocks), numbered for the index (see PrefixIndex). */
+  blockDirectory?: BlockDirectory;
 }
 
 /**
@@ -55,6 +58,7 @@ export class KvRouter extends BaseRouter {
       this.targets,
       opts.expectedIndexEntries,
       opts.seqAddressedEvents === true || opts.useKvEvents === false,
+      opts.blockDirectory,
     );
     this.approx = opts.useKvEvents === false ? new ApproxKvIndex(this.index, opts.approx) : undefined;
     this.overlapScoreWeight = opts.overlapScoreWeight ?? 1;

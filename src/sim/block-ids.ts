@@ -1,3 +1,4 @@
+import type { BlockDirectory } from "../kv/block-directory.ts";
 import type { HashSeq } from "../kv/hash-seq.ts";
 import { HashTable } from "../kv/hash-table.ts";
 import { resized } from "../kv/typed-arrays.ts";
@@ -9,7 +10,7 @@ const RECORD = 5;
  * plain Maps of small integers. Each id remembers its hashes and its parent (a sequence hash fixes the whole
  * prefix, so the parent is unique), which is what the router's KV index needs from an engine's events.
  */
-export class BlockIds {
+export class BlockIds implements BlockDirectory {
   private readonly idOf = new HashTable(2, 1 << 16);
   /** Per id, one record (events read all of it at once): sequence lo, hi, local lo, hi, parent id + 1 (0: none). */
   private records = new Uint32Array(RECORD * (1 << 16));
@@ -41,6 +42,10 @@ export class BlockIds {
       parent = id;
     }
     return ids;
+  }
+
+  find(seqLo: number, seqHi: number): number {
+    return this.idOf.get(seqLo, seqHi);
   }
 
   parentOf(id: number): number {

@@ -188,22 +188,14 @@ export function simulateArm(opts: SimOptions): SimResult {
   const ropts = {
     ...routerOptions(arm, kvBlock, seed, hasher),
     expectedIndexEntries: Math.max(indexed, 4096),
+    // Every block an engine stores is a prompt block of the trace: the index keeps its node at the block's id.
+    blockDirectory: ids,
   };
   const disagg = arm.workers ? undefined : new DisaggRouter(ropts);
   const router: Router | undefined = arm.workers
     ? createRouter(arm.router.mode as RouterPolicy, ropts)
     : undefined;
   const workers = new Map<string, WorkerSlot>();
-  // Per KV index, the node each block id was last stored at: stores and removals start there, not at the hash table.
-  const hintTables = new Map<KvIndex, Int32Array>();
-  const nodeHints = (index: KvIndex) => {
-    let hints = hintTables.get(index);
-    if (!hints) {
-      hints = new Int32Array(ids.size).fill(-1);
-      hintTables.set(index, hints);
-    }
-    return hints;
-  };
   const nvlinkGBs = recipe.hardware.nvlink.bandwidth_gb_per_s;
 
   for (const { role, group } of groups) {
@@ -239,7 +231,6 @@ export function simulateArm(opts: SimOptions): SimResult {
             stored: (blocks) => {
               if (!index || !group.publish_events_and_metrics) return;
               const t = target(index);
-              const hints = nodeHints(index);
               // A batch is mostly one chain: each block's parent is the block before it, whose node is at hand.
               let prevId = -1;
               let prevNode = -1;
@@ -252,14 +243,14 @@ export function simulateArm(opts: SimOptions): SimResult {
                   prevId = -1;
                   continue;
                 }
-                prevNode = hints[id] = index.storeBlockUnder(
+                prevNode = index.storeBlockUnder(
                   t,
                   parent,
                   ids.seqLoOf(id),
                   ids.seqHiOf(id),
                   ids.localLoOf(id),
                   ids.localHiOf(id),
-                  hints[id],
+                  id,
                 );
                 prevId = id;
               }
@@ -267,8 +258,7 @@ export function simulateArm(opts: SimOptions): SimResult {
             removed: (blocks) => {
               if (!index || !group.publish_events_and_metrics) return;
               const t = target(index);
-              const hints = nodeHints(index);
-              for (const id of blocks) index.removeBlockAt(t, hints[id]!, ids.seqLoOf(id), ids.seqHiOf(id));
+              for (const id of blocks) index.removeBlockAt(t, id, ids.seqLoOf(id), ids.seqHiOf(id));
             },
           };
         },
