@@ -4,6 +4,7 @@ import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ServelabError } from "../errors.ts";
+import { createRng } from "../random.ts";
 import { withTempDir } from "../testing/fixtures.ts";
 import { AIPERF_METRIC_TAGS, RECORD_METRIC_TAGS } from "./aiperf-metrics.ts";
 import { MetricsCollector } from "./collector.ts";
@@ -189,6 +190,24 @@ describe("profile_export.jsonl lines", () => {
     assert.equal(doc.error, null);
     for (const tag of Object.keys(doc.metrics))
       assert.ok((RECORD_METRIC_TAGS as readonly string[]).includes(tag));
+  });
+
+  it("are laid out exactly as JSON.stringify lays out the same document", () => {
+    // Chunk gaps that repeat (cached number text) and that do not, fractional nanoseconds included.
+    const rng = createRng(5);
+    let t = 100;
+    const chunksMs = Array.from({ length: 5000 }, (_, i) => {
+      t += i % 3 === 0 ? 6.088352523146 : rng.next() * 40;
+      return t;
+    });
+    for (const record of [
+      makeRecord({ startMs: 0.123456789, chunksMs, input: 77 }),
+      makeRecord({ session: 9, startMs: 3, chunksMs: [3.5], ackMs: 1e-7 }),
+      ...smallRun(),
+    ]) {
+      const line = formatRecordLine(record);
+      assert.equal(line, JSON.stringify(JSON.parse(line)));
+    }
   });
 
   it("give a failed request only error_isl and its error", () => {

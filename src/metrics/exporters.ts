@@ -164,35 +164,53 @@ export function formatRecordLine(
   record: RequestRecord,
   metrics: RecordMetrics = computeRecordMetrics(record),
 ): string {
-  const out: Record<string, { value: number | number[]; unit: string }> = {};
+  // Built as text rather than through JSON.stringify of an object so that the numbers of the long per-chunk arrays
+  // can come from `numberText`; the layout is what JSON.stringify would print.
+  const fields: string[] = [];
   for (const tag of RECORD_METRIC_TAGS) {
     const v = metrics.values[tag];
     if (v === undefined) continue;
-    const unit = METRICS[tag].unit;
-    out[tag] =
-      typeof v === "number"
-        ? { value: toDisplayUnit(tag, v), unit }
-        : { value: Array.from(v, (x) => toDisplayUnit(tag, x)), unit };
+    let value: string;
+    if (typeof v === "number") value = JSON.stringify(toDisplayUnit(tag, v));
+    else {
+      const items = new Array<string>(v.length);
+      for (let i = 0; i < v.length; i++) items[i] = numberText(toDisplayUnit(tag, v[i]!));
+      value = `[${items.join(",")}]`;
+    }
+    fields.push(`"${tag}":{"value":${value},"unit":${JSON.stringify(METRICS[tag].unit)}}`);
   }
-  return JSON.stringify({
-    metadata: {
-      session_num: record.sessionNum,
-      x_request_id: record.requestId,
-      x_correlation_id: null,
-      conversation_id: record.conversationId,
-      turn_index: record.turnIndex,
-      request_start_ns: record.startNs,
-      request_ack_ns: record.ackNs ?? null,
-      request_end_ns: metrics.endNs,
-      worker_id: null,
-      record_processor_id: null,
-      benchmark_phase: "profiling",
-      was_cancelled: record.cancelled ?? false,
-      cancellation_time_ns: null,
-    },
-    metrics: out,
-    error: metrics.error,
+  const metadata = JSON.stringify({
+    session_num: record.sessionNum,
+    x_request_id: record.requestId,
+    x_correlation_id: null,
+    conversation_id: record.conversationId,
+    turn_index: record.turnIndex,
+    request_start_ns: record.startNs,
+    request_ack_ns: record.ackNs ?? null,
+    request_end_ns: metrics.endNs,
+    worker_id: null,
+    record_processor_id: null,
+    benchmark_phase: "profiling",
+    was_cancelled: record.cancelled ?? false,
+    cancellation_time_ns: null,
   });
+  return `{"metadata":${metadata},"metrics":{${fields.join(",")}},"error":${JSON.stringify(metrics.error)}}`;
+}
+
+/**
+ * Formatting a double is most of the cost of writing `profile_export.jsonl`, and a simulation's inter-chunk
+ * latencies repeat (steps of one batch shape last alike): their text is cached, a bounded number at a time.
+ */
+const NUMBER_TEXT_LIMIT = 1 << 16;
+const numberTexts = new Map<number, string>();
+function numberText(x: number): string {
+  let text = numberTexts.get(x);
+  if (text === undefined) {
+    text = JSON.stringify(x);
+    if (numberTexts.size >= NUMBER_TEXT_LIMIT) numberTexts.clear();
+    numberTexts.set(x, text);
+  }
+  return text;
 }
 
 export interface JsonlRecordWriterOptions {
@@ -210,6 +228,8 @@ export class JsonlRecordWriter {
   private readonly handle: FileHandle;
   private readonly batchSize: number;
   private batch: string[] = [];
+  private pending: string[] = [];
+  private writing = false;
   private tail: Promise<void> = Promise.resolve();
   private failure: ServelabError | null = null;
   private closed = false;
@@ -279,16 +299,33 @@ export class JsonlRecordWriter {
   }
 
   private handOff(): void {
-    const text = `${this.batch.join("\n")}\n`;
+    this.pending.push(`${this.batch.join("\n")}\n`);
     this.batch = [];
-    // Writes are chained: FileHandle writes must not overlap, and lines must land in call order.
-    this.tail = this.tail.then(async () => {
-      if (this.failure) return;
-      try {
-        await this.handle.writeFile(text);
-      } catch (e) {
-        this.failure = new ServelabError("FILE_WRITE", `cannot write ${this.file}: ${(e as Error).message}`);
+    if (!this.writing) this.tail = this.pump();
+  }
+
+  /**
+   * Writes the pending batches, one write at a time (FileHandle writes must not overlap, and lines must land in
+   * call order); batches handed off while a write is in flight go out together in the next one, so a busy caller
+   * does not leave a queue of small writes behind.
+   */
+  private async pump(): Promise<void> {
+    this.writing = true;
+    try {
+      while (this.pending.length > 0 && !this.failure) {
+        const text = this.pending.length === 1 ? this.pending[0]! : this.pending.join("");
+        this.pending = [];
+        try {
+          await this.handle.writeFile(text);
+        } catch (e) {
+          this.failure = new ServelabError(
+            "FILE_WRITE",
+            `cannot write ${this.file}: ${(e as Error).message}`,
+          );
+        }
       }
-    });
+    } finally {
+      this.writing = false;
+    }
   }
 }
