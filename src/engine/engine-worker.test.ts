@@ -155,6 +155,42 @@ describe("engine worker", () => {
     assert.ok(bFirst >= 0 && bFirst < aLast, "b waited for a to finish");
   });
 
+  it("plans runs of decode steps up to the next block boundary or finish, and none while a request waits", () => {
+    const { w, steps } = worker();
+    // After its 25-token prompt, `a` decodes at contexts 26, 27, …, and needs a new block at 30; `b` needs one at
+    // context 10 and finishes at 6 tokens: the run is the 4 steps at a's contexts 26–29.
+    w.enqueue(0, request("a", 25, 40));
+    w.enqueue(0, request("b", 3, 6, 100));
+    const ms = new Float64Array(64);
+    const sink: StepSink = { token: () => {}, prefillDone: () => {}, finished: () => {} };
+    w.beginStep();
+    assert.equal(w.planRun(64, ms), 1, "a prefill step runs alone");
+    w.endStep(sink);
+    w.beginStep();
+    const planned = w.planRun(64, ms);
+    assert.equal(planned, 4);
+    assert.deepEqual(
+      steps.slice(-planned).map((s) => s[0]!.decode.map((d) => d.contextTokens)),
+      [
+        [26, 4],
+        [27, 5],
+        [28, 6],
+        [29, 7],
+      ],
+    );
+    const tokens: string[] = [];
+    w.endRun(
+      planned,
+      { ...sink, token: (req, _r, i, at) => tokens.push(`${req.id}${i}@${at ?? "now"}`) },
+      ms,
+    );
+    assert.deepEqual(tokens.slice(0, 2), [`a2@${ms[0]}`, `b2@${ms[0]}`]);
+    assert.deepEqual(tokens.slice(-2), ["a5@now", "b5@now"]);
+    w.enqueue(0, request("c", 5, 5, 200));
+    w.beginStep();
+    assert.equal(w.planRun(64, ms), 1, "an admitted prefill runs this step");
+  });
+
   it("tells which requests can never fit a rank's KV", () => {
     const { w } = worker("aggregated", { kvCapacityBlocks: 10 });
     assert.equal(w.canFit(request("a", 50, 50)), true);

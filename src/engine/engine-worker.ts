@@ -35,8 +35,11 @@ export interface EngineRequest {
  * queued them (`R`), so it can keep its own per-request state on them instead of looking it up per token.
  */
 export interface StepSink<R extends EngineRequest = EngineRequest> {
-  /** Token number `index` (1-based) of the request's output. */
-  token(req: R, rank: number, index: number): void;
+  /**
+   * Token number `index` (1-based) of the request's output; `atMs`, when given, is the clock time of the step that
+   * produced it (a run of steps applied at once by `endRun`), else the step ends now.
+   */
+  token(req: R, rank: number, index: number, atMs?: number): void;
   /** A prefill-only worker finished the prompt; `cachedTokens` were reused from its prefix cache. */
   prefillDone(req: R, rank: number, cachedTokens: number): void;
   /** The request generated its last token (or, on a prefill worker, handed over its KV). */
@@ -94,6 +97,7 @@ export class EngineWorker<R extends EngineRequest = EngineRequest> {
   private readonly model: StepTimeModel;
   private readonly work: RankWork[];
   private stepping = false;
+  private stepMs = 0;
   preemptions = 0;
 
   constructor(
@@ -179,7 +183,52 @@ export class EngineWorker<R extends EngineRequest = EngineRequest> {
     }
     if (!any) return null;
     this.stepping = true;
-    return this.model.stepMs(this.work);
+    this.stepMs = this.model.stepMs(this.work);
+    return this.stepMs;
+  }
+
+  /**
+   * After `beginStep`: when the planned step only decodes and nothing waits, the steps after it decode the same
+   * sequences, one token each, until one of them finishes or needs a new KV block, or a request arrives. Writes
+   * the durations of the planned step and of up to `max − 1` such steps into `ms` and returns how many (1 when the
+   * step is not of that kind). `endRun` applies them: a caller on a virtual clock schedules one event for the lot
+   * instead of one per step, which is most of a light load's events.
+   */
+  planRun(max: number, ms: Float64Array): number {
+    ms[0] = this.stepMs;
+    const bs = this.settings.blockSize;
+    let steps = Math.min(max, ms.length);
+    for (const rank of this.ranks) {
+      if (rank.waiting.length > 0 || rank.chunks.length > 0 || rank.decodes.length !== rank.running.length)
+        return 1;
+      for (const seq of rank.decodes) {
+        const context = seq.target + seq.generated;
+        // Step j plans context + j tokens of context: at a block boundary it takes a new block (a pool event).
+        steps = Math.min(steps, bs - (context % bs), seq.req.osl - seq.generated);
+        if (steps <= 1) return 1;
+      }
+    }
+    for (let j = 1; j < steps; j++) {
+      for (const w of this.work) for (const d of w.decode) d.contextTokens++;
+      ms[j] = this.model.stepMs(this.work);
+    }
+    return steps;
+  }
+
+  /**
+   * Applies the first `steps` steps of a run planned by `planRun` (fewer than planned when a request arrived
+   * meanwhile: the step in flight then was the last); `endsMs[i]` is when step i ended, the last one ending now.
+   */
+  endRun(steps: number, sink: StepSink<R>, endsMs: Float64Array): void {
+    for (let j = 0; j < steps - 1; j++) {
+      for (let r = 0; r < this.ranks.length; r++) {
+        for (const seq of this.ranks[r]!.decodes) {
+          seq.generated++;
+          sink.token(seq.req, r, seq.generated, endsMs[j]!);
+        }
+      }
+    }
+    this.endStep(sink);
   }
 
   private plan(rank: Rank<R>): void {

@@ -64,7 +64,16 @@ export interface SimOptions {
   onProgress?: (virtualMs: number, done: number, total: number) => void;
   /** Interval of the queue / KV-usage timeline, in virtual ms. */
   sampleEveryMs?: number;
+  /**
+   * Runs of decode-only steps (see `EngineWorker.planRun`) are scheduled as one event, cut short when a request
+   * arrives. Default true; false schedules every step (the results are the same, barring events at the very same
+   * virtual time, which may then run in another order).
+   */
+  stepRuns?: boolean;
 }
+
+/** Longest run of decode steps scheduled as one event. */
+const MAX_RUN_STEPS = 256;
 
 export interface TimelineSample {
   t_s: number;
@@ -91,6 +100,8 @@ export interface SimResult {
   targets: TargetStats[];
   timeline: TimelineSample[];
   routerIndexErrors: { parentNotFound: number; blockNotFound: number };
+  /** Events the simulation ran (arrivals, step ends, transfers, samples). */
+  events: number;
 }
 
 /** A request in flight: what the engines see, plus the simulator's own record of it. */
@@ -113,6 +124,11 @@ interface WorkerSlot {
   link?: SharedLink;
   /** Applies a finished step and starts the next (made once per worker: steps are the hottest event). */
   onStepEnd?: () => void;
+  /** The run of steps in flight: their durations, their end times, how many, and its event's generation. */
+  runMs: Float64Array;
+  runEnds: Float64Array;
+  runSteps: number;
+  runGen: number;
 }
 
 function routerOptions(arm: Arm, blockSize: number, seed: number, hasher: BlockHasher): KvRouterOptions {
@@ -263,7 +279,14 @@ export function simulateArm(opts: SimOptions): SimResult {
           };
         },
       );
-      const slot: WorkerSlot = { worker, role };
+      const slot: WorkerSlot = {
+        worker,
+        role,
+        runMs: new Float64Array(MAX_RUN_STEPS),
+        runEnds: new Float64Array(MAX_RUN_STEPS),
+        runSteps: 1,
+        runGen: 0,
+      };
       if (role === "prefill") slot.link = new SharedLink(queue, nvlinkGBs * dp);
       workers.set(workerId, slot);
       if (role === "aggregated") router!.addWorker(workerId, dp);
@@ -322,17 +345,45 @@ export function simulateArm(opts: SimOptions): SimResult {
     });
   };
 
+  const stepRuns = opts.stepRuns ?? true;
+  /** Schedules the end of a run's step `last` (a run's event is superseded when the run is cut short). */
+  const scheduleRunEnd = (slot: WorkerSlot, last: number) => {
+    slot.runSteps = last + 1;
+    const gen = ++slot.runGen;
+    queue.at(slot.runEnds[last]!, () => {
+      if (slot.runGen === gen) slot.onStepEnd!();
+    });
+  };
   const kick = (slot: WorkerSlot) => {
     const w = slot.worker;
     if (w.isStepping || !w.hasWork()) return;
     const ms = w.beginStep();
     if (ms === null) return;
-    queue.after(ms, slot.onStepEnd!);
+    const steps = stepRuns ? w.planRun(MAX_RUN_STEPS, slot.runMs) : 1;
+    if (steps === 1) {
+      slot.runSteps = 1;
+      queue.after(ms, slot.onStepEnd!);
+      return;
+    }
+    // Step ends as one event after another would put them: each at the previous end plus its duration.
+    let t = queue.now;
+    for (let j = 0; j < steps; j++) {
+      t += slot.runMs[j]!;
+      slot.runEnds[j] = t;
+    }
+    scheduleRunEnd(slot, steps - 1);
+  };
+  /** A request reached the worker: a run in flight ends with the step in flight, whose end admits it. */
+  const interrupt = (slot: WorkerSlot) => {
+    if (slot.runSteps === 1) return;
+    let m = 0;
+    while (slot.runEnds[m]! < queue.now) m++;
+    if (m < slot.runSteps - 1) scheduleRunEnd(slot, m);
   };
 
   const sink = (slot: WorkerSlot) => ({
-    token: (f: Flight, _rank: number, index: number) => {
-      f.tokenNs[index - 1] = queue.now * 1e6;
+    token: (f: Flight, _rank: number, index: number, atMs?: number) => {
+      f.tokenNs[index - 1] = (atMs ?? queue.now) * 1e6;
       if (index === 1) router?.markPrefillCompleted(f.id, queue.now);
     },
     prefillDone: (f: Flight, rank: number, cachedTokens: number) => {
@@ -353,6 +404,7 @@ export function simulateArm(opts: SimOptions): SimResult {
         }
         const d = workers.get(decodeTarget.workerId)!;
         d.worker.enqueue(decodeTarget.dpRank, f);
+        interrupt(d);
         kick(d);
       });
     },
@@ -396,6 +448,7 @@ export function simulateArm(opts: SimOptions): SimResult {
           return;
         }
         slot.worker.enqueue(d.target.dpRank, f);
+        interrupt(slot);
         kick(slot);
         return;
       }
@@ -415,6 +468,7 @@ export function simulateArm(opts: SimOptions): SimResult {
         return;
       }
       slot.worker.enqueue(d.prefill.target.dpRank, f);
+      interrupt(slot);
       kick(slot);
     },
   );
@@ -441,7 +495,8 @@ export function simulateArm(opts: SimOptions): SimResult {
   for (const slot of workers.values()) {
     const stepSink = sink(slot);
     slot.onStepEnd = () => {
-      slot.worker.endStep(stepSink);
+      if (slot.runSteps === 1) slot.worker.endStep(stepSink);
+      else slot.worker.endRun(slot.runSteps, stepSink, slot.runEnds);
       kick(slot);
     };
   }
@@ -486,5 +541,6 @@ export function simulateArm(opts: SimOptions): SimResult {
     targets: [...targetStats.values()].sort((a, b) => a.target.localeCompare(b.target)),
     timeline,
     routerIndexErrors: indexErrors,
+    events: queue.ran,
   };
 }

@@ -14,6 +14,8 @@ export class EventQueue {
   private streamNext = 0;
   /** Virtual time of the event being run (or last run). */
   now = 0;
+  /** Events run so far. */
+  ran = 0;
 
   /** Events still to run. */
   get size(): number {
@@ -66,6 +68,7 @@ export class EventQueue {
       } else {
         return;
       }
+      this.ran++;
       if (until?.()) return;
     }
   }

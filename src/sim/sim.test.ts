@@ -69,7 +69,11 @@ const fixedModel: StepTimeModel = {
   stepMs: (ranks) => 10 + Math.max(...ranks.map((r) => r.prefill.reduce((a, c) => a + c.tokens, 0))) / 100,
 };
 
-function runTiny(rows: TraceRow[], recipeText = TINY_RECIPE) {
+function runTiny(
+  rows: TraceRow[],
+  recipeText = TINY_RECIPE,
+  { model = fixedModel, stepRuns = true }: { model?: StepTimeModel; stepRuns?: boolean } = {},
+) {
   const recipe = parseRecipe(recipeText, "tiny.yaml");
   const records: RequestRecord[] = [];
   const arm = Object.keys(recipe.arms)[0]!;
@@ -80,8 +84,9 @@ function runTiny(rows: TraceRow[], recipeText = TINY_RECIPE) {
     arm,
     trace,
     hasher,
-    perfModel: () => fixedModel,
+    perfModel: () => model,
     onRecord: (r) => records.push(r),
+    stepRuns,
   });
   return { records, result };
 }
@@ -160,6 +165,48 @@ describe("cluster simulation", () => {
     assert.equal(failed?.error?.code, 400);
     assert.match(failed!.error!.message, /exceed the KV capacity/);
     assert.equal(records.filter((r) => !r.error).length, 1);
+  });
+
+  it("schedules runs of decode steps as one event, with the results of stepping one event at a time", () => {
+    // Step times that change with every decoded token (context) and every new KV block (usage), so each step of a
+    // run has its own duration; block size 32 puts boundaries inside runs; arrivals land mid-run.
+    const model: StepTimeModel = {
+      name: "varying",
+      stepMs: (ranks) =>
+        Math.max(
+          ...ranks.map(
+            (r) =>
+              5 +
+              r.prefill.reduce((a, c) => a + c.tokens, 0) / 100 +
+              r.decode.reduce((a, d) => a + d.contextTokens, 0) / 997 +
+              3 * r.kvUsage,
+          ),
+        ),
+    };
+    const rows = Array.from({ length: 60 }, (_, i) => ({
+      timestamp: Math.floor(i * 37.3),
+      input_length: 300 + ((i * 131) % 900),
+      output_length: 1 + ((i * 53) % 170),
+      hash_ids: [i % 4, 10 + i],
+    }));
+    const dp = TINY_RECIPE.replace(
+      "      replicas: 2\n",
+      "      replicas: 2\n      gpus_per_worker: 2\n      engine: { tensor_parallel_size: 2, enable_attention_dp: true }\n",
+    );
+    const disagg = TINY_RECIPE.replace(
+      "    workers:\n      replicas: 2\n",
+      "    router: { mode: kv }\n    prefill: { replicas: 1, publish_events_and_metrics: true }\n    decode: { replicas: 2 }\n",
+    );
+    for (const text of [TINY_RECIPE, dp, disagg]) {
+      const runs = runTiny(rows, text, { model });
+      const steps = runTiny(rows, text, { model, stepRuns: false });
+      const show = (r: RequestRecord) => [r.target, r.cachedTokens, r.error, Array.from(r.chunkNs)];
+      assert.deepEqual(runs.records.map(show), steps.records.map(show));
+      assert.ok(
+        runs.result.events < 0.6 * steps.result.events,
+        `${runs.result.events} vs ${steps.result.events}`,
+      );
+    }
   });
 
   it("is deterministic", () => {
