@@ -3,7 +3,8 @@
  * models `servelab sim` picks by default (the measured GB200 profile), and the
  * Mooncake conversation trace (12,031 requests) on 8 aggregated workers with the polynomial step-time model, the
  * shape of Dynamo's DynoSim benchmark. Each case runs in a process of its own, as `servelab sim` does, with its trace
- * prepared before the clock starts; records stream to profile_export.jsonl in a temp dir as in a real run.
+ * prepared before the clock starts (its record export thread booting meanwhile, as in `servelab sim`); records stream
+ * to profile_export.jsonl in a temp dir as in a real run.
  * `--json` prints `{cases: [{case, requests, wall_s, sim_to_real, peak_rss_mb}], prepare_s}`.
  */
 import { spawnSync } from "node:child_process";
@@ -15,7 +16,7 @@ import { loadRecipe, parseRecipe } from "../src/recipe/load.ts";
 import type { Recipe } from "../src/recipe/schema.ts";
 import { prepareTrace } from "../src/sim/cluster.ts";
 import { perfModelChoice } from "../src/sim/perf-models.ts";
-import { loadRecipeTrace, runSimulation } from "../src/sim/run-sim.ts";
+import { loadRecipeTrace, runSimulation, startSimExport } from "../src/sim/run-sim.ts";
 import { readTrace } from "../src/trace/reader.ts";
 import { resolveTraceInput } from "../src/trace/resolve-dataset.ts";
 
@@ -67,6 +68,7 @@ async function runCase(
   arm: string,
   prepared: ReturnType<typeof prepareTrace>,
   model: string,
+  exporter: Awaited<ReturnType<typeof startSimExport>>,
 ) {
   const t0 = performance.now();
   const timer = setInterval(sampleRss, 200);
@@ -74,11 +76,12 @@ async function runCase(
     recipe: r,
     recipeDir: dirname(recipePath),
     arm,
-    outDir: join(dir, name),
+    outDir: outDirOf(name),
     perfModel: perfModelChoice(model, r),
     perfModelName: model,
     cliCommand: "bench:sim",
     prepared,
+    exporter,
     onProgress: (_v, done) => {
       if (done % 1000 === 0) sampleRss();
     },
@@ -99,22 +102,26 @@ async function runCase(
   return c;
 }
 
+const outDirOf = (name: string) => join(dir, name);
+
 /** The trace a case replays, prepared (synthesized and hashed) before its clock starts. */
 async function prepareCase(name: string) {
   const t0 = performance.now();
   if (name.startsWith("recipe/")) {
     const rows = await loadRecipeTrace(recipe, dirname(recipePath), {});
+    const exporter = await startSimExport(recipe, outDirOf(name), rows.length);
     const prepared = prepareTrace(rows, hasher, 64, recipe.benchmark.prompt_block_size);
     const prepareS = (performance.now() - t0) / 1000;
     log(`recipe trace prepared (synthesized, hashed) in ${prepareS.toFixed(2)} s`);
-    return { r: recipe, arm: name.slice("recipe/".length), model: "auto", prepared, prepareS };
+    return { r: recipe, arm: name.slice("recipe/".length), model: "auto", prepared, prepareS, exporter };
   }
   const conversation = parseRecipe(CONVERSATION_RECIPE, "conversation-8-agg");
   const rows = await readTrace(await resolveTraceInput("mooncake/conversation"));
+  const exporter = await startSimExport(conversation, outDirOf(name), rows.length);
   const prepared = prepareTrace(rows, hasher, 64, 512);
   const prepareS = (performance.now() - t0) / 1000;
   log(`conversation trace prepared in ${prepareS.toFixed(2)} s`);
-  return { r: conversation, arm: "kv-8", model: "polynomial", prepared, prepareS };
+  return { r: conversation, arm: "kv-8", model: "polynomial", prepared, prepareS, exporter };
 }
 
 const CASES = [...Object.keys(recipe.arms).map((arm) => `recipe/${arm}`), "conversation/kv-8-polynomial"];
@@ -124,8 +131,8 @@ try {
   if (childArg >= 0) {
     // One case in this process, as `servelab sim` runs it: the heap holds nothing of any other case.
     const name = process.argv[childArg + 1]!;
-    const { r, arm, model, prepared, prepareS } = await prepareCase(name);
-    const c = await runCase(name, r, arm, prepared, model);
+    const { r, arm, model, prepared, prepareS, exporter } = await prepareCase(name);
+    const c = await runCase(name, r, arm, prepared, model, exporter);
     process.stdout.write(`${JSON.stringify({ ...c, prepare_s: Math.round(prepareS * 100) / 100 })}\n`);
   } else {
     const cases = [];

@@ -22,7 +22,7 @@ const fail = (e: unknown) =>
 
 try {
   const collector = new MetricsCollector({ goodput: setup.goodput });
-  const jsonl = await JsonlRecordWriter.open(setup.jsonlPath);
+  const jsonl = await JsonlRecordWriter.open(setup.jsonlPath, { blocking: true });
   let failed = false;
   port.on("message", async (m: ExportRequest) => {
     if (failed) return;

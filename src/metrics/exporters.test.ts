@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -284,15 +284,37 @@ describe("JsonlRecordWriter", () => {
     });
   });
 
-  it("reports a failed write on the next call", { skip: !existsSync("/dev/full") }, async () => {
-    // Every write to /dev/full fails with ENOSPC.
-    const writer = await JsonlRecordWriter.open("/dev/full", { batchSize: 1 });
-    writer.write(smallRun()[0]!);
-    const isFileWrite = (e: unknown) => e instanceof ServelabError && e.code === "FILE_WRITE";
-    await assert.rejects(writer.drain(), isFileWrite);
-    assert.throws(() => writer.write(smallRun()[1]!), isFileWrite);
-    await assert.rejects(writer.close(), isFileWrite);
+  it("in blocking mode, has each full batch in the file when write returns", async () => {
+    await withTempDir(async (dir) => {
+      const file = join(dir, PROFILE_EXPORT_JSONL);
+      const writer = await JsonlRecordWriter.open(file, { batchSize: 2, blocking: true });
+      const records = smallRun();
+      for (const r of records) writer.write(r);
+      assert.equal(
+        readFileSync(file, "utf8"),
+        `${records
+          .slice(0, 2)
+          .map((r) => formatRecordLine(r))
+          .join("\n")}\n`,
+      );
+      await writer.close();
+      assert.equal(await readFile(file, "utf8"), `${records.map((r) => formatRecordLine(r)).join("\n")}\n`);
+    });
   });
+
+  for (const blocking of [false, true]) {
+    it(`reports a failed write on the next call${blocking ? " (blocking)" : ""}`, {
+      skip: !existsSync("/dev/full"),
+    }, async () => {
+      // Every write to /dev/full fails with ENOSPC.
+      const writer = await JsonlRecordWriter.open("/dev/full", { batchSize: 1, blocking });
+      writer.write(smallRun()[0]!);
+      const isFileWrite = (e: unknown) => e instanceof ServelabError && e.code === "FILE_WRITE";
+      await assert.rejects(writer.drain(), isFileWrite);
+      assert.throws(() => writer.write(smallRun()[1]!), isFileWrite);
+      await assert.rejects(writer.close(), isFileWrite);
+    });
+  }
 
   it("reports a file it cannot create", async () => {
     await withTempDir(async (dir) => {

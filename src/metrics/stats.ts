@@ -46,7 +46,7 @@ export class GrowableFloat64Array {
    * Sorts the values added since the last call into a run once there are at least `minTail` of them, and merges
    * runs of similar length, so the buffer is always a few sorted runs (a binary counter of them) plus a short tail.
    */
-  presort(minTail = 1 << 16): void {
+  presort(minTail = 1 << 19): void {
     const sortedEnd = this.runs.at(-1) ?? 0;
     if (this.size - sortedEnd < Math.max(1, minTail)) return;
     sortFloat64(this.data.subarray(sortedEnd, this.size));

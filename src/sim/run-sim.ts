@@ -4,7 +4,7 @@ import type { StepTimeModel } from "../engine/perf-model.ts";
 import { writeFileAtomic } from "../io/atomic-write.ts";
 import { createBlockHasher } from "../kv/block-hash.ts";
 import type { AiperfSummary } from "../metrics/aiperf-metrics.ts";
-import { startRecordExport } from "../metrics/export-thread.ts";
+import { type RecordExport, startRecordExport } from "../metrics/export-thread.ts";
 import { PROFILE_EXPORT_JSONL, renderAiperfJson, writeAiperfSummaryFiles } from "../metrics/exporters.ts";
 import { parseGoodput } from "../metrics/goodput.ts";
 import { summarize } from "../metrics/summary.ts";
@@ -32,6 +32,19 @@ export interface SimRunOptions {
   onProgress?: (virtualMs: number, done: number, total: number) => void;
   /** A trace already prepared (e.g. shared by several arms). */
   prepared?: PreparedTrace;
+  /**
+   * The run's record export, writing into `outDir`, started by the caller (`startSimExport`) so that its thread can
+   * boot while the trace is prepared.
+   */
+  exporter?: RecordExport;
+}
+
+/** The record export of a simulation of about `requests` requests writing into `outDir`. */
+export function startSimExport(recipe: Recipe, outDir: string, requests: number): Promise<RecordExport> {
+  return startRecordExport(
+    { jsonlPath: join(outDir, PROFILE_EXPORT_JSONL), goodput: parseGoodput(recipe.benchmark.goodput) },
+    requests,
+  );
 }
 
 /** Simulator-only figures, reported next to the AIPerf metrics. */
@@ -89,22 +102,24 @@ export async function runSimulation(opts: SimRunOptions): Promise<SimRunResult> 
   const hasher = await createBlockHasher();
   const arm = recipe.arms[opts.arm];
   const kvBlock = arm?.workers?.kv_block_size ?? arm?.prefill?.kv_block_size ?? 64;
-  const prepared =
-    opts.prepared ??
-    prepareTrace(
-      await loadRecipeTrace(recipe, opts.recipeDir, {
+  let exporter = opts.exporter;
+  let prepared = opts.prepared;
+  try {
+    if (!prepared) {
+      const rows = await loadRecipeTrace(recipe, opts.recipeDir, {
         ...(opts.traceFile === undefined ? {} : { traceFile: opts.traceFile }),
         ...(opts.dataDir === undefined ? {} : { dataDir: opts.dataDir }),
-      }),
-      hasher,
-      kvBlock,
-      recipe.benchmark.prompt_block_size,
-    );
+      });
+      // The export thread boots while the trace is hashed.
+      exporter ??= await startSimExport(recipe, opts.outDir, rows.length);
+      prepared = prepareTrace(rows, hasher, kvBlock, recipe.benchmark.prompt_block_size);
+    }
+    exporter ??= await startSimExport(recipe, opts.outDir, prepared.rows.length);
+  } catch (e) {
+    await exporter?.finish().catch(() => {});
+    throw e;
+  }
   const jsonlPath = join(opts.outDir, PROFILE_EXPORT_JSONL);
-  const exporter = await startRecordExport(
-    { jsonlPath, goodput: parseGoodput(recipe.benchmark.goodput) },
-    prepared.rows.length,
-  );
   // The simulator always replays the trace's timestamps; the window options exist in fixed-schedule mode only.
   const schedule = recipe.benchmark.mode === "fixed_schedule" ? recipe.benchmark : undefined;
   let result: SimResult;
