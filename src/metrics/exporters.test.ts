@@ -193,11 +193,11 @@ describe("profile_export.jsonl lines", () => {
   });
 
   it("are laid out exactly as JSON.stringify lays out the same document", () => {
-    // Chunk gaps that repeat (cached number text) and that do not, fractional nanoseconds included.
+    // Chunk gaps that repeat, back to back and apart (cached number text), and that do not, fractional ns included.
     const rng = createRng(5);
     let t = 100;
     const chunksMs = Array.from({ length: 5000 }, (_, i) => {
-      t += i % 3 === 0 ? 6.088352523146 : rng.next() * 40;
+      t += i % 7 < 3 ? 6.088352523146 : rng.next() * 40;
       return t;
     });
     for (const record of [

@@ -175,7 +175,16 @@ export function formatRecordLine(
     if (typeof v === "number") value = JSON.stringify(toDisplayUnit(tag, v));
     else {
       const items = new Array<string>(v.length);
-      for (let i = 0; i < v.length; i++) items[i] = numberText(toDisplayUnit(tag, v[i]!));
+      let last = Number.NaN;
+      let lastText = "";
+      for (let i = 0; i < v.length; i++) {
+        // Steps of a run often last alike: consecutive gaps repeat.
+        if (v[i] !== last) {
+          last = v[i]!;
+          lastText = numberText(toDisplayUnit(tag, last));
+        }
+        items[i] = lastText;
+      }
       value = `[${items.join(",")}]`;
     }
     fields.push(`"${tag}":{"value":${value},"unit":${JSON.stringify(METRICS[tag].unit)}}`);
