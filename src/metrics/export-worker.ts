@@ -2,7 +2,7 @@
  * Worker-thread side of ExportThread: computes each record's metrics, appends its line to `profile_export.jsonl`
  * and keeps the run's statistics, off the thread that produces the records.
  */
-import { parentPort, workerData } from "node:worker_threads";
+import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { isServelabError } from "../errors.ts";
 import { MetricsCollector } from "./collector.ts";
 import type { ExportReply, ExportRequest, ExportSetup } from "./export-thread.ts";
@@ -27,9 +27,14 @@ try {
   port.on("message", async (m: ExportRequest) => {
     if (failed) return;
     try {
-      if (m.type === "records") {
-        for (const rec of unpackRecords(m.batch)) jsonl.write(rec, collector.add(rec));
-        // This thread waits for the simulation most of the time: sort now what `finish` would sort at the end.
+      let next: ExportRequest | undefined = m;
+      while (next?.type === "records") {
+        for (const rec of unpackRecords(next.batch)) jsonl.write(rec, collector.add(rec));
+        next = receiveMessageOnPort(port)?.message as ExportRequest | undefined;
+      }
+      if (next === undefined) {
+        // Caught up with the simulation: sort in the spare time what `finish` would sort at the end. A thread
+        // that is behind skips this, since sorting in pieces and merging them costs more than one sort at the end.
         collector.presort();
         return;
       }
