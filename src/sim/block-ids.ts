@@ -11,10 +11,19 @@ const RECORD = 5;
  * prefix, so the parent is unique), which is what the router's KV index needs from an engine's events.
  */
 export class BlockIds implements BlockDirectory {
-  private readonly idOf = new HashTable(2, 1 << 16);
+  private readonly idOf: HashTable;
   /** Per id, one record (events read all of it at once): sequence lo, hi, local lo, hi, parent id + 1 (0: none). */
   private records = new Uint32Array(RECORD * (1 << 16));
   private count = 0;
+
+  /**
+   * `expectedBlocks`, the prompt blocks about to be interned counting repeats, sizes the table up front: growing it
+   * rehashes every id so far, at a cache miss each. Traces share prefixes, so half as many distinct ones are
+   * expected; a trace that shares less makes the table grow once.
+   */
+  constructor(expectedBlocks = 1 << 17) {
+    this.idOf = new HashTable(2, Math.max(1 << 16, Math.ceil(expectedBlocks / 2)));
+  }
 
   get size(): number {
     return this.count;

@@ -34,7 +34,9 @@ export function prepareTrace(
   kvBlockSize: number,
   traceBlockSize: number,
 ): PreparedTrace {
-  const ids = new BlockIds();
+  let blocks = 0;
+  for (const row of rows) blocks += Math.floor(row.input_length / kvBlockSize);
+  const ids = new BlockIds(blocks);
   const seqs: Uint32Array[] = [];
   const locals: Uint32Array[] = [];
   const blockIds: number[][] = [];
