@@ -1,0 +1,52 @@
+import assert from "node:assert/strict";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { loadRecipe } from "../recipe/load.ts";
+import { withTempDir, writeLines } from "../testing/fixtures.ts";
+import { randomTrace } from "../testing/random-trace.ts";
+import { TINY_RECIPE } from "../testing/recipes.ts";
+import { perfModelChoice } from "./perf-models.ts";
+import { runSimulation, startSimExport } from "./run-sim.ts";
+
+describe("simulation runs", () => {
+  it("export into a record export the caller started (a thread booting while the trace is prepared)", async () => {
+    await withTempDir(async (dir) => {
+      const recipePath = join(dir, "tiny.yaml");
+      await writeFile(
+        recipePath,
+        TINY_RECIPE.replace("  source: mooncake/conversation", "  source: trace.jsonl"),
+      );
+      await writeLines(dir, "trace.jsonl", randomTrace(5, 80));
+      const recipe = await loadRecipe(recipePath);
+      const run = async (out: string, exporter?: Awaited<ReturnType<typeof startSimExport>>) =>
+        runSimulation({
+          recipe,
+          recipeDir: dir,
+          arm: "only",
+          outDir: join(dir, out),
+          perfModel: perfModelChoice("polynomial", recipe),
+          perfModelName: "polynomial",
+          cliCommand: "test",
+          ...(exporter ? { exporter } : {}),
+        });
+      const inline = await run("inline");
+      // Told to expect a long run, the export takes a thread of its own.
+      const thread = await startSimExport(recipe, join(dir, "threaded"), 1e6);
+      let added = 0;
+      const threaded = await run("threaded", {
+        add: (r) => {
+          added++;
+          thread.add(r);
+        },
+        finish: () => thread.finish(),
+      });
+      assert.equal(added, 80);
+      assert.equal(threaded.extras.requests, 80);
+      assert.deepEqual(threaded.summary, inline.summary);
+      const lines = (out: string) => readFile(join(dir, out, "profile_export.jsonl"), "utf8");
+      assert.equal((await lines("threaded")).split("\n").length, 81);
+      assert.equal(await lines("threaded"), await lines("inline"));
+    });
+  });
+});
