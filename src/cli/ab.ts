@@ -4,15 +4,29 @@ import cliProgress from "cli-progress";
 import { ServelabError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic-write.ts";
 import { loadRecipe, resolvedRecipeYaml } from "../recipe/load.ts";
-import { type ArmArtifacts, readArmArtifacts } from "../report/artifacts.ts";
+import type { ArmArtifacts } from "../report/artifacts.ts";
 import { withAttributionArms } from "../report/attribution.ts";
-import { parseEndpoint, runLiveArms } from "../report/live-arms.ts";
-import { writeReport } from "../report/report.ts";
 import { runArmsInParallel } from "../sim/arm-jobs.ts";
-import { analyzeTraceFile } from "../trace/files.ts";
-import { readTrace } from "../trace/reader.ts";
+import type { TraceAnalysis } from "../trace/analyze.ts";
 import { prepareRecipeTrace } from "../trace/recipe-trace.ts";
 import { intOption } from "./options.ts";
+
+/**
+ * What the report needs, loaded on demand: its modules (charts among them) take about a second to load, better
+ * spent while the last arms run than before any starts.
+ */
+async function reportModules() {
+  const [artifacts, report, files] = await Promise.all([
+    import("../report/artifacts.ts"),
+    import("../report/report.ts"),
+    import("../trace/files.ts"),
+  ]);
+  return {
+    readArmArtifacts: artifacts.readArmArtifacts,
+    writeReport: report.writeReport,
+    analyzeTraceFile: files.analyzeTraceFile,
+  };
+}
 
 /** `2026-11-25T22-52-24Z`: sortable, and valid in file names everywhere. */
 function utcStamp(d: Date): string {
@@ -75,23 +89,29 @@ export function registerAbCommand(program: Command): void {
         o.dataDir === undefined ? {} : { dataDir: o.dataDir },
       );
       const cliCommand = ["servelab", ...process.argv.slice(2)].join(" ");
-      const endpoints = (o.endpoint ?? []).map(parseEndpoint);
+      const live = o.endpoint?.length ? await import("../report/live-arms.ts") : undefined;
+      const endpoints = live ? (o.endpoint ?? []).map(live.parseEndpoint) : [];
       if (endpoints.length === 1)
         throw new ServelabError("USAGE", "an A/B against live endpoints needs two or more --endpoint");
       const arms = endpoints.length > 0 ? endpoints.map((e) => e.name) : Object.keys(recipe.arms);
       const progress = armProgress(arms);
       const t0 = performance.now();
-      if (endpoints.length > 0) {
+      // Loaded when the first arm finishes, beside the arms still running (not while the arms' threads start).
+      let reportLoad: ReturnType<typeof reportModules> | undefined;
+      const report = () => (reportLoad ??= reportModules());
+      if (live) {
+        const { readTrace } = await import("../trace/reader.ts");
         const rows = await readTrace(trace.file);
         let dirs: string[];
         try {
-          dirs = await runLiveArms(recipe, rows, endpoints, outDir, cliCommand, progress.update);
+          dirs = await live.runLiveArms(recipe, rows, endpoints, outDir, cliCommand, progress.update);
         } finally {
           progress.stop();
         }
         await writeFileAtomic(join(outDir, "recipe.resolved.yaml"), [resolvedRecipeYaml(recipe)]);
+        const { readArmArtifacts, writeReport, analyzeTraceFile } = await report();
         const artifacts = await Promise.all(dirs.map((d, i) => readArmArtifacts(d, arms[i]!)));
-        const report = await writeReport(outDir, artifacts, {
+        const written = await writeReport(outDir, artifacts, {
           title: `${recipe.name}: ${arms.join(" vs ")} (live)`,
           recipe,
           trace: await analyzeTraceFile(trace.file, { blockSize: recipe.benchmark.prompt_block_size }),
@@ -99,15 +119,17 @@ export function registerAbCommand(program: Command): void {
           command: cliCommand,
           seed: o.seed ?? recipe.trace.seed,
         });
-        process.stdout.write(`${report.console}\nReport: ${report.html}\n`);
+        process.stdout.write(`${written.console}\nReport: ${written.html}\n`);
         return;
       }
       // An arm's artifacts, and the trace statistics, are read as soon as a thread finishes, on the core it frees,
       // while other arms still run.
       const reading = new Map<string, Promise<ArmArtifacts>>();
-      let traceStats: ReturnType<typeof analyzeTraceFile> | undefined;
+      let traceStats: Promise<TraceAnalysis> | undefined;
       const analyzeTrace = () =>
-        analyzeTraceFile(trace.file, { blockSize: recipe.benchmark.prompt_block_size });
+        report().then((m) =>
+          m.analyzeTraceFile(trace.file, { blockSize: recipe.benchmark.prompt_block_size }),
+        );
       try {
         await runArmsInParallel(
           arms.map((arm) => ({
@@ -124,7 +146,7 @@ export function registerAbCommand(program: Command): void {
           progress.update,
           undefined,
           (r) => {
-            const read = readArmArtifacts(r.dir, r.arm);
+            const read = report().then((m) => m.readArmArtifacts(r.dir, r.arm));
             traceStats ??= analyzeTrace();
             // Awaited below; a failing arm elsewhere must not turn these into unhandled rejections first.
             read.catch(() => {});
@@ -137,10 +159,11 @@ export function registerAbCommand(program: Command): void {
       }
       const simSeconds = (performance.now() - t0) / 1000;
       await writeFileAtomic(join(outDir, "recipe.resolved.yaml"), [resolvedRecipeYaml(recipe)]);
+      const { readArmArtifacts, writeReport } = await report();
       const artifacts = await Promise.all(
         arms.map((arm) => reading.get(arm) ?? readArmArtifacts(join(outDir, "arms", arm), arm)),
       );
-      const report = await writeReport(outDir, artifacts, {
+      const written = await writeReport(outDir, artifacts, {
         title: `${recipe.name}: ${arms.join(" vs ")}`,
         recipe,
         trace: await (traceStats ?? analyzeTrace()),
@@ -149,9 +172,9 @@ export function registerAbCommand(program: Command): void {
         seed: o.seed ?? recipe.trace.seed,
         ...(attribution ? { attribution: attribution.steps } : {}),
       });
-      process.stdout.write(report.console);
+      process.stdout.write(written.console);
       process.stdout.write(
-        `\nSimulated ${arms.length} arms in ${simSeconds.toFixed(1)} s (trace ${trace.cached ? "from cache" : "synthesized"}).\nReport: ${report.html}\n`,
+        `\nSimulated ${arms.length} arms in ${simSeconds.toFixed(1)} s (trace ${trace.cached ? "from cache" : "synthesized"}).\nReport: ${written.html}\n`,
       );
     });
 }

@@ -1,10 +1,8 @@
 import { join } from "node:path";
 import { type Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { parseExtraInputs } from "../bench/openai-request.ts";
-import { loadCorpus, loadDeepSeekTokenizer, PromptSynthesizer } from "../bench/prompts.ts";
-import { type LoadMode, runBench } from "../bench/run-bench.ts";
+import type { LoadMode } from "../bench/run-bench.ts";
 import { ServelabError } from "../errors.ts";
-import { renderConsoleReport } from "../metrics/console-table.ts";
 import { parseGoodput } from "../metrics/goodput.ts";
 import { readTrace } from "../trace/reader.ts";
 import { resolveTraceInput } from "../trace/resolve-dataset.ts";
@@ -90,6 +88,16 @@ export function registerBenchCommand(program: Command): void {
     .option("--prompt-input-tokens-block-size <n>", "tokens per hash_ids block", intOption(1), 512)
     .option("--use-server-token-count", "count tokens from the server's usage instead of the tokenizer")
     .action(async (o) => {
+      // Loaded here, not with the CLI: the tokenizer and the load generator take a while to load.
+      const [
+        { loadCorpus, loadDeepSeekTokenizer, PromptSynthesizer },
+        { runBench },
+        { renderConsoleReport },
+      ] = await Promise.all([
+        import("../bench/prompts.ts"),
+        import("../bench/run-bench.ts"),
+        import("../metrics/console-table.ts"),
+      ]);
       const rows = await readTrace(await resolveTraceInput(o.inputFile), {
         blockSize: o.promptInputTokensBlockSize,
       });

@@ -1,8 +1,6 @@
 import { basename, join } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
 import { parseGoodput } from "../metrics/goodput.ts";
-import { readArmArtifacts } from "../report/artifacts.ts";
-import { writeReport } from "../report/report.ts";
 import { intOption } from "./options.ts";
 
 export function registerReportCommand(program: Command): void {
@@ -19,6 +17,11 @@ export function registerReportCommand(program: Command): void {
       'SLOs, e.g. "time_to_first_token:20000 inter_token_latency:50" (default: the run\'s own)',
     )
     .action(async (dirs, o) => {
+      // Loaded here, not with the CLI: the report's modules (charts among them) take about a second to load.
+      const [{ readArmArtifacts }, { writeReport }] = await Promise.all([
+        import("../report/artifacts.ts"),
+        import("../report/report.ts"),
+      ]);
       const arms = await Promise.all(dirs.map((d) => readArmArtifacts(d, basename(d.replace(/\/+$/, "")))));
       // Without --goodput, the SLOs the runs were made with (servelab records them in input_config).
       const recorded = (arms[0]?.summary.input_config as { goodput?: Record<string, unknown> } | undefined)

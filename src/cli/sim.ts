@@ -1,10 +1,9 @@
 import { dirname, join } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
 import Table from "cli-table3";
-import { renderConsoleReport } from "../metrics/console-table.ts";
 import { loadRecipe } from "../recipe/load.ts";
 import { perfModelChoice } from "../sim/perf-models.ts";
-import { runSimulation, type SimExtras } from "../sim/run-sim.ts";
+import type { SimExtras } from "../sim/run-sim.ts";
 import { intOption } from "./options.ts";
 import { startProgress } from "./progress.ts";
 import { TABLE_STYLE } from "./table-style.ts";
@@ -52,6 +51,10 @@ export function registerSimCommand(program: Command): void {
     .option("--json", "print the summary as profile_export_aiperf.json plus a servelab object")
     .action(async (recipePath, o) => {
       const recipe = await loadRecipe(recipePath);
+      const [{ runSimulation }, { renderConsoleReport }] = await Promise.all([
+        import("../sim/run-sim.ts"),
+        import("../metrics/console-table.ts"),
+      ]);
       const outDir = o.out ?? join("results", "sim", recipe.name, o.arm);
       const progress = startProgress("simulate", 1, "requests");
       const t0 = performance.now();
