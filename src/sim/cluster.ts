@@ -363,7 +363,6 @@ export function simulateArm(opts: SimOptions): SimResult {
     if (ms === null) return;
     const steps = stepRuns ? w.planRun(MAX_RUN_STEPS, slot.runMs) : 1;
     if (steps === 1) {
-      slot.runSteps = 1;
       queue.after(ms, slot.onStepEnd!);
       return;
     }
@@ -499,6 +498,8 @@ export function simulateArm(opts: SimOptions): SimResult {
     slot.onStepEnd = () => {
       if (slot.runSteps === 1) slot.worker.endStep(stepSink);
       else slot.worker.endRun(slot.runSteps, stepSink, slot.runEnds);
+      // Nothing is in flight until `kick` plans again (an idle worker must not look mid-run to `interrupt`).
+      slot.runSteps = 1;
       kick(slot);
     };
   }
