@@ -374,12 +374,15 @@ export function simulateArm(opts: SimOptions): SimResult {
     }
     scheduleRunEnd(slot, steps - 1);
   };
-  /** A request reached the worker: a run in flight ends with the step in flight, whose end admits it. */
-  const interrupt = (slot: WorkerSlot) => {
-    if (slot.runSteps === 1) return;
-    let m = 0;
-    while (slot.runEnds[m]! < queue.now) m++;
-    if (m < slot.runSteps - 1) scheduleRunEnd(slot, m);
+  /** Queues a request on a worker's rank: a run in flight ends with the step in flight, whose end admits it. */
+  const handTo = (slot: WorkerSlot, rank: number, f: Flight) => {
+    slot.worker.enqueue(rank, f);
+    if (slot.runSteps > 1) {
+      let m = 0;
+      while (slot.runEnds[m]! < queue.now) m++;
+      if (m < slot.runSteps - 1) scheduleRunEnd(slot, m);
+    }
+    kick(slot);
   };
 
   const sink = (slot: WorkerSlot) => ({
@@ -404,9 +407,7 @@ export function simulateArm(opts: SimOptions): SimResult {
           return;
         }
         const d = workers.get(decodeTarget.workerId)!;
-        d.worker.enqueue(decodeTarget.dpRank, f);
-        interrupt(d);
-        kick(d);
+        handTo(d, decodeTarget.dpRank, f);
       });
     },
     finished: (f: Flight, _rank: number) => {
@@ -448,9 +449,7 @@ export function simulateArm(opts: SimOptions): SimResult {
           reject(f, slot);
           return;
         }
-        slot.worker.enqueue(d.target.dpRank, f);
-        interrupt(slot);
-        kick(slot);
+        handTo(slot, d.target.dpRank, f);
         return;
       }
       const d = disagg!.route(req, queue.now);
@@ -468,9 +467,7 @@ export function simulateArm(opts: SimOptions): SimResult {
         reject(f, slot.worker.canFit(f) ? decodeSlot : slot);
         return;
       }
-      slot.worker.enqueue(d.prefill.target.dpRank, f);
-      interrupt(slot);
-      kick(slot);
+      handTo(slot, d.prefill.target.dpRank, f);
     },
   );
 
@@ -498,7 +495,7 @@ export function simulateArm(opts: SimOptions): SimResult {
     slot.onStepEnd = () => {
       if (slot.runSteps === 1) slot.worker.endStep(stepSink);
       else slot.worker.endRun(slot.runSteps, stepSink, slot.runEnds);
-      // Nothing is in flight until `kick` plans again (an idle worker must not look mid-run to `interrupt`).
+      // Nothing is in flight until `kick` plans again (an idle worker must not look mid-run to `handTo`).
       slot.runSteps = 1;
       kick(slot);
     };
