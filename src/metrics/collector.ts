@@ -146,12 +146,12 @@ export class MetricsCollector {
     };
   }
 
-  /** AIPerf's `error_summary`: most frequent first, then by code, type and message, so the order is stable. */
   /** Sorts what has been added so far, in spare time, so that `finish` has less to do (its results are the same). */
   presort(): void {
     for (const values of this.values.values()) values.presort();
   }
 
+  /** AIPerf's `error_summary`: most frequent first, then by code, type and message, so the order is stable. */
   errorSummary(): ErrorSummaryEntry[] {
     return [...this.errors.values()]
       .map((e) => ({ error_details: { ...e.error_details }, count: e.count }))
