@@ -7,6 +7,7 @@ import { loadRecipe, resolvedRecipeYaml } from "../recipe/load.ts";
 import type { ArmArtifacts } from "../report/artifacts.ts";
 import { withAttributionArms } from "../report/attribution.ts";
 import { runArmsInParallel } from "../sim/arm-jobs.ts";
+import { prepareSharedTrace } from "../sim/shared-trace.ts";
 import type { TraceAnalysis } from "../trace/analyze.ts";
 import { prepareRecipeTrace } from "../trace/recipe-trace.ts";
 import { intOption } from "./options.ts";
@@ -130,6 +131,8 @@ export function registerAbCommand(program: Command): void {
         report().then((m) =>
           m.analyzeTraceFile(trace.file, { blockSize: recipe.benchmark.prompt_block_size }),
         );
+      // The arms replay one trace: it is hashed and its blocks numbered once, for all of them.
+      const shared = await prepareSharedTrace(recipe, arms, trace.file);
       try {
         await runArmsInParallel(
           arms.map((arm) => ({
@@ -138,6 +141,7 @@ export function registerAbCommand(program: Command): void {
             ...(attribution ? { recipeOverride: recipe } : {}),
             arm,
             traceFile: trace.file,
+            ...(shared ? { trace: shared } : {}),
             ...(o.seed === undefined ? {} : { seed: o.seed }),
             outDir: join(outDir, "arms", arm),
             perfModel: o.perfModel,

@@ -1,21 +1,15 @@
 import assert from "node:assert/strict";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { withTempDir, writeLines } from "../testing/fixtures.ts";
-import { randomTrace } from "../testing/random-trace.ts";
-import { TINY_RECIPE } from "../testing/recipes.ts";
+import { withTempDir } from "../testing/fixtures.ts";
+import { writeTinyRecipe } from "../testing/recipes.ts";
 import { runCli } from "../testing/run-cli.ts";
 
 describe("servelab sim", () => {
   it("runs an arm end to end and writes AIPerf's artifacts, byte-identical on rerun", async () => {
     await withTempDir(async (dir) => {
-      const recipe = join(dir, "tiny.yaml");
-      await writeFile(
-        recipe,
-        TINY_RECIPE.replace("  source: mooncake/conversation", "  source: trace.jsonl"),
-      );
-      await writeLines(dir, "trace.jsonl", randomTrace(3, 60));
+      const recipe = await writeTinyRecipe(dir, 3, 60);
       const run = (out: string) =>
         runCli(["sim", recipe, "--arm", "only", "--out", join(dir, out), "--json"]);
       const a = await run("a");
@@ -44,12 +38,7 @@ describe("servelab sim", () => {
 
   it("names the arms when asked for one that does not exist", async () => {
     await withTempDir(async (dir) => {
-      const recipe = join(dir, "tiny.yaml");
-      await writeFile(
-        recipe,
-        TINY_RECIPE.replace("  source: mooncake/conversation", "  source: trace.jsonl"),
-      );
-      await writeLines(dir, "trace.jsonl", randomTrace(3, 5));
+      const recipe = await writeTinyRecipe(dir, 3, 5);
       const r = await runCli(["sim", recipe, "--arm", "nope", "--out", join(dir, "o")]);
       assert.equal(r.code, 2);
       assert.match(r.stderr, /^error\[USAGE\]: recipe tiny has no arm "nope"; arms: only/);

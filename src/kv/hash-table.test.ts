@@ -54,4 +54,16 @@ describe("HashTable", () => {
     assert.equal(table.get(1, 2), 2 ** 31 - 1);
     assert.throws(() => table.adjust(1, 2, 0, 1), RangeError);
   });
+
+  it("shares its contents for reading elsewhere, and checks what it is given", () => {
+    const table = new HashTable(3, 8);
+    for (let i = 0; i < 100; i++) table.set(i, i * 7, i % 3, i);
+    const shared = table.share();
+    assert.ok(shared.slots.buffer instanceof SharedArrayBuffer);
+    const copy = HashTable.fromShared(structuredClone(shared));
+    assert.equal(copy.size, 100);
+    for (let i = 0; i < 100; i++) assert.equal(copy.get(i, i * 7, i % 3), i);
+    assert.equal(copy.get(1, 2, 3), -1);
+    assert.throws(() => HashTable.fromShared({ ...shared, slots: shared.slots.subarray(4) }), /power-of-two/);
+  });
 });

@@ -7,6 +7,12 @@ function checkValue(v: number): number {
   return v;
 }
 
+export interface SharedHashTable {
+  keyWords: 2 | 3;
+  slots: Uint32Array;
+  count: number;
+}
+
 /**
  * An open-addressing hash table from keys of two or three u32 words to non-negative int32 values, in one typed
  * array: no object or BigInt per entry, so millions of entries cost tens of bytes each and lookups do not
@@ -27,6 +33,27 @@ export class HashTable {
     while (cap < initialCapacity * 2) cap *= 2;
     this.slots = new Uint32Array(cap * this.stride);
     this.mask = cap - 1;
+  }
+
+  /** The table's contents in memory another thread can read (a SharedArrayBuffer), for `fromShared`. */
+  share(): SharedHashTable {
+    const slots = new Uint32Array(new SharedArrayBuffer(this.slots.byteLength));
+    slots.set(this.slots);
+    return { keyWords: this.keyWords, slots, count: this.count };
+  }
+
+  /** A table over shared contents (see `share`); every thread using it must only read it. */
+  static fromShared(shared: SharedHashTable): HashTable {
+    const table = new HashTable(shared.keyWords, 1);
+    const slotCount = shared.slots.length / table.stride;
+    if (!Number.isInteger(slotCount) || slotCount < 16 || (slotCount & (slotCount - 1)) !== 0)
+      throw new RangeError(
+        `shared hash table has ${shared.slots.length} words, not a power-of-two slot count`,
+      );
+    table.slots = shared.slots;
+    table.mask = slotCount - 1;
+    table.count = shared.count;
+    return table;
   }
 
   get size(): number {

@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
-import { access, writeFile } from "node:fs/promises";
+import { access, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ServelabError } from "../errors.ts";
+import { loadRecipe } from "../recipe/load.ts";
 import { withTempDir, writeLines } from "../testing/fixtures.ts";
 import { randomTrace } from "../testing/random-trace.ts";
 import { TINY_RECIPE } from "../testing/recipes.ts";
 import { runArmsInParallel } from "./arm-jobs.ts";
+import { prepareSharedTrace, type SharedTrace } from "./shared-trace.ts";
 
 const TWO_ARMS = TINY_RECIPE.replace(
   "arms:\n  only:\n    workers:\n      replicas: 2\n",
@@ -43,6 +45,37 @@ describe("arms in worker threads", () => {
       );
       assert.deepEqual([...seen].sort(), ["kv", "rr"]);
       for (const arm of ["rr", "kv"]) await access(join(dir, "out", arm, "profile_export_aiperf.json"));
+    });
+  });
+
+  it("replays a trace prepared once and shared by the arms' threads, with the same results", async () => {
+    await withTempDir(async (dir) => {
+      const recipePath = join(dir, "two.yaml");
+      await writeFile(recipePath, TWO_ARMS);
+      const traceFile = await writeLines(dir, "t.jsonl", randomTrace(7, 40));
+      const recipe = await loadRecipe(recipePath);
+      const trace = await prepareSharedTrace(recipe, ["rr", "kv"], traceFile);
+      assert.ok(trace);
+      const run = (out: string, shared?: SharedTrace) =>
+        runArmsInParallel(
+          ["rr", "kv"].map((arm) => ({
+            recipePath,
+            recipeDir: dir,
+            arm,
+            traceFile,
+            ...(shared ? { trace: shared } : {}),
+            outDir: join(dir, out, arm),
+            perfModel: "polynomial",
+            cliCommand: "test",
+          })),
+          () => {},
+        );
+      await run("own");
+      await run("shared", trace);
+      for (const arm of ["rr", "kv"]) {
+        const lines = (out: string) => readFile(join(dir, out, arm, "profile_export.jsonl"), "utf8");
+        assert.equal(await lines("shared"), await lines("own"), arm);
+      }
     });
   });
 

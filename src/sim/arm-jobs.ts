@@ -4,6 +4,7 @@ import { type ErrorCode, ServelabError } from "../errors.ts";
 import type { Recipe } from "../recipe/schema.ts";
 import { startThread } from "../threads.ts";
 import type { SimExtras } from "./run-sim.ts";
+import type { SharedTrace } from "./shared-trace.ts";
 
 export interface ArmJob {
   recipePath: string;
@@ -12,6 +13,8 @@ export interface ArmJob {
   recipeOverride?: Recipe;
   arm: string;
   traceFile: string;
+  /** The trace prepared once for every arm (see `shareTrace`); without it, the arm prepares `traceFile` itself. */
+  trace?: SharedTrace;
   seed?: number;
   outDir: string;
   perfModel: string;

@@ -8,6 +8,7 @@ import { loadRecipe } from "../recipe/load.ts";
 import type { ArmJob, ArmMessage } from "./arm-jobs.ts";
 import { perfModelChoice } from "./perf-models.ts";
 import { runSimulation } from "./run-sim.ts";
+import { unshareTrace } from "./shared-trace.ts";
 
 const job = (workerData as { data: ArmJob }).data;
 const post = (m: ArmMessage) => parentPort!.postMessage(m);
@@ -19,6 +20,7 @@ try {
     recipeDir: job.recipeDir,
     arm: job.arm,
     traceFile: job.traceFile,
+    ...(job.trace ? { prepared: unshareTrace(job.trace) } : {}),
     ...(job.seed === undefined ? {} : { seed: job.seed }),
     outDir: job.outDir,
     perfModel: perfModelChoice(job.perfModel, recipe),

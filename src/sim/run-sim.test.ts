@@ -1,23 +1,17 @@
 import assert from "node:assert/strict";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { loadRecipe } from "../recipe/load.ts";
-import { withTempDir, writeLines } from "../testing/fixtures.ts";
-import { randomTrace } from "../testing/random-trace.ts";
-import { TINY_RECIPE } from "../testing/recipes.ts";
+import { withTempDir } from "../testing/fixtures.ts";
+import { writeTinyRecipe } from "../testing/recipes.ts";
 import { perfModelChoice } from "./perf-models.ts";
 import { runSimulation, startSimExport } from "./run-sim.ts";
 
 describe("simulation runs", () => {
   it("export into a record export the caller started (a thread booting while the trace is prepared)", async () => {
     await withTempDir(async (dir) => {
-      const recipePath = join(dir, "tiny.yaml");
-      await writeFile(
-        recipePath,
-        TINY_RECIPE.replace("  source: mooncake/conversation", "  source: trace.jsonl"),
-      );
-      await writeLines(dir, "trace.jsonl", randomTrace(5, 80));
+      const recipePath = await writeTinyRecipe(dir, 5, 80);
       const recipe = await loadRecipe(recipePath);
       const run = async (out: string, exporter?: Awaited<ReturnType<typeof startSimExport>>) =>
         runSimulation({

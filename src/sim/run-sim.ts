@@ -39,6 +39,12 @@ export interface SimRunOptions {
   exporter?: RecordExport;
 }
 
+/** The KV block size of an arm's (first) workers: the one its trace is hashed with. */
+export function armKvBlockSize(recipe: Recipe, arm: string): number {
+  const a = recipe.arms[arm];
+  return a?.workers?.kv_block_size ?? a?.prefill?.kv_block_size ?? 64;
+}
+
 /** The record export of a simulation of about `requests` requests writing into `outDir`. */
 export function startSimExport(recipe: Recipe, outDir: string, requests: number): Promise<RecordExport> {
   return startRecordExport(
@@ -100,8 +106,7 @@ export async function loadRecipeTrace(
 export async function runSimulation(opts: SimRunOptions): Promise<SimRunResult> {
   const { recipe } = opts;
   const hasher = await createBlockHasher();
-  const arm = recipe.arms[opts.arm];
-  const kvBlock = arm?.workers?.kv_block_size ?? arm?.prefill?.kv_block_size ?? 64;
+  const kvBlock = armKvBlockSize(recipe, opts.arm);
   let exporter = opts.exporter;
   let prepared = opts.prepared;
   try {

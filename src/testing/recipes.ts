@@ -1,5 +1,7 @@
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { REPO_ROOT } from "./fixtures.ts";
+import { REPO_ROOT, writeLines } from "./fixtures.ts";
+import { randomTrace } from "./random-trace.ts";
 
 /** The founding A/B recipe shipped in the repository. */
 export const FOUNDING_RECIPE = join(REPO_ROOT, "recipes/dsv32-wideep-routing.yaml");
@@ -42,4 +44,12 @@ export function lineOf(text: string, needle: string, from = 0): number {
   const at = text.indexOf(needle, from);
   if (at < 0) throw new Error(`fixture has no ${JSON.stringify(needle)}`);
   return text.slice(0, at).split("\n").length;
+}
+
+/** Writes the tiny recipe, replaying `requests` random requests (seed `seed`) from `trace.jsonl` beside it, into `dir`. */
+export async function writeTinyRecipe(dir: string, seed: number, requests: number): Promise<string> {
+  const recipe = join(dir, "tiny.yaml");
+  await writeFile(recipe, TINY_RECIPE.replace("  source: mooncake/conversation", "  source: trace.jsonl"));
+  await writeLines(dir, "trace.jsonl", randomTrace(seed, requests));
+  return recipe;
 }
