@@ -367,6 +367,21 @@ describe("compareArms and summarizeArm", () => {
     assert.deepEqual(compareArms(baseline, candidate, { seed: 7, resamples: 400, slos }), c);
   });
 
+  it("reuses an arm's draws across comparisons that share a draw cache, with the same results", () => {
+    const drawCache = new WeakMap();
+    const options = { seed: 7, resamples: 300, slos };
+    const first = compareArms(baseline, candidate, { ...options, drawCache });
+    // The candidate again, now in the baseline's role (an attribution step from it), then the first pair again.
+    const swapped = compareArms(candidate, baseline, { ...options, drawCache });
+    const again = compareArms(baseline, candidate, { ...options, drawCache });
+    assert.deepEqual(first, compareArms(baseline, candidate, options));
+    assert.deepEqual(swapped, compareArms(candidate, baseline, options));
+    assert.deepEqual(again, first);
+    // One entry per arm and role: both arms were drawn as baseline and as candidate.
+    assert.equal(drawCache.get(baseline)?.size, 2);
+    assert.equal(drawCache.get(candidate)?.size, 2);
+  });
+
   it("leaves out a metric one arm lacks (TTFT of non-streamed requests)", () => {
     const unstreamed = {
       name: "non-streaming",

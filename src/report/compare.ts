@@ -89,6 +89,12 @@ export interface CompareOptions extends BootstrapOptions {
   /** Goodput SLOs; without any, goodput is not computed (as in AIPerf). */
   slos?: readonly GoodputSlo[] | undefined;
   overload?: OverloadOptions | undefined;
+  /**
+   * Bootstrap draws kept for reuse by later comparisons with the same options: an arm (the same input object)
+   * drawn in the same role over the same metrics draws the same resamples, so a report comparing one arm several
+   * times draws it once per role.
+   */
+  drawCache?: WeakMap<ArmInput, Map<string, StatisticDraws[]>> | undefined;
 }
 
 const DEFAULT_RESAMPLES = 2000;
@@ -482,18 +488,28 @@ export function compareArms(baseline: ArmInput, candidate: ArmInput, options: Co
   const rb = reportOf(pb, options);
   const tags = COMPARE_METRIC_TAGS.filter((t) => pa.values[t].length > 0 && pb.values[t].length > 0);
   // One resample of an arm's requests serves every metric: drawing is most of a bootstrap's cost.
-  const da = statisticDraws(
-    tags.map((t) => pa.columns[t]),
-    resamples,
-    seed,
-    "compare/baseline",
-  );
-  const db = statisticDraws(
-    tags.map((t) => pb.columns[t]),
-    resamples,
-    seed,
-    "compare/candidate",
-  );
+  const drawsOf = (arm: ArmInput, prepared: PreparedArm, label: string) => {
+    const key = `${label} ${seed} ${resamples} ${tags.join(",")}`;
+    let kept = options.drawCache?.get(arm);
+    const hit = kept?.get(key);
+    if (hit) return hit;
+    const draws = statisticDraws(
+      tags.map((t) => prepared.columns[t]),
+      resamples,
+      seed,
+      label,
+    );
+    if (options.drawCache) {
+      if (!kept) {
+        kept = new Map();
+        options.drawCache.set(arm, kept);
+      }
+      kept.set(key, draws);
+    }
+    return draws;
+  };
+  const da = drawsOf(baseline, pa, "compare/baseline");
+  const db = drawsOf(candidate, pb, "compare/candidate");
   const metrics = tags.map((t, i) =>
     comparison(t, pa.values[t], pb.values[t], da[i]!, db[i]!, resamples, confidence),
   );

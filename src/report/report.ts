@@ -150,17 +150,20 @@ export async function writeReport(
 ): Promise<ReportFiles> {
   if (arms.length < 2) throw new RangeError("a report compares at least two arms");
   const slos = ctx.slos ?? (ctx.recipe ? parseGoodput(ctx.recipe.benchmark.goodput) : []);
-  const options = { seed: ctx.seed, slos };
+  // Arms compared more than once (attribution steps) are resampled once per role.
+  const options = { seed: ctx.seed, slos, drawCache: new WeakMap() };
+  const inputOf = new Map(arms.map((a) => [a.name, armInput(a)]));
   const [base, ...rest] = arms;
-  const comparisons = rest.map((arm) => compareArms(armInput(base!), armInput(arm), options));
-  const byName = new Map(arms.map((a) => [a.name, a]));
+  const comparisons = rest.map((arm) =>
+    compareArms(inputOf.get(base!.name)!, inputOf.get(arm.name)!, options),
+  );
   const attribution = (ctx.attribution ?? [])
-    .filter(([, from, to]) => byName.has(from) && byName.has(to))
+    .filter(([, from, to]) => inputOf.has(from) && inputOf.has(to))
     .map(([factor, from, to]) => ({
       factor,
       from,
       to,
-      c: compareArms(armInput(byName.get(from)!), armInput(byName.get(to)!), options),
+      c: compareArms(inputOf.get(from)!, inputOf.get(to)!, options),
     }));
 
   const md: string[] = [`# ${ctx.title}`, ""];
