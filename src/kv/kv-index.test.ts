@@ -218,15 +218,25 @@ function replayAlike(seed: number, a: KvIndex, b: KvIndex, docs: number[][]): vo
 /** A directory numbering the blocks of some documents, as a simulation numbers its trace's prompt blocks. */
 function directoryOf(docs: number[][]): BlockDirectory {
   const seqs: bigint[] = [];
+  const locals: bigint[] = [];
   const ids = new Map<bigint, number>();
-  for (const tokens of docs)
-    for (const s of toBigInts(request(tokens).seqs)) if (!ids.has(s)) ids.set(s, seqs.push(s) - 1);
-  const split = (id: number) => hashSeqFrom([seqs[id]!]);
+  for (const tokens of docs) {
+    const r = request(tokens);
+    const l = toBigInts(r.locals);
+    toBigInts(r.seqs).forEach((s, i) => {
+      if (ids.has(s)) return;
+      ids.set(s, seqs.push(s) - 1);
+      locals.push(l[i]!);
+    });
+  }
+  const word = (of: bigint[], id: number, w: 0 | 1) => hashSeqFrom([of[id]!])[w]!;
   return {
     size: seqs.length,
     find: (lo, hi) => ids.get((BigInt(hi) << 32n) | BigInt(lo)) ?? -1,
-    seqLoOf: (id) => split(id)[0]!,
-    seqHiOf: (id) => split(id)[1]!,
+    seqLoOf: (id) => word(seqs, id, 0),
+    seqHiOf: (id) => word(seqs, id, 1),
+    localLoOf: (id) => word(locals, id, 0),
+    localHiOf: (id) => word(locals, id, 1),
   };
 }
 

@@ -120,10 +120,20 @@ export class PrefixIndex {
     if (min <= this.dirSize) cap = Math.min(cap, this.dirSize);
     if (cap <= this.capacity) return;
     const from = this.capacity;
-    this.hashes = resized(this.hashes, cap * HASH_WORDS);
+    // Directory blocks' hashes are the directory's: only nodes past it keep their own.
+    this.hashes = resized(this.hashes, Math.max(0, cap - this.dirSize) * HASH_WORDS);
     this.links = resized(this.links, cap * LINK_WORDS);
     for (let node = from; node < cap; node++) this.links[node * LINK_WORDS + PARENT] = FREED;
     this.capacity = cap;
+  }
+
+  /** Word `w` of the node's hashes (see the layout constants). */
+  private hash(node: number, w: number): number {
+    if (node >= this.dirSize) return this.hashes[(node - this.dirSize) * HASH_WORDS + w]!;
+    const dir = this.dir!;
+    if (w === SEQ_LO) return dir.seqLoOf(node);
+    if (w === SEQ_HI) return dir.seqHiOf(node);
+    return w === LOCAL_LO ? dir.localLoOf(node) : dir.localHiOf(node);
   }
 
   private isLive(node: number): boolean {
@@ -187,10 +197,13 @@ export class PrefixIndex {
     localLo: number,
     localHi: number,
   ): void {
-    this.hashes[node * HASH_WORDS + SEQ_LO] = seqLo;
-    this.hashes[node * HASH_WORDS + SEQ_HI] = seqHi;
-    this.hashes[node * HASH_WORDS + LOCAL_LO] = localLo;
-    this.hashes[node * HASH_WORDS + LOCAL_HI] = localHi;
+    if (node >= this.dirSize) {
+      const h = (node - this.dirSize) * HASH_WORDS;
+      this.hashes[h + SEQ_LO] = seqLo;
+      this.hashes[h + SEQ_HI] = seqHi;
+      this.hashes[h + LOCAL_LO] = localLo;
+      this.hashes[h + LOCAL_HI] = localHi;
+    }
     this.links[node * LINK_WORDS + PARENT] = parentNode;
     this.links[node * LINK_WORDS + FIRST_CHILD] = -1;
     this.links[node * LINK_WORDS + PREV_SIBLING] = -1;
@@ -209,10 +222,7 @@ export class PrefixIndex {
   /** Whether `node` is a live node with this sequence hash (a node id kept by a caller may have been reused). */
   hasSeq(node: number, seqLo: number, seqHi: number): boolean {
     return (
-      node >= 0 &&
-      this.isLive(node) &&
-      this.hashes[node * HASH_WORDS + SEQ_LO] === seqLo &&
-      this.hashes[node * HASH_WORDS + SEQ_HI] === seqHi
+      node >= 0 && this.isLive(node) && this.hash(node, SEQ_LO) === seqLo && this.hash(node, SEQ_HI) === seqHi
     );
   }
 
@@ -279,10 +289,7 @@ export class PrefixIndex {
     ) {
       const up = this.links[node * LINK_WORDS + PARENT]!;
       if (node >= this.dirSize) {
-        this.nodeOf.delete(
-          this.hashes[node * HASH_WORDS + SEQ_LO]!,
-          this.hashes[node * HASH_WORDS + SEQ_HI]!,
-        );
+        this.nodeOf.delete(this.hash(node, SEQ_LO), this.hash(node, SEQ_HI));
         this.freeNodes.push(node);
       }
       this.links[node * LINK_WORDS + PARENT] = FREED;
@@ -439,19 +446,19 @@ export class PrefixIndex {
 
   /** Low and high halves of the node's sequence hash (separate, so hot paths allocate no tuple). */
   seqLoOf(node: number): number {
-    return this.hashes[node * HASH_WORDS + SEQ_LO]!;
+    return this.hash(node, SEQ_LO);
   }
 
   seqHiOf(node: number): number {
-    return this.hashes[node * HASH_WORDS + SEQ_HI]!;
+    return this.hash(node, SEQ_HI);
   }
 
   seqOf(node: number): [lo: number, hi: number] {
-    return [this.hashes[node * HASH_WORDS + SEQ_LO]!, this.hashes[node * HASH_WORDS + SEQ_HI]!];
+    return [this.hash(node, SEQ_LO), this.hash(node, SEQ_HI)];
   }
 
   localOf(node: number): [lo: number, hi: number] {
-    return [this.hashes[node * HASH_WORDS + LOCAL_LO]!, this.hashes[node * HASH_WORDS + LOCAL_HI]!];
+    return [this.hash(node, LOCAL_LO), this.hash(node, LOCAL_HI)];
   }
 
   holderCount(node: number): number {
