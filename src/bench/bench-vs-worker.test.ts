@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { StepTimeModel } from "../engine/perf-model.ts";
 import { startMockWorker } from "../serve/mock-worker.ts";
+import { MOCKER_DEFAULTS } from "../serve/worker-config.ts";
 import { benchConfig } from "../testing/bench-config.ts";
 import { withTempDir } from "../testing/fixtures.ts";
 import { loadCorpus, loadDeepSeekTokenizer, PromptSynthesizer } from "./prompts.ts";
@@ -20,15 +21,7 @@ describe("servelab bench against servelab worker", () => {
   it("replays a trace on schedule and measures what the worker's own log says", async () => {
     const worker = await startMockWorker({
       servedModel: "mock",
-      engine: {
-        maxBatchSize: 8,
-        maxNumTokens: 8192,
-        chunkedPrefill: true,
-        blockSize: 64,
-        prefixCaching: true,
-        kvCapacityBlocks: 4096,
-        watermark: 0.01,
-      },
+      engine: { ...MOCKER_DEFAULTS.engine, maxBatchSize: 8, kvCapacityBlocks: 4096 },
       stepModel: model,
     });
     try {

@@ -4,20 +4,13 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { StepTimeModel } from "../engine/perf-model.ts";
 import { startMockWorker } from "../serve/mock-worker.ts";
+import { MOCKER_DEFAULTS } from "../serve/worker-config.ts";
 import { withTempDir, writeLines } from "../testing/fixtures.ts";
 import { TINY_RECIPE } from "../testing/recipes.ts";
 import { runCli } from "../testing/run-cli.ts";
 
 const steps = (ms: number): StepTimeModel => ({ name: `${ms} ms`, stepMs: () => ms });
-const ENGINE = {
-  maxBatchSize: 16,
-  maxNumTokens: 8192,
-  chunkedPrefill: true,
-  blockSize: 64,
-  prefixCaching: true,
-  kvCapacityBlocks: 4096,
-  watermark: 0.01,
-};
+const ENGINE = { ...MOCKER_DEFAULTS.engine, maxBatchSize: 16, kvCapacityBlocks: 4096 };
 
 describe("servelab ab --endpoint", () => {
   it("replays the recipe's trace against two live endpoints and reports them", async () => {

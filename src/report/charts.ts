@@ -597,24 +597,20 @@ export function targetChartOption(
   for (const { arm, color } of withTargets) {
     const byName = new Map(arm.targets!.map((t) => [t.target, t]));
     const common = { type: "bar" as const, name: arm.name, color, barMaxWidth: 28 };
-    series.push({
+    /** One grid's bars: a target's value, or a gap where it has none. */
+    const bars = (grid: number, value: (t: ChartTargetStat | undefined) => number | undefined) => ({
       ...common,
-      xAxisIndex: 0,
-      yAxisIndex: 0,
+      xAxisIndex: grid,
+      yAxisIndex: grid,
       data: names.map((n) => {
-        const v = byName.get(n)?.requests;
+        const v = value(byName.get(n));
         return v === undefined || !Number.isFinite(v) ? null : v;
       }),
     });
-    series.push({
-      ...common,
-      xAxisIndex: 1,
-      yAxisIndex: 1,
-      data: names.map((n) => {
-        const v = byName.get(n)?.hit_rate;
-        return v === undefined || !Number.isFinite(v) ? null : round6(v * 100);
-      }),
-    });
+    series.push(
+      bars(0, (t) => t?.requests),
+      bars(1, (t) => (t?.hit_rate === undefined ? undefined : round6(t.hit_rate * 100))),
+    );
   }
   const spread = withTargets
     .map(({ arm }) => `${arm.name} ${formatNumber(imbalance(arm.targets!))}`)

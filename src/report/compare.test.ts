@@ -203,32 +203,22 @@ describe("verdict", () => {
   });
 
   it("turns the direction round for a throughput, where larger is better", () => {
-    const up = fixed(
-      "output_token_throughput_per_user",
-      { estimate: 1.12, lo: 1.05, hi: 1.2 },
-      diff,
-      0.003,
-      true,
-    );
-    const vu = verdict(up, "p50", NAMES);
-    assert.equal(vu.direction, "improvement");
-    assert.match(
-      vu.text,
-      /^disagg-kv raises output token throughput per user p50 by 12 % \(95 % CI 5\.0–20 %\)/,
-    );
-    const down = fixed(
-      "output_token_throughput_per_user",
-      { estimate: 0.95, lo: 0.92, hi: 0.98 },
-      diff,
-      0.003,
-      true,
-    );
-    const vd = verdict(down, "p50", NAMES);
-    assert.equal(vd.direction, "regression");
-    assert.match(
-      vd.text,
-      /^disagg-kv cuts output token throughput per user p50 by 5\.0 % \(95 % CI 2\.0–8\.0 %\)/,
-    );
+    for (const [ratio, direction, text] of [
+      [
+        { estimate: 1.12, lo: 1.05, hi: 1.2 },
+        "improvement",
+        /^disagg-kv raises output token throughput per user p50 by 12 % \(95 % CI 5\.0–20 %\)/,
+      ],
+      [
+        { estimate: 0.95, lo: 0.92, hi: 0.98 },
+        "regression",
+        /^disagg-kv cuts output token throughput per user p50 by 5\.0 % \(95 % CI 2\.0–8\.0 %\)/,
+      ],
+    ] as const) {
+      const v = verdict(fixed("output_token_throughput_per_user", ratio, diff, 0.003, true), "p50", NAMES);
+      assert.equal(v.direction, direction);
+      assert.match(v.text, text);
+    }
   });
 
   it("says no significant difference when the ratio's interval contains 1, whatever the rank test says", () => {
