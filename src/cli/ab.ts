@@ -9,6 +9,7 @@ import { withAttributionArms } from "../report/attribution.ts";
 import { runArmsInParallel } from "../sim/arm-jobs.ts";
 import { prepareSharedTrace } from "../sim/shared-trace.ts";
 import type { TraceAnalysis } from "../trace/analyze.ts";
+import { readTrace } from "../trace/reader.ts";
 import { prepareRecipeTrace } from "../trace/recipe-trace.ts";
 import { intOption } from "./options.ts";
 
@@ -101,7 +102,6 @@ export function registerAbCommand(program: Command): void {
       let reportLoad: ReturnType<typeof reportModules> | undefined;
       const report = () => (reportLoad ??= reportModules());
       if (live) {
-        const { readTrace } = await import("../trace/reader.ts");
         const rows = await readTrace(trace.file);
         let dirs: string[];
         try {
@@ -132,7 +132,7 @@ export function registerAbCommand(program: Command): void {
           m.analyzeTraceFile(trace.file, { blockSize: recipe.benchmark.prompt_block_size }),
         );
       // The arms replay one trace: it is hashed and its blocks numbered once, for all of them.
-      const shared = await prepareSharedTrace(recipe, arms, trace.file);
+      const shared = await prepareSharedTrace(recipe, arms, await readTrace(trace.file));
       try {
         await runArmsInParallel(
           arms.map((arm) => ({

@@ -7,6 +7,7 @@ import { loadRecipe } from "../recipe/load.ts";
 import { withTempDir, writeLines } from "../testing/fixtures.ts";
 import { randomTrace } from "../testing/random-trace.ts";
 import { TINY_RECIPE } from "../testing/recipes.ts";
+import { readTrace } from "../trace/reader.ts";
 import { runArmsInParallel } from "./arm-jobs.ts";
 import { prepareSharedTrace, type SharedTrace } from "./shared-trace.ts";
 
@@ -54,7 +55,7 @@ describe("arms in worker threads", () => {
       await writeFile(recipePath, TWO_ARMS);
       const traceFile = await writeLines(dir, "t.jsonl", randomTrace(7, 40));
       const recipe = await loadRecipe(recipePath);
-      const trace = await prepareSharedTrace(recipe, ["rr", "kv"], traceFile);
+      const trace = await prepareSharedTrace(recipe, ["rr", "kv"], await readTrace(traceFile));
       assert.ok(trace);
       const run = (out: string, shared?: SharedTrace) =>
         runArmsInParallel(

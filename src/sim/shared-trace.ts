@@ -1,6 +1,5 @@
 import { createBlockHasher } from "../kv/block-hash.ts";
 import type { Recipe } from "../recipe/schema.ts";
-import { readTrace } from "../trace/reader.ts";
 import type { TraceRow } from "../trace/types.ts";
 import { BlockIds, type SharedBlockIds } from "./block-ids.ts";
 import { type PreparedTrace, prepareTrace } from "./cluster.ts";
@@ -68,17 +67,16 @@ export function unshareTrace(s: SharedTrace): PreparedTrace {
 }
 
 /**
- * The trace file prepared once for the given arms of a recipe, or undefined when their KV block sizes differ (each
+ * A trace's rows prepared once for the given arms of a recipe, or undefined when their KV block sizes differ (each
  * arm then prepares its own).
  */
 export async function prepareSharedTrace(
   recipe: Recipe,
   arms: readonly string[],
-  traceFile: string,
+  rows: readonly TraceRow[],
 ): Promise<SharedTrace | undefined> {
   const sizes = new Set(arms.map((name) => armKvBlockSize(recipe, name)));
   if (sizes.size !== 1) return undefined;
-  const rows = await readTrace(traceFile);
   const prepared = prepareTrace(
     rows,
     await createBlockHasher(),
