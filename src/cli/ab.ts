@@ -8,7 +8,7 @@ import type { ArmArtifacts } from "../report/artifacts.ts";
 import { withAttributionArms } from "../report/attribution.ts";
 import { runArmsInParallel } from "../sim/arm-jobs.ts";
 import { prepareSharedTrace } from "../sim/shared-trace.ts";
-import type { TraceAnalysis } from "../trace/analyze.ts";
+import { analyzeRows, type TraceAnalysis } from "../trace/analyze.ts";
 import { readTrace } from "../trace/reader.ts";
 import { prepareRecipeTrace } from "../trace/recipe-trace.ts";
 import { intOption } from "./options.ts";
@@ -18,16 +18,11 @@ import { intOption } from "./options.ts";
  * spent while the last arms run than before any starts.
  */
 async function reportModules() {
-  const [artifacts, report, files] = await Promise.all([
+  const [artifacts, report] = await Promise.all([
     import("../report/artifacts.ts"),
     import("../report/report.ts"),
-    import("../trace/files.ts"),
   ]);
-  return {
-    readArmArtifacts: artifacts.readArmArtifacts,
-    writeReport: report.writeReport,
-    analyzeTraceFile: files.analyzeTraceFile,
-  };
+  return { readArmArtifacts: artifacts.readArmArtifacts, writeReport: report.writeReport };
 }
 
 /** `2026-11-25T22-52-24Z`: sortable, and valid in file names everywhere. */
@@ -101,8 +96,9 @@ export function registerAbCommand(program: Command): void {
       // Loaded when the first arm finishes, beside the arms still running (not while the arms' threads start).
       let reportLoad: ReturnType<typeof reportModules> | undefined;
       const report = () => (reportLoad ??= reportModules());
+      const rows = await readTrace(trace.file, { blockSize: recipe.benchmark.prompt_block_size });
+      const analyzeTrace = () => analyzeRows(rows, { blockSize: recipe.benchmark.prompt_block_size });
       if (live) {
-        const rows = await readTrace(trace.file);
         let dirs: string[];
         try {
           dirs = await live.runLiveArms(recipe, rows, endpoints, outDir, cliCommand, progress.update);
@@ -110,12 +106,12 @@ export function registerAbCommand(program: Command): void {
           progress.stop();
         }
         await writeFileAtomic(join(outDir, "recipe.resolved.yaml"), [resolvedRecipeYaml(recipe)]);
-        const { readArmArtifacts, writeReport, analyzeTraceFile } = await report();
+        const { readArmArtifacts, writeReport } = await report();
         const artifacts = await Promise.all(dirs.map((d, i) => readArmArtifacts(d, arms[i]!)));
         const written = await writeReport(outDir, artifacts, {
           title: `${recipe.name}: ${arms.join(" vs ")} (live)`,
           recipe,
-          trace: await analyzeTraceFile(trace.file, { blockSize: recipe.benchmark.prompt_block_size }),
+          trace: analyzeTrace(),
           traceFile: trace.file,
           command: cliCommand,
           seed: o.seed ?? recipe.trace.seed,
@@ -126,13 +122,9 @@ export function registerAbCommand(program: Command): void {
       // An arm's artifacts, and the trace statistics, are read as soon as a thread finishes, on the core it frees,
       // while other arms still run.
       const reading = new Map<string, Promise<ArmArtifacts>>();
-      let traceStats: Promise<TraceAnalysis> | undefined;
-      const analyzeTrace = () =>
-        report().then((m) =>
-          m.analyzeTraceFile(trace.file, { blockSize: recipe.benchmark.prompt_block_size }),
-        );
+      let traceStats: TraceAnalysis | undefined;
       // The arms replay one trace: it is hashed and its blocks numbered once, for all of them.
-      const shared = await prepareSharedTrace(recipe, arms, await readTrace(trace.file));
+      const shared = await prepareSharedTrace(recipe, arms, rows);
       try {
         await runArmsInParallel(
           arms.map((arm) => ({
@@ -152,9 +144,8 @@ export function registerAbCommand(program: Command): void {
           (r) => {
             const read = report().then((m) => m.readArmArtifacts(r.dir, r.arm));
             traceStats ??= analyzeTrace();
-            // Awaited below; a failing arm elsewhere must not turn these into unhandled rejections first.
+            // Awaited below; a failing arm elsewhere must not turn it into an unhandled rejection first.
             read.catch(() => {});
-            traceStats.catch(() => {});
             reading.set(r.arm, read);
           },
         );
@@ -170,7 +161,7 @@ export function registerAbCommand(program: Command): void {
       const written = await writeReport(outDir, artifacts, {
         title: `${recipe.name}: ${arms.join(" vs ")}`,
         recipe,
-        trace: await (traceStats ?? analyzeTrace()),
+        trace: traceStats ?? analyzeTrace(),
         traceFile: trace.file,
         command: cliCommand,
         seed: o.seed ?? recipe.trace.seed,

@@ -1,7 +1,7 @@
 import { basename, dirname, extname, join, resolve } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
 import { loadRecipe, recipeSynthesisOptions } from "../recipe/load.ts";
-import { TraceAnalyzer } from "../trace/analyze.ts";
+import { analyzeRows } from "../trace/analyze.ts";
 import { isDatasetName } from "../trace/datasets.ts";
 import { analyzeTraceFile, synthesizeTraceFile } from "../trace/files.ts";
 import { resolveTraceInput } from "../trace/resolve-dataset.ts";
@@ -136,9 +136,7 @@ function registerSynthesize(trace: Command): void {
         process.stdout.write(`${output}\n`);
         return;
       }
-      const analyzer = new TraceAnalyzer({ blockSize: opts.blockSize });
-      for (const row of result.rows) analyzer.add(row);
-      const analysis = analyzer.finish();
+      const analysis = analyzeRows(result.rows, { blockSize: opts.blockSize });
       const { sampled, dropped, coreNodes, leaves } = result.stats;
       if (o.json) {
         process.stdout.write(

@@ -85,7 +85,11 @@ export async function loadRecipeTrace(
   opts: { traceFile?: string; dataDir?: string },
 ): Promise<TraceRow[]> {
   const resolveOpts = opts.dataDir === undefined ? {} : { dataDir: opts.dataDir };
-  if (opts.traceFile !== undefined) return readTrace(await resolveTraceInput(opts.traceFile, resolveOpts));
+  // A trace file given for the recipe's trace has the recipe's prompt blocks.
+  if (opts.traceFile !== undefined)
+    return readTrace(await resolveTraceInput(opts.traceFile, resolveOpts), {
+      blockSize: recipe.benchmark.prompt_block_size,
+    });
   const source =
     recipe.trace.source.includes("/") && !recipe.trace.source.startsWith(".")
       ? recipe.trace.source

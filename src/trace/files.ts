@@ -1,4 +1,4 @@
-import { type AnalyzeOptions, type TraceAnalysis, TraceAnalyzer } from "./analyze.ts";
+import { type AnalyzeOptions, analyzeRows, type TraceAnalysis, TraceAnalyzer } from "./analyze.ts";
 import { type ReadOptions, readTrace, streamTrace } from "./reader.ts";
 import { type SynthesisResult, synthesizeTrace } from "./synthesize.ts";
 import type { SynthesisOptions } from "./types.ts";
@@ -27,9 +27,7 @@ export async function analyzeTraceFile(
       sort: true,
       ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
     });
-    for (const row of rows) analyzer.add(row);
-    if (analyzer.needsSecondPass) for (const row of rows) analyzer.addSecondPass(row);
-    return analyzer.finish();
+    return analyzeRows(rows, opts);
   }
   for await (const { row } of streamTrace(file, read)) analyzer.add(row);
   if (analyzer.needsSecondPass) {
