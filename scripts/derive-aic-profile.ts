@@ -90,6 +90,21 @@ const DSA_FILTER = {
   num_heads: String(HEADS_PER_RANK),
   tp_size: "1",
 };
+/**
+ * The same module with every projection in BF16. With the NVFP4 rows it brackets the real checkpoint, which keeps
+ * q_a/q_b/kv_a/kv_b and the indexer in BF16 and quantizes only o_proj (SOURCE.md §2.1, §5 item 5).
+ */
+const DSA_BF16_FILTER = { ...DSA_FILTER, gemm_type: "bfloat16" };
+
+function sameAxes(
+  a: Record<string, unknown>,
+  b: Record<string, unknown>,
+  keys: string[],
+  what: string,
+): void {
+  for (const k of keys)
+    if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) throw new Error(`${what}: the ${k} axes differ`);
+}
 
 function dsaContext(src: Source, filter: Record<string, string>): AicProfile["dsaContext"] {
   const rows = where(src.rows, filter);
@@ -226,6 +241,14 @@ export async function deriveAicProfile(
   };
   const ctxFilter = { op_name: "dsa_context_module", ...DSA_FILTER };
   const genFilter = { op_name: "dsa_generation_module", ...DSA_FILTER };
+  const ctxBf16Filter = { op_name: "dsa_context_module", ...DSA_BF16_FILTER };
+  const genBf16Filter = { op_name: "dsa_generation_module", ...DSA_BF16_FILTER };
+  const dsaCtx = dsaContext(ctx, ctxFilter);
+  const dsaGen = dsaGeneration(gen, genFilter);
+  const dsaCtxBf16 = dsaContext(ctx, ctxBf16Filter);
+  const dsaGenBf16 = dsaGeneration(gen, genBf16Filter);
+  sameAxes(dsaCtx, dsaCtxBf16, ["prefix", "batch", "isl"], "DSA context nvfp4 / bfloat16");
+  sameAxes(dsaGen, dsaGenBf16, ["batch", "seq"], "DSA generation nvfp4 / bfloat16");
   const moeTFilter = {
     moe_dtype: "nvfp4",
     distribution: DISTRIBUTION,
@@ -287,8 +310,16 @@ export async function deriveAicProfile(
         gemm: versions([...fp4.rows, ...bf16.rows]),
       },
       files: [
-        { file: ctx.file, sha256: ctx.sha256, filter: describe(ctxFilter) },
-        { file: gen.file, sha256: gen.sha256, filter: `${describe(genFilter)}; keyed by seq = isl + step` },
+        {
+          file: ctx.file,
+          sha256: ctx.sha256,
+          filter: `${describe(ctxFilter)}; and the same with gemm_type==bfloat16`,
+        },
+        {
+          file: gen.file,
+          sha256: gen.sha256,
+          filter: `${describe(genFilter)}; and the same with gemm_type==bfloat16; keyed by seq = isl + step`,
+        },
         {
           file: moeT.file,
           sha256: moeT.sha256,
@@ -320,7 +351,9 @@ export async function deriveAicProfile(
       ],
       notes: [
         "Latencies are ms per call of one layer's op on one GPU, rounded to 6 significant digits.",
-        "DSA rows use gemm_type nvfp4, AIC's key for the mixed NVFP4 checkpoint (SOURCE.md §2.1).",
+        "dsaContext/dsaGeneration use gemm_type nvfp4, AIC's key for the mixed NVFP4 checkpoint (SOURCE.md §2.1); " +
+          "dsaContextBf16/dsaGenerationBf16 the bfloat16 rows; gemm.oProj prices o_proj at both precisions, so " +
+          "the table model composes the checkpoint's own mix (BF16 projections, NVFP4 o_proj).",
         "MoE num_tokens are global tokens over all 8 DP ranks; all-to-all num_tokens are per rank (SOURCE.md §2.4-2.6).",
         "A GEMM whose site differs from (n,k) is priced by roofline transfer from that site (SOURCE.md §2.9).",
       ],
@@ -328,8 +361,10 @@ export async function deriveAicProfile(
     system: system(systemBytes.toString("utf8")),
     model,
     epSize: EP_SIZE,
-    dsaContext: dsaContext(ctx, ctxFilter),
-    dsaGeneration: dsaGeneration(gen, genFilter),
+    dsaContext: dsaCtx,
+    dsaGeneration: dsaGen,
+    dsaContextBf16: dsaCtxBf16.ms,
+    dsaGenerationBf16: dsaGenBf16.ms,
     moe: {
       trtllm: { minLatency, cutlass, minLatencyMaxTokens: MIN_LATENCY_MAX_TOKENS },
       wideep: curve(where(moeW.rows, moeWFilter), "num_tokens", `${moeW.file} wideep`),
@@ -354,6 +389,9 @@ export async function deriveAicProfile(
       denseGateUp: gemm(fp4, "nvfp4", 2 * d.denseInter, d.hidden),
       denseDown: gemm(fp4, "nvfp4", d.hidden, d.denseInter),
       router: gemm(bf16, "bfloat16", d.experts, d.hidden),
+      // Attention output projection, heads × v_head_dim → hidden, at the two precisions the DSA rows use.
+      oProjNvfp4: gemm(fp4, "nvfp4", d.hidden, d.heads * d.vHeadDim),
+      oProjBf16: gemm(bf16, "bfloat16", d.hidden, d.heads * d.vHeadDim),
       logits: gemm(bf16, "bfloat16", d.vocab, d.hidden),
     },
   };

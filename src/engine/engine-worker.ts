@@ -19,6 +19,12 @@ export interface EngineSettings {
   kvCapacityBlocks: number;
   /** Fraction of KV kept free when admitting new requests (Dynamo mocker: 0.01). */
   watermark: number;
+  /**
+   * TRT-LLM's ADP balance (`attention_dp_config.enable_balance`, with its `timeout_iters` and
+   * `batching_wait_iters`): context work is released on every rank in the same iteration or held on all. Off
+   * (absent) by default, as in TRT-LLM.
+   */
+  adpBalance?: { timeoutIters: number; batchingWaitIters: number };
 }
 
 /** A request as the engine sees it. */
@@ -64,10 +70,24 @@ interface PlannedChunk<R extends EngineRequest> {
   tokens: number;
 }
 
+/** A request the worker has not placed on a rank yet; `rank` ≥ 0 when the router pinned one. */
+interface Pending<R extends EngineRequest> {
+  seq: Sequence<R>;
+  rank: number;
+}
+
 class Rank<R extends EngineRequest> {
   readonly pool: BlockPool;
+  /** Placed here, waiting for KV or a batch slot (preempted requests come back here too). */
   readonly waiting: Sequence<R>[] = [];
   readonly running: Sequence<R>[] = [];
+  /** Requests bound for this rank whose KV is still in flight from a prefill worker (see `reserve`). */
+  reserved = 0;
+  /**
+   * Prompt tokens of every request bound to the rank (waiting, running or reserved): the load TRT-LLM's ADP
+   * router balances (`num_active_tokens`, the original prompt lengths of the rank's active requests).
+   */
+  activeTokens = 0;
   chunks: PlannedChunk<R>[] = [];
   decodes: Sequence<R>[] = [];
   /** Tokens reused from the prefix cache by admitted requests, and prompt tokens they asked for. */
@@ -77,12 +97,21 @@ class Rank<R extends EngineRequest> {
   constructor(capacity: number, prefixCaching: boolean, events: BlockEvents) {
     this.pool = new BlockPool(capacity, prefixCaching, events);
   }
+
+  /** Requests bound to the rank (TRT-LLM's `num_active_requests`). */
+  get active(): number {
+    return this.waiting.length + this.running.length + this.reserved;
+  }
 }
 
 /**
  * One engine worker: `dpSize` attention-DP ranks, each with its own KV blocks and running batch, stepping in
  * lockstep (a worker without attention DP is one rank). Clock-agnostic: the caller asks for the next step's
  * duration (`beginStep`), waits that long on its own clock, and applies it (`endStep`).
+ *
+ * Requests enter one worker-wide queue, and at the top of every step the worker places them on ranks the way
+ * TensorRT-LLM's attention-DP router does (`placePending`); a request pinned to a rank by the frontend's router
+ * waits there until that rank has room. Once placed, a request stays on its rank.
  *
  * Per rank and step: running decodes take one token each of the `maxNumTokens` budget, running prefills take
  * chunks of what is left, then waiting requests are admitted (FIFO) while the batch has room and their KV fits under
@@ -98,6 +127,16 @@ export class EngineWorker<R extends EngineRequest = EngineRequest> {
   private readonly work: RankWork[];
   private stepping = false;
   private stepMs = 0;
+  /** The worker-wide queue of requests not placed yet: `pending[pendingHead…]`. */
+  private pending: Pending<R>[] = [];
+  private pendingHead = 0;
+  /** Requests a rank may hold: TRT-LLM's `max_num_active_requests` (batch size, at most the token budget). */
+  readonly rankCap: number;
+  /** ADP balance counters: iterations context has waited for every rank, and batching iterations held. */
+  private contextWaitIters = 0;
+  private batchingWaitIters = 0;
+  /** Iterations whose context work ADP balance held back. */
+  heldIterations = 0;
   preemptions = 0;
 
   constructor(
@@ -119,6 +158,7 @@ export class EngineWorker<R extends EngineRequest = EngineRequest> {
       (_, r) => new Rank<R>(settings.kvCapacityBlocks, caching, events(r)),
     );
     this.work = this.ranks.map(() => ({ prefill: [], decode: [], kvUsage: 0 }));
+    this.rankCap = Math.min(settings.maxBatchSize, settings.maxNumTokens);
   }
 
   /**
@@ -131,11 +171,14 @@ export class EngineWorker<R extends EngineRequest = EngineRequest> {
     return Math.ceil(context / this.settings.blockSize) <= limit;
   }
 
-  /** Queues a request on a rank. On a decode worker its prompt KV has arrived and its first token was sent. */
-  enqueue(rank: number, req: R): void {
-    const r = this.ranks[rank];
-    if (!r) throw new RangeError(`worker ${this.id} has no dp rank ${rank}`);
-    r.waiting.push({
+  /**
+   * Queues a request on the worker, pinned to `rank` or (null) for the worker to place. On a decode worker its
+   * prompt KV has arrived and its first token was sent; with `reserved`, `rank` is what `reserve` returned for it
+   * and the rank takes it at once.
+   */
+  enqueue(rank: number | null, req: R, reserved = false): void {
+    if (rank !== null && !this.ranks[rank]) throw new RangeError(`worker ${this.id} has no dp rank ${rank}`);
+    const seq: Sequence<R> = {
       req,
       target: req.isl,
       computed: this.role === "decode" ? req.isl : 0,
@@ -144,21 +187,182 @@ export class EngineWorker<R extends EngineRequest = EngineRequest> {
       shared: [],
       privateBlocks: 0,
       admitted: false,
-    });
+    };
+    if (reserved) {
+      const r = this.unreserve(rank!, req);
+      this.bind(r, seq);
+      return;
+    }
+    this.pending.push({ seq, rank: rank ?? -1 });
+  }
+
+  /** Gives up a place `reserve` held on `rank` for `req` (whose KV will not come after all). */
+  unreserve(rank: number, req: R): Rank<R> {
+    const r = this.ranks[rank];
+    if (!r || r.reserved === 0) throw new RangeError(`worker ${this.id}: no place reserved on rank ${rank}`);
+    r.reserved--;
+    r.activeTokens -= req.isl;
+    return r;
+  }
+
+  /**
+   * Places a request whose KV is still to arrive (a disaggregated decode worker's next request) by the same rule
+   * as the queue, and holds its place: `enqueue` on the returned rank takes it when the KV is in.
+   */
+  reserve(req: R): number {
+    const a = this.ranks.map((r) => r.active);
+    const t = this.ranks.map((r) => r.activeTokens);
+    const rank = this.leastLoadedRank(a, t, this.expectedActive(a, 1), req.isl);
+    const r = this.ranks[rank]!;
+    r.reserved++;
+    r.activeTokens += req.isl;
+    return rank;
   }
 
   hasWork(): boolean {
-    return this.ranks.some((r) => r.waiting.length > 0 || r.running.length > 0);
+    return (
+      this.pendingHead < this.pending.length ||
+      this.ranks.some((r) => r.waiting.length > 0 || r.running.length > 0)
+    );
+  }
+
+  /** Requests queued on the worker, not placed on a rank yet. */
+  get queued(): number {
+    return this.pending.length - this.pendingHead;
   }
 
   get isStepping(): boolean {
     return this.stepping;
   }
 
-  /** Requests queued or running on a rank. */
+  /** Requests placed on a rank and waiting there, running there, and its KV in use. */
   load(rank: number): { waiting: number; running: number; kvUsage: number } {
     const r = this.ranks[rank]!;
     return { waiting: r.waiting.length, running: r.running.length, kvUsage: r.pool.inUse / r.pool.capacity };
+  }
+
+  /**
+   * Takes a request out of the worker, wherever it is (queued, placed and waiting, or running), returning its KV
+   * blocks to the rank's pool; prompt blocks stay cached for reuse, as after a normal completion. Only between
+   * steps: a planned step holds references to its sequences. False when the request is not here (finished).
+   */
+  cancel(req: R): boolean {
+    if (this.stepping) throw new Error(`cannot remove ${req.id} from ${this.id} while a step is planned`);
+    for (let i = this.pendingHead; i < this.pending.length; i++) {
+      if (this.pending[i]!.seq.req !== req) continue;
+      this.pending.splice(i, 1);
+      return true;
+    }
+    for (const r of this.ranks) {
+      // Waiting sequences hold no blocks: new ones have none yet and preemption released them.
+      const w = r.waiting.findIndex((s) => s.req === req);
+      const i = w >= 0 ? -1 : r.running.findIndex((s) => s.req === req);
+      if (w < 0 && i < 0) continue;
+      if (w >= 0) r.waiting.splice(w, 1);
+      else {
+        const seq = r.running[i]!;
+        r.pool.release(seq.shared, seq.privateBlocks);
+        r.running.splice(i, 1);
+      }
+      r.activeTokens -= req.isl;
+      return true;
+    }
+    return false;
+  }
+
+  /** Prompt tokens a running request reused from its rank's prefix cache when it was admitted (0 if not running). */
+  cachedTokens(req: R): number {
+    for (const r of this.ranks) {
+      const seq = r.running.find((s) => s.req === req);
+      if (seq) return seq.cachedTokens;
+    }
+    return 0;
+  }
+
+  private bind(rank: Rank<R>, seq: Sequence<R>): void {
+    rank.waiting.push(seq);
+    rank.activeTokens += seq.req.isl;
+  }
+
+  /**
+   * TRT-LLM's expected active requests per rank after placing `unplaced` more: the fair share
+   * ceil((Σ active + unplaced) / ranks), at least the busiest rank's count, at most the cap.
+   */
+  private expectedActive(active: readonly number[], unplaced: number): number {
+    let sum = 0;
+    let max = 0;
+    for (const a of active) {
+      sum += a;
+      if (a > max) max = a;
+    }
+    return Math.min(Math.max(Math.ceil((sum + unplaced) / active.length), max), this.rankCap);
+  }
+
+  /**
+   * The rank TRT-LLM's `DefaultADPRouter` gives the next request: the least active prompt tokens, then the fewest
+   * active requests, then the lowest rank, among ranks below `expected`; takes the request into `a` and `t`.
+   */
+  private leastLoadedRank(a: number[], t: number[], expected: number, isl: number): number {
+    let best = -1;
+    for (let r = 0; r < a.length; r++) {
+      if (a[r]! >= expected) continue;
+      if (best < 0 || t[r]! < t[best]! || (t[r] === t[best] && a[r]! < a[best]!)) best = r;
+    }
+    // The budget below keeps a free place: Σ(expected − a) ≥ requests to place. A full worker still takes a
+    // reservation (a decode rank is chosen as the KV leaves) on its least loaded rank.
+    if (best < 0) best = t.indexOf(Math.min(...t));
+    a[best]!++;
+    t[best]! += isl;
+    return best;
+  }
+
+  /**
+   * TRT-LLM's placement at the top of an iteration (`get_from_waiting_queue`, `DefaultADPRouter.route_requests`):
+   * take requests from the head of the queue while the worker is below ranks × cap, skipping (and keeping, in
+   * order) pinned ones whose rank is full; pinned ones go to their rank, the rest, longest prompt first, to the
+   * least loaded rank below the expected count.
+   */
+  private placePending(): void {
+    if (this.pendingHead >= this.pending.length) return;
+    const a = this.ranks.map((r) => r.active);
+    const t = this.ranks.map((r) => r.activeTokens);
+    let budget = this.ranks.length * this.rankCap;
+    for (const x of a) budget -= x;
+    if (budget <= 0) return;
+    const scratch = a.slice();
+    const taken: Pending<R>[] = [];
+    const aside: Pending<R>[] = [];
+    let head = this.pendingHead;
+    while (head < this.pending.length && taken.length < budget) {
+      const p = this.pending[head++]!;
+      if (p.rank < 0) taken.push(p);
+      else if (scratch[p.rank]! < this.rankCap) {
+        scratch[p.rank]!++;
+        taken.push(p);
+      } else aside.push(p);
+    }
+    // Pinned requests set aside go back to the head of the queue, in their order.
+    for (let i = 0; i < aside.length; i++) this.pending[head - aside.length + i] = aside[i]!;
+    this.pendingHead = head - aside.length;
+    if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pending.length) {
+      this.pending = this.pending.slice(this.pendingHead);
+      this.pendingHead = 0;
+    }
+    const unpinned: Pending<R>[] = [];
+    for (const p of taken) {
+      if (p.rank < 0) {
+        unpinned.push(p);
+        continue;
+      }
+      a[p.rank]!++;
+      this.bind(this.ranks[p.rank]!, p.seq);
+    }
+    if (unpinned.length === 0) return;
+    const expected = this.expectedActive(a, unpinned.length);
+    // Longest prompt first; the sort is stable, so equal prompts keep their queue order.
+    unpinned.sort((x, y) => y.seq.req.isl - x.seq.req.isl);
+    for (const p of unpinned)
+      this.bind(this.ranks[this.leastLoadedRank(a, t, expected, p.seq.req.isl)]!, p.seq);
   }
 
   /** Prefix-cache hits over prompt tokens admitted on a rank so far. */
@@ -169,10 +373,15 @@ export class EngineWorker<R extends EngineRequest = EngineRequest> {
 
   /** Plans the next step; returns its duration in ms, or null when there is nothing to do. */
   beginStep(): number | null {
+    this.placePending();
+    for (const rank of this.ranks) this.plan(rank);
+    if (this.settings.adpBalance && this.holdContext()) {
+      this.heldIterations++;
+      for (const rank of this.ranks) rank.chunks = [];
+    }
     let any = false;
     for (let i = 0; i < this.ranks.length; i++) {
       const rank = this.ranks[i]!;
-      this.plan(rank);
       const w = this.work[i]!;
       const chunks = rank.chunks;
       const decodes = rank.decodes;
@@ -188,6 +397,41 @@ export class EngineWorker<R extends EngineRequest = EngineRequest> {
   }
 
   /**
+   * ADP balance's decision for this iteration (TRT-LLM `_balance_adp_requests`), the same on every rank: when every
+   * rank has context scheduled and a free slot, context runs, after up to `batchingWaitIters` held iterations
+   * while every rank also decodes; otherwise it is held until `timeoutIters` iterations have passed, or at once
+   * released when some rank has nothing to decode. A rank without requests counts one decode (its dummy).
+   */
+  private holdContext(): boolean {
+    const cfg = this.settings.adpBalance!;
+    let everyContext = true;
+    let everyDecode = true;
+    let everyFree = true;
+    for (const rank of this.ranks) {
+      const gen = rank.decodes.length + (rank.active === 0 ? 1 : 0);
+      if (rank.chunks.length === 0) everyContext = false;
+      if (gen === 0) everyDecode = false;
+      if (gen >= this.settings.maxBatchSize) everyFree = false;
+    }
+    if (everyFree && everyContext) {
+      this.contextWaitIters = 0;
+      if (!everyDecode) return false;
+      if (this.batchingWaitIters < cfg.batchingWaitIters) {
+        this.batchingWaitIters++;
+        return true;
+      }
+      this.batchingWaitIters = 0;
+      return false;
+    }
+    this.contextWaitIters++;
+    if (this.contextWaitIters >= cfg.timeoutIters || !everyDecode) {
+      this.contextWaitIters = 0;
+      return false;
+    }
+    return true;
+  }
+
+  /**
    * After `beginStep`: when the planned step only decodes and nothing waits, the steps after it decode the same
    * sequences, one token each, until one of them finishes or needs a new KV block, or a request arrives. Writes
    * the durations of the planned step and of up to `max − 1` such steps into `ms` and returns how many (1 when the
@@ -198,6 +442,8 @@ export class EngineWorker<R extends EngineRequest = EngineRequest> {
     ms[0] = this.stepMs;
     const bs = this.settings.blockSize;
     let steps = Math.min(max, ms.length);
+    // Queued requests wait for a slot, which only a finishing request (the end of a run) frees.
+    if (this.queued > 0 && this.ranks.some((r) => r.active < this.rankCap)) return 1;
     for (const rank of this.ranks) {
       if (rank.waiting.length > 0 || rank.chunks.length > 0 || rank.decodes.length !== rank.running.length)
         return 1;
@@ -220,6 +466,8 @@ export class EngineWorker<R extends EngineRequest = EngineRequest> {
    * meanwhile: the step in flight then was the last); `endsMs[i]` is when step i ended, the last one ending now.
    */
   endRun(steps: number, sink: StepSink<R>, endsMs: Float64Array): void {
+    // The run's later steps are iterations too: ADP balance counts them (nothing to hold, only to count).
+    if (this.settings.adpBalance) for (let j = 1; j < steps; j++) this.holdContext();
     for (let j = 0; j < steps - 1; j++) {
       for (let r = 0; r < this.ranks.length; r++) {
         for (const seq of this.ranks[r]!.decodes) {
@@ -356,6 +604,7 @@ export class EngineWorker<R extends EngineRequest = EngineRequest> {
         if (this.role !== "prefill") sink.finished(seq.req, r);
         rank.pool.release(seq.shared, seq.privateBlocks);
         rank.running.splice(rank.running.indexOf(seq), 1);
+        rank.activeTokens -= seq.req.isl;
       }
       rank.chunks = [];
       rank.decodes = [];

@@ -47,6 +47,18 @@ const kvCacheConfigSchema = section({
   max_tokens: positiveInt().optional(),
 });
 
+/**
+ * `attention_dp_config` (TRT-LLM `AttentionDpConfig`, llm_args.py): ADP balance holds context work until every
+ * attention-DP rank has some (up to `timeout_iters` iterations), then lets it gather for up to
+ * `batching_wait_iters` more while every rank decodes, so all ranks prefill in the same iterations (TRT-LLM tech
+ * blog 10). Defaults are TRT-LLM's; balance is off unless enabled.
+ */
+const attentionDpConfigSchema = section({
+  enable_balance: z.boolean().default(false),
+  timeout_iters: nonNegativeInt().default(50),
+  batching_wait_iters: nonNegativeInt().default(10),
+});
+
 const cacheTransceiverConfigSchema = section({
   backend: z.enum(CACHE_TRANSCEIVER_BACKENDS).default("DEFAULT"),
   max_tokens_in_buffer: positiveInt().optional(),
@@ -55,6 +67,7 @@ const cacheTransceiverConfigSchema = section({
 const engineFields = section({
   tensor_parallel_size: positiveInt().default(1),
   enable_attention_dp: z.boolean().default(false),
+  attention_dp_config: attentionDpConfigSchema.prefault({}),
   // Omitted: with attention DP, experts spread over every rank (DEP); without it, MoE is tensor-parallel.
   moe_expert_parallel_size: positiveInt().optional(),
   moe_config: moeConfigSchema.prefault({}),
@@ -80,6 +93,7 @@ export const engineSchema = engineFields
   .transform((e) => ({
     tensor_parallel_size: e.tensor_parallel_size,
     enable_attention_dp: e.enable_attention_dp,
+    attention_dp_config: e.attention_dp_config,
     moe_expert_parallel_size:
       e.moe_expert_parallel_size ?? (e.enable_attention_dp ? e.tensor_parallel_size : 1),
     moe_config: e.moe_config,

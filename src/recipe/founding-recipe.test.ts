@@ -89,6 +89,8 @@ describe("the founding recipe (dsv32-wideep-routing)", async () => {
     assert.deepEqual(w.engine, {
       tensor_parallel_size: 8,
       enable_attention_dp: true,
+      // Not in aggregated.yaml: TRT-LLM's defaults, ADP balance off.
+      attention_dp_config: { enable_balance: false, timeout_iters: 50, batching_wait_iters: 10 },
       moe_expert_parallel_size: 8,
       moe_config: { backend: "TRTLLM", use_low_precision_moe_combine: true },
       max_batch_size: 8,

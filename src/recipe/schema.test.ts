@@ -83,6 +83,7 @@ describe("recipe defaults", () => {
     assert.deepEqual(w.engine, {
       tensor_parallel_size: 1,
       enable_attention_dp: false,
+      attention_dp_config: { enable_balance: false, timeout_iters: 50, batching_wait_iters: 10 },
       moe_expert_parallel_size: 1,
       moe_config: { backend: "CUTLASS", use_low_precision_moe_combine: false },
       max_batch_size: 2048,

@@ -2,10 +2,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ServelabError } from "../errors.ts";
 import type { BlockHasher } from "../kv/block-hash.ts";
-import { targetLabel } from "../kv/targets.ts";
 import { createRng } from "../random.ts";
 import { docTokens, routeRequest } from "../testing/route-requests.ts";
-import type { Router } from "./router.ts";
+import { decisionLabel, type Router } from "./router.ts";
 
 /**
  * The behaviour every routing policy shares, run against each one (see policies.test.ts): a policy that passes can
@@ -35,7 +34,7 @@ export function runRouterConformance(
       const d = router.route(req, i * 10);
       if (i % 3 === 0) router.markPrefillCompleted(req.requestId, i * 10 + 1);
       if (i % 2 === 0) router.free(req.requestId, i * 10 + 5);
-      return targetLabel(d.target);
+      return decisionLabel(d);
     });
 
   describe(`router conformance: ${name}`, () => {
@@ -43,11 +42,17 @@ export function runRouterConformance(
       assert.deepEqual(drive(withWorkers(make(7)), 200, 1), drive(withWorkers(make(7)), 200, 1));
     });
 
-    it("exposes every dp rank of a worker as a target", () => {
+    it("pins a dp rank only when its targets are ranks, else leaves the rank to the engine", () => {
       const router = withWorkers(make(1), 1, 8);
       const seen = new Set(drive(router, 400, 2));
-      assert.ok(seen.size > 1, `only ${[...seen]} chosen`);
-      for (const label of seen) assert.match(label, /^w0\/[0-7]$/);
+      if (router.granularity === "rank") {
+        assert.ok(seen.size > 1, `only ${[...seen]} chosen`);
+        for (const label of seen) assert.match(label, /^w0\/[0-7]$/);
+        assert.equal(router.targets.size, 8);
+      } else {
+        assert.deepEqual([...seen], ["w0"]);
+        assert.equal(router.targets.size, 1);
+      }
     });
 
     it("never picks a removed or unhealthy target", () => {
@@ -55,9 +60,10 @@ export function runRouterConformance(
       router.removeWorker("w1");
       router.setHealthy("w2", false);
       const chosen = new Set(drive(router, 300, 3));
-      for (const label of chosen) assert.match(label, /^w[03]\//);
+      for (const label of chosen) assert.match(label, /^w[03](\/|$)/);
       router.setHealthy("w2", true);
-      assert.ok(new Set(drive(router, 300, 4)).has("w2/0") || new Set(drive(router, 300, 5)).has("w2/1"));
+      const workers = (labels: string[]) => new Set(labels.map((l) => l.split("/")[0]));
+      assert.ok(workers(drive(router, 300, 4)).has("w2") || workers(drive(router, 300, 5)).has("w2"));
     });
 
     it("fails clearly on an empty or fully unhealthy pool", () => {

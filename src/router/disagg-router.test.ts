@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createBlockHasher } from "../kv/block-hash.ts";
-import { targetLabel } from "../kv/targets.ts";
 import { docTokens, routeRequest, storedEvent, TEST_BLOCK } from "../testing/route-requests.ts";
 import { DisaggRouter } from "./disagg-router.ts";
+import { decisionLabel, type RouterPolicy } from "./router.ts";
 
 const hasher = await createBlockHasher();
 
-function cluster() {
-  const router = new DisaggRouter({ blockSize: TEST_BLOCK, hasher, seed: 3 });
+function cluster(policy: RouterPolicy = "kv") {
+  const router = new DisaggRouter(policy, { blockSize: TEST_BLOCK, hasher, seed: 3 });
   router.addPrefillWorker("p0", 8);
   router.addPrefillWorker("p1", 8);
   router.addDecodeWorker("d0", 8);
@@ -24,9 +24,9 @@ describe("disaggregated routing", () => {
     // A decode rank caching the prefix does not attract the request: decode ignores prefixes.
     router.applyEvent(storedEvent(req, "d0", 2, 12), 0);
     const d = router.route(req, 1);
-    assert.equal(targetLabel(d.prefill!.target), "p1/5");
+    assert.equal(decisionLabel(d.prefill!), "p1/5");
     assert.equal(d.prefill!.overlapBlocks, 12);
-    assert.notEqual(targetLabel(d.decode.target), "d0/2");
+    assert.notEqual(decisionLabel(d.decode), "d0/2");
     // Decode load counts the request's blocks without sharing.
     assert.equal(router.decode.load.activeBlocks(d.decode.targetId), 12);
     assert.equal(router.prefill.load.activeBlocks(d.prefill!.targetId), 0);
@@ -37,7 +37,7 @@ describe("disaggregated routing", () => {
     const ranks = new Set<string>();
     for (let i = 0; i < 16; i++) {
       const d = router.route(routeRequest(hasher, `r${i}`, docTokens(1, 12)), i);
-      ranks.add(targetLabel(d.decode.target));
+      ranks.add(decisionLabel(d.decode));
     }
     assert.equal(ranks.size, 16);
   });
@@ -61,7 +61,7 @@ describe("disaggregated routing", () => {
     router.applyEvent(storedEvent(req, "d1", 3, 12), 0);
     const d = router.route(req, 1);
     assert.equal(d.prefill, null);
-    assert.equal(targetLabel(d.decode.target), "d1/3");
+    assert.equal(decisionLabel(d.decode), "d1/3");
   });
 
   it("fails before recording anything when no decode worker is routable", () => {
@@ -73,5 +73,22 @@ describe("disaggregated routing", () => {
       /no routable decode worker/,
     );
     assert.equal(router.prefill.load.size, 0);
+  });
+
+  it("follows a round-robin arm on both legs: workers in turn, each leg its own cycle, ranks left to the engines", () => {
+    const router = cluster("round-robin");
+    const req = routeRequest(hasher, "q", docTokens(4, 12));
+    // A cached prefix does not attract the request under round-robin.
+    router.applyEvent(storedEvent(req, "p1", 5, 12), 0);
+    const legs = Array.from({ length: 4 }, (_, i) => {
+      const d = router.route(routeRequest(hasher, `r${i}`, docTokens(4, 12)), i);
+      return [decisionLabel(d.prefill!), decisionLabel(d.decode)];
+    });
+    assert.deepEqual(legs, [
+      ["p0", "d0"],
+      ["p1", "d1"],
+      ["p0", "d0"],
+      ["p1", "d1"],
+    ]);
   });
 });

@@ -1,7 +1,7 @@
 import { ServelabError } from "../errors.ts";
 import type { RouterEvent } from "../kv/events.ts";
-import { KvRouter, type KvRouterOptions } from "./kv-router.ts";
-import type { RouteDecision, RouteRequest } from "./router.ts";
+import { type CreateRouterOptions, createRouter } from "./create-router.ts";
+import type { RouteDecision, RouteRequest, Router, RouterPolicy } from "./router.ts";
 
 /** Where a request goes in disaggregated serving; `prefill` is null when it fell back to aggregated serving. */
 export interface DisaggDecision {
@@ -9,25 +9,30 @@ export interface DisaggDecision {
   decode: RouteDecision;
 }
 
-/** The decode leg ignores prefixes and prefill queues: it balances KV blocks only (Dynamo's decode override). */
+/**
+ * The decode leg ignores prefixes and prefill queues: it balances KV blocks only (Dynamo's decode override,
+ * `prefill_router.rs`). Policies that do not score costs ignore it.
+ */
 const DECODE_OVERRIDES = { overlapScoreWeight: 0, assumeKvReuse: false, trackPrefillTokens: false } as const;
 
 /**
- * Dynamo's disaggregated flow: a KV-aware prefill router (prefix overlap against the prefill workers' caches, load =
- * queued prefill tokens, no active-block tracking) picks where the prompt is computed, then a load-only router
- * picks the decode worker. With no routable prefill worker, the decode pool serves the request aggregated, with
- * full KV-aware routing.
+ * Dynamo's disaggregated flow, under the frontend's one `--router-mode` for both legs (`watcher.rs` builds the
+ * prefill router with the frontend's mode; `common.rs` the decode router). With `kv`: a KV-aware prefill router
+ * (prefix overlap against the prefill workers' caches, load = queued prefill tokens, no active-block tracking)
+ * picks the prompt's (worker, rank), then a load-only KV router picks the decode rank. With round-robin or random
+ * each leg has its own router cycling over (or drawing) instances, and each engine places the request on a rank.
+ * With no routable prefill worker, the decode pool serves the request aggregated.
  */
 export class DisaggRouter {
-  readonly prefill: KvRouter;
-  readonly decode: KvRouter;
+  readonly prefill: Router;
+  readonly decode: Router;
   private readonly prefillWorkers = new Set<string>();
 
-  constructor(opts: KvRouterOptions) {
-    this.prefill = new KvRouter({ ...opts, trackActiveBlocks: false, seed: opts.seed ?? 0 });
+  constructor(policy: RouterPolicy, opts: CreateRouterOptions) {
+    this.prefill = createRouter(policy, { ...opts, trackActiveBlocks: false, seed: opts.seed ?? 0 });
     // Decode workers publish no KV events: their index stays empty, so it is not presized.
     const { expectedIndexEntries: _presize, ...decodeOpts } = opts;
-    this.decode = new KvRouter({ ...decodeOpts, seed: (opts.seed ?? 0) + 1 });
+    this.decode = createRouter(policy, { ...decodeOpts, seed: (opts.seed ?? 0) + 1 });
   }
 
   addPrefillWorker(workerId: string, dpRanks: number): void {

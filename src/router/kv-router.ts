@@ -7,6 +7,7 @@ import { KvIndex } from "../kv/kv-index.ts";
 import {
   BaseRouter,
   type RouteDecision,
+  type RouteGranularity,
   type RouteRequest,
   type RouterOptions,
   type RouterPolicy,
@@ -41,6 +42,7 @@ export interface KvRouterOptions extends RouterOptions {
  */
 export class KvRouter extends BaseRouter {
   readonly policy: RouterPolicy = "kv";
+  readonly granularity: RouteGranularity = "rank";
   readonly index: KvIndex;
   readonly approx: ApproxKvIndex | undefined;
   readonly overlapScoreWeight: number;
@@ -101,7 +103,7 @@ export class KvRouter extends BaseRouter {
    */
   evaluate(req: RouteRequest, now: number): RouteDecision {
     const { targetId, overlapBlocks, cost } = this.choose(req, this.candidates(), now);
-    return { target: this.targets.get(targetId), targetId, overlapBlocks, cost };
+    return this.decision(targetId, overlapBlocks, cost);
   }
 
   protected choose(req: RouteRequest, candidates: readonly number[], now: number) {

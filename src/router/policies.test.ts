@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createBlockHasher } from "../kv/block-hash.ts";
-import { targetLabel } from "../kv/targets.ts";
 import { createRng } from "../random.ts";
 import { docTokens, routeRequest, storedEvent, TEST_BLOCK } from "../testing/route-requests.ts";
 import { runRouterConformance } from "./conformance.ts";
 import { createRouter } from "./create-router.ts";
 import { KvRouter } from "./kv-router.ts";
-import { ROUTER_POLICIES } from "./router.ts";
+import { decisionLabel, ROUTER_POLICIES } from "./router.ts";
 import { kvCost, selectByCost } from "./selection.ts";
 
 const hasher = await createBlockHasher();
@@ -26,16 +25,30 @@ runRouterConformance(
 );
 
 describe("round-robin", () => {
-  it("is fair: each target exactly once per cycle, across dp ranks", () => {
+  it("cycles over workers, whatever their dp ranks, and pins no rank (Dynamo's instance-level choice)", () => {
     const router = createRouter("round-robin", { blockSize: TEST_BLOCK });
     router.addWorker("a", 2);
-    router.addWorker("b", 3);
-    const counts = new Map<string, number>();
-    for (let i = 0; i < 50; i++) {
-      const label = targetLabel(router.route(routeRequest(hasher, `r${i}`, docTokens(1, 2)), i).target);
-      counts.set(label, (counts.get(label) ?? 0) + 1);
-    }
-    assert.deepEqual([...counts.values()], [10, 10, 10, 10, 10]);
+    router.addWorker("b", 8);
+    router.addWorker("c", 1);
+    const labels: string[] = [];
+    for (let i = 0; i < 9; i++)
+      labels.push(decisionLabel(router.route(routeRequest(hasher, `r${i}`, docTokens(1, 2)), i)));
+    assert.deepEqual(labels, ["a", "b", "c", "a", "b", "c", "a", "b", "c"]);
+  });
+});
+
+describe("least-loaded", () => {
+  it("compares whole workers: the load of all of a worker's requests, wherever the engine put them", () => {
+    const router = createRouter("least-loaded", { blockSize: TEST_BLOCK, seed: 1 });
+    router.addWorker("a", 8);
+    router.addWorker("b", 1);
+    // Alternates: after one request on each, the next goes where the sum of blocks is smaller.
+    const first = router.route(routeRequest(hasher, "r0", docTokens(1, 8)), 0);
+    const second = router.route(routeRequest(hasher, "r1", docTokens(2, 2)), 1);
+    assert.notEqual(first.workerId, second.workerId);
+    assert.equal(first.dpRank, null);
+    const third = router.route(routeRequest(hasher, "r2", docTokens(3, 2)), 2);
+    assert.equal(third.workerId, second.workerId);
   });
 });
 
@@ -53,7 +66,7 @@ describe("kv router", () => {
     router.applyEvent(storedEvent(req, "b", 0, 6), 0);
     router.applyEvent(storedEvent(req, "c", 0, 4), 0);
     const d = router.route(req, 1);
-    assert.equal(targetLabel(d.target), "b/0");
+    assert.equal(decisionLabel(d), "b/0");
     assert.equal(d.overlapBlocks, 6);
   });
 
@@ -64,9 +77,8 @@ describe("kv router", () => {
     const chosen = new Set<string>();
     for (let i = 0; i < 8; i++)
       chosen.add(
-        targetLabel(
-          router.route(routeRequest(hasher, `q${i}`, [...docTokens(7, 10), ...docTokens(100 + i, 2)]), i)
-            .target,
+        decisionLabel(
+          router.route(routeRequest(hasher, `q${i}`, [...docTokens(7, 10), ...docTokens(100 + i, 2)]), i),
         ),
       );
     assert.equal(chosen.size, 4);
@@ -76,10 +88,10 @@ describe("kv router", () => {
     const router = kv();
     const req = routeRequest(hasher, "q", docTokens(7, 10));
     router.applyEvent(storedEvent(req, "c", 0, 10), 0);
-    assert.equal(targetLabel(router.route(req, 1).target), "c/0");
+    assert.equal(decisionLabel(router.route(req, 1)), "c/0");
     const other = { ...routeRequest(hasher, "q2", docTokens(7, 10)), overrides: { overlapScoreWeight: 0 } };
     // Weight 0 leaves only decode blocks, where c is now the busiest target.
-    assert.notEqual(targetLabel(router.route(other, 2).target), "c/0");
+    assert.notEqual(decisionLabel(router.route(other, 2)), "c/0");
   });
 
   it("does not starve other targets in a shared-prefix storm when temperature > 0", () => {
@@ -90,8 +102,8 @@ describe("kv router", () => {
       const req = routeRequest(hasher, `s${i}`, [...docTokens(1, 16), ...docTokens(1000 + i, 1)]);
       const d = router.route(req, i);
       // The engine caches what it served, so the prefix piles up on whoever served it first.
-      router.applyEvent(storedEvent(req, d.target.workerId, d.target.dpRank, 17), i);
-      counts.set(d.target.workerId, (counts.get(d.target.workerId) ?? 0) + 1);
+      router.applyEvent(storedEvent(req, d.workerId, d.dpRank!, 17), i);
+      counts.set(d.workerId, (counts.get(d.workerId) ?? 0) + 1);
     }
     assert.equal(counts.size, 8, JSON.stringify([...counts]));
     for (const [w, n] of counts) assert.ok(n >= 10, `${w} got ${n} of 400`);

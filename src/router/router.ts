@@ -1,12 +1,23 @@
 import { ServelabError } from "../errors.ts";
 import type { RouterEvent } from "../kv/events.ts";
 import { type HashSeq, hashCount } from "../kv/hash-seq.ts";
-import { type Target, TargetRegistry } from "../kv/targets.ts";
+import { TargetRegistry } from "../kv/targets.ts";
 import { createRng, type Rng } from "../random.ts";
 import { ActiveSequences } from "./active-sequences.ts";
 
 export type RouterPolicy = "round-robin" | "random" | "least-loaded" | "kv";
 export const ROUTER_POLICIES: readonly RouterPolicy[] = ["round-robin", "random", "least-loaded", "kv"];
+
+/**
+ * What a policy chooses. Dynamo's round-robin and random frontends pick an instance, a whole worker
+ * (`push_router.rs`: `instance_ids[counter % count]`); only the KV router scores and pins DP ranks.
+ */
+export type RouteGranularity = "worker" | "rank";
+
+/** `worker/rank` for a pinned decision, `worker` when the engine places the request. */
+export function decisionLabel(d: Pick<RouteDecision, "workerId" | "dpRank">): string {
+  return d.dpRank === null ? d.workerId : `${d.workerId}/${d.dpRank}`;
+}
 
 /** Per-request changes to the router's settings (Dynamo's `router_config_override`). */
 export interface RouterOverrides {
@@ -30,7 +41,14 @@ export interface RouteRequest {
 }
 
 export interface RouteDecision {
-  target: Target;
+  workerId: string;
+  /**
+   * The attention-DP rank the request is pinned to (Dynamo's `routing.dp_rank`, which its TRT-LLM handler passes
+   * as `attention_dp_rank` with `attention_dp_relax=False`), or null when the router chose a worker only and the
+   * engine places the request on one of its ranks itself.
+   */
+  dpRank: number | null;
+  /** The router's target: a rank for rank-pinning policies, the whole worker for the others. */
   targetId: number;
   /** Leading prompt blocks the target holds in the KV index (0 for policies that do not look). */
   overlapBlocks: number;
@@ -45,13 +63,17 @@ export interface RouteDecision {
  */
 export interface Router {
   readonly policy: RouterPolicy;
+  /** `rank`: targets are DP ranks and decisions pin one; `worker`: targets are whole workers. */
+  readonly granularity: RouteGranularity;
   readonly targets: TargetRegistry;
   readonly load: ActiveSequences;
-  /** Adds a worker with `dpRanks` attention-DP ranks, each a target. */
+  /** Adds a worker with `dpRanks` attention-DP ranks: one target per rank, or one for the worker (see granularity). */
   addWorker(workerId: string, dpRanks: number): void;
   removeWorker(workerId: string): void;
   /** Unhealthy workers keep their state but receive no new requests. */
   setHealthy(workerId: string, healthy: boolean): void;
+  /** Whether some worker can take a request now. */
+  hasRoutableTargets(): boolean;
   route(req: RouteRequest, now: number): RouteDecision;
   markPrefillCompleted(requestId: string, now: number): void;
   free(requestId: string, now: number): void;
@@ -76,6 +98,7 @@ export interface RouterOptions {
 /** Pool membership, health and load bookkeeping shared by every policy; subclasses only choose. */
 export abstract class BaseRouter implements Router {
   abstract readonly policy: RouterPolicy;
+  abstract readonly granularity: RouteGranularity;
   readonly targets: TargetRegistry;
   readonly load: ActiveSequences;
   readonly blockSize: number;
@@ -107,7 +130,9 @@ export abstract class BaseRouter implements Router {
       );
     }
     if (this.workers.has(workerId)) this.removeWorker(workerId);
-    const ids = Array.from({ length: dpRanks }, (_, dpRank) => this.targets.add({ workerId, dpRank }));
+    // A worker-level policy's one target is registered as the worker's rank 0: it stands for the whole worker.
+    const targets = this.granularity === "rank" ? dpRanks : 1;
+    const ids = Array.from({ length: targets }, (_, dpRank) => this.targets.add({ workerId, dpRank }));
     this.workers.set(workerId, ids);
     this.load.fitTargets(this.targets.idLimit);
     this.onTargetsAdded(ids);
@@ -161,9 +186,19 @@ export abstract class BaseRouter implements Router {
     this.load.expire(now);
     const { targetId, overlapBlocks, cost } = this.choose(req, this.candidates(), now);
     this.record(req, targetId, overlapBlocks, now);
-    const decision: RouteDecision = { target: this.targets.get(targetId), targetId, overlapBlocks };
-    if (cost !== undefined) decision.cost = cost;
-    return decision;
+    return this.decision(targetId, overlapBlocks, cost);
+  }
+
+  protected decision(targetId: number, overlapBlocks: number, cost: number | undefined): RouteDecision {
+    const t = this.targets.get(targetId);
+    const d: RouteDecision = {
+      workerId: t.workerId,
+      dpRank: this.granularity === "rank" ? t.dpRank : null,
+      targetId,
+      overlapBlocks,
+    };
+    if (cost !== undefined) d.cost = cost;
+    return d;
   }
 
   /** Uncached prompt tokens of a request on a target with `overlapBlocks` cached blocks. */

@@ -1,10 +1,14 @@
 import { hashCount } from "../kv/hash-seq.ts";
-import { BaseRouter, type RouteRequest, type RouterPolicy } from "./router.ts";
+import { BaseRouter, type RouteGranularity, type RouteRequest, type RouterPolicy } from "./router.ts";
 import { kvCost, selectByCost } from "./selection.ts";
 
-/** Each routable target in turn, in the order workers joined (Dynamo `--router-mode round-robin`). */
+/**
+ * Each routable worker in turn, in the order workers joined (Dynamo `--router-mode round-robin`, which cycles over
+ * instances): the engine places the request on one of the worker's DP ranks.
+ */
 export class RoundRobinRouter extends BaseRouter {
   readonly policy: RouterPolicy = "round-robin";
+  readonly granularity: RouteGranularity = "worker";
   private cursor = 0;
 
   protected choose(_req: RouteRequest, candidates: readonly number[]) {
@@ -14,9 +18,10 @@ export class RoundRobinRouter extends BaseRouter {
   }
 }
 
-/** A uniformly random routable target from the seeded generator. */
+/** A uniformly random routable worker from the seeded generator (Dynamo `--router-mode random`). */
 export class RandomRouter extends BaseRouter {
   readonly policy: RouterPolicy = "random";
+  readonly granularity: RouteGranularity = "worker";
 
   protected choose(_req: RouteRequest, candidates: readonly number[]) {
     return { targetId: candidates[this.rng.int(candidates.length)]!, overlapBlocks: 0 };
@@ -24,11 +29,13 @@ export class RandomRouter extends BaseRouter {
 }
 
 /**
- * The target with the least work, as the KV cost with no cache overlap anywhere: pending prefill blocks (this
- * request's prompt included) plus active KV blocks. Ties are broken at random.
+ * The worker with the least work, as the KV cost with no cache overlap anywhere: pending prefill blocks (this
+ * request's prompt included) plus active KV blocks, over all its ranks. Ties are broken at random. Like the other
+ * load-only policies it picks a worker and leaves the rank to the engine.
  */
 export class LeastLoadedRouter extends BaseRouter {
   readonly policy: RouterPolicy = "least-loaded";
+  readonly granularity: RouteGranularity = "worker";
 
   protected choose(req: RouteRequest, candidates: readonly number[]) {
     const blocks = hashCount(req.seqs);

@@ -378,9 +378,10 @@ describe("mock worker: disconnects", () => {
         { model: MODEL, prompt: tokenIds(32, 2), max_tokens: 5 },
         { signal: queued.signal },
       ).catch((e: Error) => e);
-      await until(() => w.engine.load(0).waiting === 1, "the second request to queue");
+      // The rank holds one request (max_batch_size 1): the second waits in the worker's queue.
+      await until(() => w.engine.queued === 1, "the second request to queue");
       queued.abort();
-      await until(() => w.engine.load(0).waiting === 0, "the queued request to leave");
+      await until(() => w.engine.queued === 0, "the queued request to leave");
       assert.equal(w.engine.load(0).running, 1);
       running.abort();
       await until(() => !w.engine.hasWork() && w.inFlight() === 0, "the running request to leave");

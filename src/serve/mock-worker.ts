@@ -10,7 +10,6 @@ import {
 import type { StepTimeModel } from "../engine/perf-model.ts";
 import { createBlockHasher } from "../kv/block-hash.ts";
 import { BlockIds } from "../sim/block-ids.ts";
-import { cachedPromptTokens } from "./engine-control.ts";
 import { ApiError, invalidParam, sendError } from "./openai-errors.ts";
 import { type Endpoint, type ParsedRequest, parseRequestBody } from "./openai-request.ts";
 import {
@@ -54,7 +53,7 @@ export interface MockWorkerOptions {
   /** The model name clients must send (`model`), listed by `/v1/models`. */
   servedModel: string;
   engine: EngineSettings;
-  /** Attention-DP ranks; each request goes to the least loaded. Default 1. */
+  /** Attention-DP ranks; the engine places each request on one as TensorRT-LLM's ADP router does. Default 1. */
   dpSize?: number;
   stepModel: StepTimeModel;
   /** Modelled step times are divided by this on the wall clock. Default 1. */
@@ -87,7 +86,8 @@ export interface MockWorker {
 
 interface Active {
   req: EngineRequest;
-  rank: number;
+  /** The DP rank the engine placed the request on, once known (its first token). */
+  rank: number | null;
   parsed: ParsedRequest;
   head: ResponseHead;
   res: ServerResponse;
@@ -234,7 +234,10 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
     token(req, rank, index) {
       const a = active.get(req.id);
       if (!a) return;
-      if (index === 1) a.cached = cachedPromptTokens(engine, rank, req);
+      if (index === 1) {
+        a.rank = rank;
+        a.cached = engine.cachedTokens(req);
+      }
       a.generated = index;
       const chunk = a.parsed.stream ? tokenChunk(a.head, index, req.osl, a.parsed.includeUsage) : undefined;
       // Stamped as close to the write as possible: this is the time a benchmark compares its TTFT against.
@@ -279,22 +282,6 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
     }
     active.clear();
   });
-
-  const pickRank = (): number => {
-    let best = 0;
-    let bestLoad = Number.POSITIVE_INFINITY;
-    let bestKv = Number.POSITIVE_INFINITY;
-    for (let r = 0; r < dpSize; r++) {
-      const l = engine.load(r);
-      const load = l.waiting + l.running;
-      if (load < bestLoad || (load === bestLoad && l.kvUsage < bestKv)) {
-        best = r;
-        bestLoad = load;
-        bestKv = l.kvUsage;
-      }
-    }
-    return best;
-  };
 
   const generate = async (
     endpoint: Endpoint,
@@ -345,7 +332,7 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
     const clientId = req.headers["x-request-id"];
     const a: Active = {
       req: engineReq,
-      rank: pickRank(),
+      rank: null,
       parsed,
       head: { endpoint, id: engineReq.id, model: opts.servedModel, created: Math.floor(Date.now() / 1000) },
       res,
@@ -371,10 +358,10 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
       // A response that ended normally has left `active` already; anything else is a client that hung up.
       if (active.get(engineReq.id) !== a) return;
       active.delete(engineReq.id);
-      driver.remove(a.rank, engineReq);
+      driver.remove(engineReq);
       record(a, "cancelled");
     });
-    engine.enqueue(a.rank, engineReq);
+    engine.enqueue(null, engineReq);
     driver.wake();
   };
 

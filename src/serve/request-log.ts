@@ -17,7 +17,8 @@ export interface RequestLogEntry {
   endpoint: Endpoint;
   stream: boolean;
   outcome: RequestOutcome;
-  dp_rank: number;
+  /** The attention-DP rank the request ran on; null when it never reached one. */
+  dp_rank: number | null;
   prompt_tokens: number;
   /** Prompt tokens served from the rank's prefix cache. */
   cached_tokens: number;

@@ -1,5 +1,4 @@
 import type { EngineRequest, EngineWorker, StepSink } from "../engine/engine-worker.ts";
-import { removeRequest } from "./engine-control.ts";
 
 /**
  * How late a timer may fire and the engine still keep its own timeline. Timers fire up to about a millisecond
@@ -28,7 +27,7 @@ export class WallClockDriver {
   private active = false;
   private stopped = false;
   private deadline = 0;
-  private readonly removals: { rank: number; req: EngineRequest }[] = [];
+  private readonly removals: EngineRequest[] = [];
   private readonly onFailure: (e: unknown) => void;
   /** Steps applied so far. */
   steps = 0;
@@ -59,9 +58,9 @@ export class WallClockDriver {
   }
 
   /** Takes a request out of the engine now, or right after the step in flight (whose tokens for it still arrive). */
-  remove(rank: number, req: EngineRequest): void {
-    if (this.worker.isStepping) this.removals.push({ rank, req });
-    else removeRequest(this.worker, rank, req);
+  remove(req: EngineRequest): void {
+    if (this.worker.isStepping) this.removals.push(req);
+    else this.worker.cancel(req);
   }
 
   stop(): void {
@@ -114,7 +113,7 @@ export class WallClockDriver {
     }
     this.worker.endStep(this.sink);
     this.steps++;
-    for (const { rank, req } of this.removals.splice(0)) removeRequest(this.worker, rank, req);
+    for (const req of this.removals.splice(0)) this.worker.cancel(req);
     this.begin(now - this.deadline > TIMER_SLACK_MS ? now : this.deadline);
   }
 }

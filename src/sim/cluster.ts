@@ -10,13 +10,13 @@ import type { Arm, Recipe, WorkerGroup } from "../recipe/schema.ts";
 import { createRouter } from "../router/create-router.ts";
 import { DisaggRouter } from "../router/disagg-router.ts";
 import { KvRouter, type KvRouterOptions } from "../router/kv-router.ts";
-import type { Router, RouterPolicy } from "../router/router.ts";
+import { decisionLabel, type Router, type RouterPolicy } from "../router/router.ts";
 import { scheduleRows } from "../trace/schedule.ts";
 import type { TraceRow } from "../trace/types.ts";
 import { BlockIds } from "./block-ids.ts";
 import { EventQueue } from "./event-queue.ts";
 import { kvCapacityBlocks } from "./kv-capacity.ts";
-import { SharedLink } from "./shared-link.ts";
+import { type Link, LinkNetwork, link } from "./link-network.ts";
 
 /** A trace with its router block hashes and block ids computed once, to be shared by the arms that replay it. */
 export interface PreparedTrace {
@@ -116,14 +116,16 @@ interface Flight extends EngineRequest {
   cachedTokens: number;
   target: string;
   prefillTarget?: string;
-  /** Disaggregated arms: the decode rank chosen at routing time, which receives the KV after prefill. */
-  decodeTarget?: { workerId: string; dpRank: number };
+  /** Disaggregated arms: the decode worker chosen at routing time, and the rank if the router pinned one. */
+  decodeTarget?: { workerId: string; dpRank: number | null };
 }
 
 interface WorkerSlot {
   worker: EngineWorker<Flight>;
   role: WorkerRole;
-  link?: SharedLink;
+  /** Per rank, its GPU's interconnect port out and in (KV hand-over from prefill to decode ranks). */
+  linksOut: Link[];
+  linksIn: Link[];
   /** Applies a finished step and starts the next (made once per worker: steps are the hottest event). */
   onStepEnd?: () => void;
   /** The run of steps in flight: their durations, their end times, how many, and its event's generation. */
@@ -209,12 +211,14 @@ export function simulateArm(opts: SimOptions): SimResult {
     // Every block an engine stores is a prompt block of the trace: the index keeps its node at the block's id.
     blockDirectory: ids,
   };
-  const disagg = arm.workers ? undefined : new DisaggRouter(ropts);
-  const router: Router | undefined = arm.workers
-    ? createRouter(arm.router.mode as RouterPolicy, ropts)
-    : undefined;
+  const policy = arm.router.mode as RouterPolicy;
+  const disagg = arm.workers ? undefined : new DisaggRouter(policy, ropts);
+  const router: Router | undefined = arm.workers ? createRouter(policy, ropts) : undefined;
   const workers = new Map<string, WorkerSlot>();
+  // Under attention DP one request's KV lives on one rank, so a hand-over crosses that rank's GPU port (per GPU
+  // per direction), shared with the other hand-overs leaving or entering the same GPU.
   const nvlinkGBs = recipe.hardware.nvlink.bandwidth_gb_per_s;
+  const network = new LinkNetwork(queue);
 
   for (const { role, group } of groups) {
     const e = group.engine;
@@ -236,6 +240,14 @@ export function simulateArm(opts: SimOptions): SimResult {
           prefixCaching: e.kv_cache_config.enable_block_reuse,
           kvCapacityBlocks: kvCapacityBlocks(recipe, group),
           watermark: 0.01,
+          ...(e.attention_dp_config.enable_balance && dp > 1
+            ? {
+                adpBalance: {
+                  timeoutIters: e.attention_dp_config.timeout_iters,
+                  batchingWaitIters: e.attention_dp_config.batching_wait_iters,
+                },
+              }
+            : {}),
         },
         model,
         (rank) => {
@@ -281,15 +293,20 @@ export function simulateArm(opts: SimOptions): SimResult {
           };
         },
       );
+      const ports = (dir: string) =>
+        role === "aggregated"
+          ? []
+          : Array.from({ length: dp }, (_, r) => link(`${workerId}/${r}/${dir}`, nvlinkGBs));
       const slot: WorkerSlot = {
         worker,
         role,
+        linksOut: ports("out"),
+        linksIn: ports("in"),
         runMs: new Float64Array(MAX_RUN_STEPS),
         runEnds: new Float64Array(MAX_RUN_STEPS),
         runSteps: 1,
         runGen: 0,
       };
-      if (role === "prefill") slot.link = new SharedLink(queue, nvlinkGBs * dp);
       workers.set(workerId, slot);
       if (role === "aggregated") router!.addWorker(workerId, dp);
       else if (role === "prefill") disagg!.addPrefillWorker(workerId, dp);
@@ -374,9 +391,12 @@ export function simulateArm(opts: SimOptions): SimResult {
     }
     scheduleRunEnd(slot, steps - 1);
   };
-  /** Queues a request on a worker's rank: a run in flight ends with the step in flight, whose end admits it. */
-  const handTo = (slot: WorkerSlot, rank: number, f: Flight) => {
-    slot.worker.enqueue(rank, f);
+  /**
+   * Queues a request on a worker, pinned to a rank or (null) for the engine to place: a run in flight ends with
+   * the step in flight, whose end admits it.
+   */
+  const handTo = (slot: WorkerSlot, rank: number | null, f: Flight, reserved = false) => {
+    slot.worker.enqueue(rank, f, reserved);
     if (slot.runSteps > 1) {
       let m = 0;
       while (slot.runEnds[m]! < queue.now) m++;
@@ -386,28 +406,43 @@ export function simulateArm(opts: SimOptions): SimResult {
   };
 
   const sink = (slot: WorkerSlot) => ({
-    token: (f: Flight, _rank: number, index: number, atMs?: number) => {
+    token: (f: Flight, rank: number, index: number, atMs?: number) => {
       f.tokenNs[index - 1] = (atMs ?? queue.now) * 1e6;
-      if (index === 1) router?.markPrefillCompleted(f.id, queue.now);
+      if (index !== 1 || !router) return;
+      router.markPrefillCompleted(f.id, queue.now);
+      // The rank is the engine's choice unless the router pinned it: known once the prompt ran.
+      f.target = `${slot.worker.id}/${rank}`;
+      const s = statsFor(f.target, "aggregated");
+      s.requests++;
+      s.prompt_tokens += f.isl;
     },
     prefillDone: (f: Flight, rank: number, cachedTokens: number) => {
       f.cachedTokens = cachedTokens;
-      const s = statsFor(`${slot.worker.id}/${rank}`, "prefill");
+      f.prefillTarget = `${slot.worker.id}/${rank}`;
+      const s = statsFor(f.prefillTarget, "prefill");
+      s.requests++;
+      s.prompt_tokens += f.isl;
       s.cached_tokens += cachedTokens;
       const decodeTarget = f.decodeTarget!;
+      const d = workers.get(decodeTarget.workerId)!;
+      // A pinned decode rank was the router's; otherwise the decode engine places the request as it arrives.
+      const pinned = decodeTarget.dpRank !== null;
+      const decodeRank = decodeTarget.dpRank ?? d.worker.reserve(f);
+      f.target = `${d.worker.id}/${decodeRank}`;
+      statsFor(f.target, "decode").requests++;
       const started = queue.now;
       const bytes = f.isl * recipe.model.kv_cache_bytes_per_token;
-      slot.link!.send(bytes, () => {
+      network.send(bytes, [slot.linksOut[rank]!, d.linksIn[decodeRank]!], () => {
         kvTransferMs.push(queue.now - started);
         disagg!.prefillFinished(f.id, queue.now);
         f.tokenNs[0] = queue.now * 1e6;
         if (f.osl <= 1) {
+          if (!pinned) d.worker.unreserve(decodeRank, f);
           disagg!.free(f.id, queue.now);
           finish(f);
           return;
         }
-        const d = workers.get(decodeTarget.workerId)!;
-        handTo(d, decodeTarget.dpRank, f);
+        handTo(d, decodeRank, f, !pinned);
       });
     },
     finished: (f: Flight, _rank: number) => {
@@ -440,34 +475,26 @@ export function simulateArm(opts: SimOptions): SimResult {
       const req = { requestId: f.id, isl: f.isl, seqs, locals };
       if (router) {
         const d = router.route(req, queue.now);
-        f.target = `${d.target.workerId}/${d.target.dpRank}`;
-        const slot = workers.get(d.target.workerId)!;
-        const s = statsFor(f.target, "aggregated");
-        s.requests++;
-        s.prompt_tokens += f.isl;
+        f.target = decisionLabel(d);
+        const slot = workers.get(d.workerId)!;
         if (!slot.worker.canFit(f)) {
           reject(f, slot);
           return;
         }
-        handTo(slot, d.target.dpRank, f);
+        handTo(slot, d.dpRank, f);
         return;
       }
       const d = disagg!.route(req, queue.now);
       if (!d.prefill) throw new ServelabError("USAGE", `arm ${opts.arm}: no routable prefill worker`);
-      f.target = `${d.decode.target.workerId}/${d.decode.target.dpRank}`;
-      f.prefillTarget = `${d.prefill.target.workerId}/${d.prefill.target.dpRank}`;
-      f.decodeTarget = d.decode.target;
-      const s = statsFor(f.prefillTarget, "prefill");
-      s.requests++;
-      s.prompt_tokens += f.isl;
-      statsFor(f.target, "decode").requests++;
-      const slot = workers.get(d.prefill.target.workerId)!;
-      const decodeSlot = workers.get(d.decode.target.workerId)!;
+      f.target = decisionLabel(d.decode);
+      f.decodeTarget = { workerId: d.decode.workerId, dpRank: d.decode.dpRank };
+      const slot = workers.get(d.prefill.workerId)!;
+      const decodeSlot = workers.get(d.decode.workerId)!;
       if (!slot.worker.canFit(f) || !decodeSlot.worker.canFit(f)) {
         reject(f, slot.worker.canFit(f) ? decodeSlot : slot);
         return;
       }
-      handTo(slot, d.prefill.target.dpRank, f);
+      handTo(slot, d.prefill.dpRank, f);
     },
   );
 
@@ -478,6 +505,7 @@ export function simulateArm(opts: SimOptions): SimResult {
     let kv = 0;
     let ranks = 0;
     for (const { worker } of workers.values()) {
+      waiting += worker.queued;
       for (let r = 0; r < worker.ranks.length; r++) {
         const l = worker.load(r);
         waiting += l.waiting;
@@ -527,17 +555,13 @@ export function simulateArm(opts: SimOptions): SimResult {
     }
   }
   let preemptions = 0;
-  let bytes = 0;
-  for (const slot of workers.values()) {
-    preemptions += slot.worker.preemptions;
-    bytes += slot.link?.bytes ?? 0;
-  }
+  for (const slot of workers.values()) preemptions += slot.worker.preemptions;
   return {
     requests: done,
     virtualMs: queue.now,
     preemptions,
     kvTransferMs,
-    kvTransferBytes: bytes,
+    kvTransferBytes: network.bytes,
     targets: [...targetStats.values()].sort((a, b) => a.target.localeCompare(b.target)),
     timeline,
     routerIndexErrors: indexErrors,

@@ -8,7 +8,7 @@ import { TINY_RECIPE } from "../testing/recipes.ts";
 import type { TraceRow } from "../trace/types.ts";
 import { prepareTrace, simulateArm } from "./cluster.ts";
 import { EventQueue } from "./event-queue.ts";
-import { SharedLink } from "./shared-link.ts";
+import { LinkNetwork, link } from "./link-network.ts";
 
 const hasher = await createBlockHasher();
 
@@ -44,22 +44,58 @@ describe("event queue", () => {
   });
 });
 
-describe("shared link", () => {
-  it("shares bandwidth between overlapping transfers", () => {
+describe("link network", () => {
+  const ends = (done: [string, number][]) => done.map(([n, t]) => [n, Math.round(t * 1000) / 1000]);
+
+  it("shares one link between overlapping transfers", () => {
     const q = new EventQueue();
-    const link = new SharedLink(q, 1); // 1 GB/s = 1e6 bytes per ms
+    const net = new LinkNetwork(q);
+    const nv = link("nv", 1); // 1 GB/s = 1e6 bytes per ms
     const done: [string, number][] = [];
-    q.at(0, () => link.send(2e6, () => done.push(["a", q.now])));
-    q.at(1, () => link.send(1e6, () => done.push(["b", q.now])));
+    q.at(0, () => net.send(2e6, [nv], () => done.push(["a", q.now])));
+    q.at(1, () => net.send(1e6, [nv], () => done.push(["b", q.now])));
     q.run();
     // a alone for 1 ms (1e6 left), then both at half speed: b's 1e6 and a's rest both end at 3 ms.
-    assert.deepEqual(
-      done.map(([n, t]) => [n, Math.round(t * 1000) / 1000]),
-      [
-        ["a", 3],
-        ["b", 3],
-      ],
-    );
+    assert.deepEqual(ends(done), [
+      ["a", 3],
+      ["b", 3],
+    ]);
+  });
+
+  it("gives each transfer its own rank's links, contended only where paths meet", () => {
+    const q = new EventQueue();
+    const net = new LinkNetwork(q);
+    const [p0, p1, d0, d1] = ["p0", "p1", "d0", "d1"].map((n) => link(n, 1));
+    const done: [string, number][] = [];
+    // Different senders and receivers: both at full speed.
+    q.at(0, () => net.send(1e6, [p0!, d0!], () => done.push(["a", q.now])));
+    q.at(0, () => net.send(1e6, [p1!, d1!], () => done.push(["b", q.now])));
+    // Two senders into one receiver: they halve its ingress.
+    q.at(10, () => net.send(1e6, [p0!, d0!], () => done.push(["c", q.now])));
+    q.at(10, () => net.send(1e6, [p1!, d0!], () => done.push(["d", q.now])));
+    q.run();
+    assert.deepEqual(ends(done), [
+      ["a", 1],
+      ["b", 1],
+      ["c", 12],
+      ["d", 12],
+    ]);
+  });
+
+  it("lets a transfer use what a flow held back elsewhere leaves free (max-min fairness)", () => {
+    const q = new EventQueue();
+    const net = new LinkNetwork(q);
+    const wide = link("wide", 2);
+    const narrow = link("narrow", 0.5);
+    const done: [string, number][] = [];
+    // x is held to 0.5 GB/s by the narrow link; y gets the wide link's remaining 1.5 GB/s, not half of it.
+    q.at(0, () => net.send(1e6, [wide, narrow], () => done.push(["x", q.now])));
+    q.at(0, () => net.send(3e6, [wide], () => done.push(["y", q.now])));
+    q.run();
+    assert.deepEqual(ends(done), [
+      ["x", 2],
+      ["y", 2],
+    ]);
   });
 });
 

@@ -76,6 +76,10 @@ export interface AicProfile {
   dsaContext: { prefix: number[]; batch: number[]; isl: number[]; ms: (number | null)[][][] };
   /** DSA attention module, decode: `ms[b][s]` for `batch[b]` requests of KV length `seq[s]`, null where absent. */
   dsaGeneration: { batch: number[]; seq: number[]; ms: (number | null)[][] };
+  /** `dsaContext.ms` measured with every projection in BF16 (same axes). */
+  dsaContextBf16: (number | null)[][][];
+  /** `dsaGeneration.ms` measured with every projection in BF16 (same axes). */
+  dsaGenerationBf16: (number | null)[][];
   /** Routed-expert compute on the busiest rank, over GLOBAL tokens (all DP ranks). */
   moe: {
     trtllm: { minLatency: Curve; cutlass: Curve; minLatencyMaxTokens: number };
@@ -93,6 +97,9 @@ export interface AicProfile {
     denseDown: GemmOp;
     router: GemmOp;
     logits: GemmOp;
+    /** o_proj (heads·v_head_dim → hidden) in NVFP4 and in BF16: the one projection the checkpoint quantizes. */
+    oProjNvfp4: GemmOp;
+    oProjBf16: GemmOp;
   };
 }
 
@@ -103,6 +110,11 @@ export const BF16_BYTES = 2;
 
 /** Parameters of one DSA attention module's projections, indexer included (SA §3.1 shapes). */
 export function dsaProjectionParams(d: ModelDims): number {
+  return dsaProjectionParamsSplit(d).total;
+}
+
+/** The module's projection parameters: o_proj, the rest, and both. */
+function dsaProjectionParamsSplit(d: ModelDims): { oProj: number; rest: number; total: number } {
   const qA = d.hidden * d.qLoraRank;
   const qB = d.qLoraRank * d.heads * (d.qkNopeDim + d.qkRopeDim);
   const kvA = d.hidden * (d.kvLoraRank + d.qkRopeDim);
@@ -111,8 +123,15 @@ export function dsaProjectionParams(d: ModelDims): number {
   const idxQ = d.qLoraRank * d.indexHeads * d.indexHeadDim;
   const idxK = d.hidden * d.indexHeadDim;
   const idxW = d.hidden * d.indexHeads;
-  return qA + qB + kvA + kvB + o + idxQ + idxK + idxW;
+  const rest = qA + qB + kvA + kvB + idxQ + idxK + idxW;
+  return { oProj: o, rest, total: rest + o };
 }
+
+/**
+ * Precision of a DSA module's projections: all NVFP4 (AIC's row key), all BF16, or the NVFP4 checkpoint's mix
+ * (BF16 except o_proj, SOURCE.md §2.1).
+ */
+export type ProjectionPrecision = "nvfp4" | "bfloat16" | "checkpoint";
 
 /** Σ_{i<n} min(p + i + 1, k): key/value pairs the sparse attention visits for n new tokens after p cached ones. */
 export function sparsePairs(p: number, n: number, k: number): number {
@@ -125,23 +144,34 @@ export function sparsePairs(p: number, n: number, k: number): number {
 /**
  * Speed-of-light of one DSA module call (ms): `batch` requests, each `isl` new tokens after `prefix` cached ones.
  * Mirrors the structure of AIC's `dsa_context_sol` (SOURCE.md §2.1): max(math, memory), with math = projection
- * GEMMs at FP4 rate + FP8 indexer logits over the whole KV (only once it exceeds the top-k) + BF16 sparse MLA over
+ * GEMMs at the rate of their precision (FP4 for AIC's key) + FP8 indexer logits over the whole KV (only once it exceeds the top-k) + BF16 sparse MLA over
  * the top-k pairs. Checked against SOURCE.md E4 (2.217 ms at prefix 128, 3.298 ms at prefix 32768, isl 8192).
  * Decode is the same call with isl 1.
  */
-export function dsaSolMs(p: AicProfile, batch: number, isl: number, prefix: number): number {
+export function dsaSolMs(
+  p: AicProfile,
+  batch: number,
+  isl: number,
+  prefix: number,
+  projections: ProjectionPrecision = "nvfp4",
+): number {
   const d = p.model;
   const f = p.system.flops;
   const tokens = batch * isl;
-  const projParams = dsaProjectionParams(d);
+  const split = dsaProjectionParamsSplit(d);
+  const fp4Params = projections === "nvfp4" ? split.total : projections === "checkpoint" ? split.oProj : 0;
+  const bf16Params = split.total - fp4Params;
   const kv = prefix + isl;
-  const gemmS = (2 * tokens * projParams) / f.fp4;
+  const gemmS = (2 * tokens * fp4Params) / f.fp4 + (2 * tokens * bf16Params) / f.bfloat16;
   const indexerS = kv > d.indexTopk ? (2 * tokens * d.indexHeads * d.indexHeadDim * kv) / f.fp8 : 0;
   // Absorbed MLA: QK over the 576-wide latent+rope, PV over the 512-wide latent, for every head.
   const pairFlops = 2 * d.heads * (2 * d.kvLoraRank + d.qkRopeDim);
   const attnS = (batch * sparsePairs(prefix, isl, d.indexTopk) * pairFlops) / f.bfloat16;
   const bytes =
-    projParams * NVFP4_BYTES + batch * kv * d.kvBytesPerTokenLayer + 2 * tokens * d.hidden * BF16_BYTES;
+    fp4Params * NVFP4_BYTES +
+    bf16Params * BF16_BYTES +
+    batch * kv * d.kvBytesPerTokenLayer +
+    2 * tokens * d.hidden * BF16_BYTES;
   const memS = bytes / p.system.memBwBytesPerS;
   return Math.max(gemmS + indexerS + attnS, memS) * 1000;
 }

@@ -28,7 +28,7 @@ export const DSV32_GB200_DEP8_VARIANTS = {
 const factories = new Map<string, () => StepTimeModel>([["polynomial", () => createPolynomialModel()]]);
 for (const [variant, config] of Object.entries(DSV32_GB200_DEP8_VARIANTS)) {
   const name = `${DSV32_GB200_DEP8.name}/${variant}`;
-  factories.set(name, () => createTableModel(DSV32_GB200_DEP8, config, name));
+  factories.set(name, () => createTableModel(DSV32_GB200_DEP8, config, { name }));
 }
 
 /** Names `getStepTimeModel` accepts: `polynomial` and `<profile>/<variant>` for each profiled deployment. */

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { RankWork } from "../perf-model.ts";
-import { type AicProfile, dsaSolMs, gemmSolMs } from "./aic-profile.ts";
+import { type AicProfile, dsaSolMs, type GemmOp, gemmSolMs } from "./aic-profile.ts";
 import { lerp } from "./interp.ts";
 import { DSV32_GB200_DEP8 as profile, DSV32_GB200_DEP8_VARIANTS as variants } from "./registry.ts";
-import { createKernels, createTableModel, type TableVariant } from "./table.ts";
+import { type AttentionRows, createKernels, createTableModel, type TableVariant } from "./table.ts";
 
 const near = (actual: number, expected: number, rel: number) =>
   assert.ok(
@@ -24,7 +24,8 @@ const decoding = (...contexts: number[]): RankWork => ({
   kvUsage: 0,
 });
 const times = <T>(n: number, v: T): T[] => Array.from({ length: n }, () => v);
-const k = createKernels(profile);
+// AIC's own DSA key (every projection NVFP4): the worked examples of SOURCE.md §4 read those rows.
+const k = createKernels(profile, { attention: "nvfp4" });
 const ctxGrid = (prefix: number, batch: number, isl: number) =>
   profile.dsaContext.ms[profile.dsaContext.prefix.indexOf(prefix)]![profile.dsaContext.batch.indexOf(batch)]![
     profile.dsaContext.isl.indexOf(isl)
@@ -43,9 +44,9 @@ describe("table model reproduces the AIC data's worked examples (SOURCE.md §4)"
     cudaGraphMaxBatch: 8,
     graphLayerScale: 0.9,
   };
-  const decode = createTableModel(aic, largeEp);
+  const decode = createTableModel(aic, largeEp, { attention: "nvfp4" });
   // AIC's context graph combines in BF16.
-  const prefill = createTableModel(aic, { ...largeEp, lowPrecisionCombine: false });
+  const prefill = createTableModel(aic, { ...largeEp, lowPrecisionCombine: false }, { attention: "nvfp4" });
 
   it("E1: decode, 8 requests per rank at 40k context, large EP ≈ 22.5 ms", () => {
     near(decode.stepMs(times(8, decoding(...times(8, 40001)))), 22.5, 0.005);
@@ -180,8 +181,10 @@ describe("table kernels outside the measured grid", () => {
 });
 
 describe("table step composition", () => {
-  const agg = createTableModel(profile, variants.aggregated);
-  const wide = createTableModel(profile, variants["decode-wideep"]);
+  // Read at AIC's rows, as `k` is, so the composition is checked against the grid values themselves.
+  const nvfp4 = { attention: "nvfp4" } as const;
+  const agg = createTableModel(profile, variants.aggregated, nvfp4);
+  const wide = createTableModel(profile, variants["decode-wideep"], nvfp4);
   const moeLayers = profile.model.numLayers - profile.model.numDenseLayers;
 
   it("costs nothing without work", () => {
@@ -247,7 +250,7 @@ describe("table step composition", () => {
   });
 
   it("applies the graph-step layer factor to per-layer ops only", () => {
-    const unscaled = createTableModel(profile, { ...variants["decode-wideep"], graphLayerScale: 1 });
+    const unscaled = createTableModel(profile, { ...variants["decode-wideep"], graphLayerScale: 1 }, nvfp4);
     const work = times(8, decoding(...times(4, 9000)));
     const once = k.embedding(4) + k.logits(4);
     near(wide.stepMs(work) - once, 0.9 * (unscaled.stepMs(work) - once), 1e-12);
@@ -257,8 +260,9 @@ describe("table step composition", () => {
     const allMoe = createTableModel(
       { ...profile, model: { ...profile.model, numDenseLayers: 0 } },
       variants.prefill,
+      nvfp4,
     );
-    const withDense = createTableModel(profile, variants.prefill);
+    const withDense = createTableModel(profile, variants.prefill, nvfp4);
     const work = times(8, chunks([8192, 0]));
     const a = allMoe.breakdown(work);
     const b = withDense.breakdown(work);
@@ -270,5 +274,79 @@ describe("table step composition", () => {
   it("prices the backends differently at the same work", () => {
     const work = times(8, decoding(...times(8, 8192)));
     assert.notEqual(agg.stepMs(work), wide.stepMs(work));
+  });
+});
+
+describe("attention at the checkpoint's precision", () => {
+  const at = (rows: AttentionRows) => createKernels(profile, { attention: rows });
+  const o = (op: GemmOp, m: number) => k.gemm(op, m);
+
+  it("swaps o_proj's BF16 GEMM for its NVFP4 GEMM inside the BF16 module rows", () => {
+    const bf16Row = (prefix: number, batch: number, isl: number) =>
+      profile.dsaContextBf16[profile.dsaContext.prefix.indexOf(prefix)]![
+        profile.dsaContext.batch.indexOf(batch)
+      ]![profile.dsaContext.isl.indexOf(isl)]!;
+    const m = 8192;
+    near(
+      at("checkpoint").dsaContext(1, 8192, 0).ms,
+      bf16Row(0, 1, 8192) - o(profile.gemm.oProjBf16, m) + o(profile.gemm.oProjNvfp4, m),
+      1e-12,
+    );
+    const genBf16 =
+      profile.dsaGenerationBf16[profile.dsaGeneration.batch.indexOf(8)]![
+        profile.dsaGeneration.seq.indexOf(32769)
+      ]!;
+    near(
+      at("checkpoint").dsaGeneration(8, 32769),
+      genBf16 - o(profile.gemm.oProjBf16, 8) + o(profile.gemm.oProjNvfp4, 8),
+      1e-12,
+    );
+  });
+
+  it("prices an 8K prefill chunk between AIC's NVFP4 key and all-BF16 (SOURCE.md §4 cross-checks)", () => {
+    const nv = at("nvfp4").dsaContext(1, 8192, 0).ms;
+    const bf = at("bfloat16").dsaContext(1, 8192, 0).ms;
+    const mix = at("checkpoint").dsaContext(1, 8192, 0).ms;
+    near(nv, 4.0969, 0.001);
+    near(bf, 5.78, 0.002);
+    assert.ok(nv < mix && mix < bf, `${nv} < ${mix} < ${bf}`);
+  });
+
+  it("brackets every precision point by point with fastest / slowest", () => {
+    for (const [b, isl, prefix] of [
+      [1, 8192, 0],
+      [4, 2048, 128],
+      [16, 512, 0],
+      [1, 8192, 40000],
+    ] as const) {
+      const vs = (["nvfp4", "bfloat16", "checkpoint"] as const).map(
+        (r) => at(r).dsaContext(b, isl, prefix).ms,
+      );
+      assert.ok(at("fastest").dsaContext(b, isl, prefix).ms <= Math.min(...vs) + 1e-12);
+      assert.ok(at("slowest").dsaContext(b, isl, prefix).ms >= Math.max(...vs) - 1e-12);
+    }
+    for (const [b, seq] of [
+      [8, 40001],
+      [1, 8193],
+    ] as const) {
+      const vs = (["nvfp4", "bfloat16", "checkpoint"] as const).map((r) => at(r).dsaGeneration(b, seq));
+      near(at("fastest").dsaGeneration(b, seq), Math.min(...vs), 1e-9);
+      near(at("slowest").dsaGeneration(b, seq), Math.max(...vs), 1e-9);
+    }
+  });
+
+  it("prices the work beyond the collected prefixes at the utilization it is given", () => {
+    const held = createKernels(profile, { attention: "nvfp4" });
+    const peak = createKernels(profile, { attention: "nvfp4", longPrefixUtilization: 1 });
+    const anchor = held.dsaContext(1, 8192, 128).ms;
+    const extra = dsaSolMs(profile, 1, 8192, 32768) - dsaSolMs(profile, 1, 8192, 128);
+    near(peak.dsaContext(1, 8192, 32768).ms, anchor + extra, 1e-12);
+    near(
+      held.dsaContext(1, 8192, 32768).ms,
+      (anchor * dsaSolMs(profile, 1, 8192, 32768)) / dsaSolMs(profile, 1, 8192, 128),
+      1e-12,
+    );
+    // Inside the collected prefixes the choice changes nothing.
+    assert.equal(peak.dsaContext(1, 8192, 64).ms, held.dsaContext(1, 8192, 64).ms);
   });
 });

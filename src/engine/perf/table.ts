@@ -118,26 +118,106 @@ function checkRank(r: RankWork): void {
       throw new RangeError(`decode contextTokens must be >= 0, got ${d.contextTokens}`);
 }
 
+/** Which measured DSA module rows price attention (see `attentionGrids`). */
+export type AttentionRows = "checkpoint" | "nvfp4" | "bfloat16" | "fastest" | "slowest";
+
+/** What the table model reads where the measurements leave a choice; the uncertain ones carry ranges elsewhere. */
+export interface KernelOptions {
+  /**
+   * `checkpoint` (default): the real nvidia/DeepSeek-V3.2-NVFP4 mix, BF16 q/kv/indexer projections and an NVFP4
+   * o_proj, composed as the BF16 rows with o_proj's BF16 GEMM swapped for its NVFP4 GEMM. `nvfp4`: AIC's own key
+   * (every projection NVFP4, SOURCE.md §2.1). `bfloat16`: every projection BF16. `fastest` / `slowest`: the
+   * point-wise minimum / maximum of the three, the bracket any mix of these precisions falls in.
+   */
+  attention?: AttentionRows;
+  /**
+   * Utilization of the attention work a prefill chunk does beyond the collected prefixes (≤ 128 cached tokens):
+   * `anchor` (default) holds the nearest collected point's, as AIC does (SOURCE.md §2.1 util-hold); a number
+   * prices the extra roofline time at that utilization instead.
+   */
+  longPrefixUtilization?: "anchor" | number;
+}
+
+export interface TableOptions extends KernelOptions {
+  name?: string;
+}
+
+/**
+ * The DSA grids the table model reads for an attention-precision choice, built once per model. The checkpoint mix
+ * swaps o_proj inside the BF16 module rows: m = tokens in the pass (batch × isl in prefill, batch in decode).
+ */
+function attentionGrids(
+  p: AicProfile,
+  rows: AttentionRows,
+  oProj: (dtype: "nvfp4" | "bfloat16", m: number) => number,
+) {
+  const ctx = p.dsaContext;
+  const gen = p.dsaGeneration;
+  const mixed = (bf16: number | null, m: number) =>
+    bf16 === null ? null : bf16 - oProj("bfloat16", m) + oProj("nvfp4", m);
+  const ctxMixed = p.dsaContextBf16.map((byBatch) =>
+    byBatch.map((byIsl, b) => byIsl.map((v, i) => mixed(v, ctx.batch[b]! * ctx.isl[i]!))),
+  );
+  const genMixed = p.dsaGenerationBf16.map((bySeq, b) => bySeq.map((v) => mixed(v, gen.batch[b]!)));
+  const pick = (vs: (number | null)[], f: (...xs: number[]) => number) =>
+    vs.some((v) => v === null) ? null : f(...(vs as number[]));
+  const combine = <T>(grids: T[], f: (...xs: number[]) => number): T => {
+    const walk = (xs: unknown[]): unknown =>
+      Array.isArray(xs[0])
+        ? (xs[0] as unknown[]).map((_, i) => walk(xs.map((x) => (x as unknown[])[i])))
+        : pick(xs as (number | null)[], f);
+    return walk(grids as unknown[]) as T;
+  };
+  const choose = <T>(nvfp4: T, bf16: T, checkpoint: T): T => {
+    if (rows === "nvfp4") return nvfp4;
+    if (rows === "bfloat16") return bf16;
+    if (rows === "checkpoint") return checkpoint;
+    return combine([nvfp4, bf16, checkpoint], rows === "fastest" ? Math.min : Math.max);
+  };
+  return {
+    context: choose(ctx.ms, p.dsaContextBf16, ctxMixed),
+    generation: choose(gen.ms, p.dsaGenerationBf16, genMixed),
+    /** The roofline the extrapolations follow prices the projections at the chosen rows' precision. */
+    projections:
+      rows === "nvfp4"
+        ? ("nvfp4" as const)
+        : rows === "bfloat16"
+          ? ("bfloat16" as const)
+          : ("checkpoint" as const),
+  };
+}
+
 /**
  * Per-layer kernel timings of one profile, read at arbitrary shapes. Exposed for tests and the calibration
  * script; the step composition lives in `createTableModel`.
  */
-export function createKernels(profile: AicProfile) {
+export function createKernels(profile: AicProfile, opts: KernelOptions = {}) {
   const p = profile;
   const d = p.model;
   const ctx = p.dsaContext;
   const gen = p.dsaGeneration;
+  const oProj = (dtype: "nvfp4" | "bfloat16", m: number) =>
+    gemm(dtype === "nvfp4" ? p.gemm.oProjNvfp4 : p.gemm.oProjBf16, m);
+  const grids = attentionGrids(p, opts.attention ?? "checkpoint", oProj);
+  const longPrefixUtil = opts.longPrefixUtilization ?? "anchor";
+  const sol = (batch: number, isl: number, prefix: number) =>
+    dsaSolMs(p, batch, isl, prefix, grids.projections);
 
   const ctxGrid = (prefix: number, batch: number, isl: number) =>
-    gridAt([ctx.prefix, ctx.batch, ctx.isl], ([a, b, c]) => ctx.ms[a!]?.[b!]?.[c!], [prefix, batch, isl]);
+    gridAt([ctx.prefix, ctx.batch, ctx.isl], ([a, b, c]) => grids.context[a!]?.[b!]?.[c!], [
+      prefix,
+      batch,
+      isl,
+    ]);
   const genGrid = (batch: number, seq: number) =>
-    gridAt([gen.batch, gen.seq], ([a, b]) => gen.ms[a!]?.[b!], [batch, seq]);
+    gridAt([gen.batch, gen.seq], ([a, b]) => grids.generation[a!]?.[b!], [batch, seq]);
 
   /**
    * One DSA prefill call for `batch` requests of `isl` new tokens after `prefix` cached ones: returns the latency
    * and the batch it was read at. Inside the grid: multilinear. A batch beyond what AIC collected at this isl is
-   * read at the largest collected batch (`readBatch`), so the caller can hold the per-request cost. Prefix > 128
-   * or isl > 32768 are extrapolated by util-hold on `dsaSolMs` from the nearest collected (isl, prefix).
+   * read at the largest collected batch (`readBatch`), so the caller can hold the per-request cost. isl > 32768 is
+   * extrapolated by util-hold on `dsaSolMs`; a prefix beyond the collected 128 adds its extra roofline time at the
+   * `longPrefixUtilization` (util-hold by default).
    */
   function dsaContext(batch: number, isl: number, prefix: number): { ms: number; readBatch: number } {
     const islA = clamp(isl, ctx.isl[0]!, ctx.isl[ctx.isl.length - 1]!);
@@ -153,8 +233,12 @@ export function createKernels(profile: AicProfile) {
       }
     }
     if (ms === undefined) throw new Error(`profile ${p.name}: no DSA context point for isl ${isl}`);
-    if (islA !== isl || prefixA !== prefix)
-      ms *= dsaSolMs(p, readBatch, isl, prefix) / dsaSolMs(p, readBatch, islA, prefixA);
+    if (islA !== isl) ms *= sol(readBatch, isl, prefixA) / sol(readBatch, islA, prefixA);
+    if (prefixA !== prefix) {
+      const anchor = sol(readBatch, isl, prefixA);
+      const extra = sol(readBatch, isl, prefix) - anchor;
+      ms += longPrefixUtil === "anchor" ? (ms * extra) / anchor : extra / longPrefixUtil;
+    }
     return { ms, readBatch };
   }
 
@@ -173,7 +257,7 @@ export function createKernels(profile: AicProfile) {
     }
     if (ms === undefined) throw new Error(`profile ${p.name}: no DSA generation point for batch ${batch}`);
     if (batchA !== batch || seqA !== seq)
-      ms *= dsaSolMs(p, batch, 1, Math.max(0, seq - 1)) / dsaSolMs(p, batchA, 1, seqA - 1);
+      ms *= sol(batch, 1, Math.max(0, seq - 1)) / sol(batchA, 1, seqA - 1);
     return ms;
   }
 
@@ -257,9 +341,9 @@ export type Kernels = ReturnType<typeof createKernels>;
 export function createTableModel(
   profile: AicProfile,
   variant: TableVariant,
-  name?: string,
+  opts: TableOptions = {},
 ): TableStepTimeModel {
-  const kernels = createKernels(profile);
+  const kernels = createKernels(profile, opts);
   const k = {
     ...kernels,
     addNorm: memoByCount(kernels.addNorm),
@@ -357,7 +441,7 @@ export function createTableModel(
   }
 
   return {
-    name: name ?? `${profile.name}/${variant.moeBackend.toLowerCase()}`,
+    name: opts.name ?? `${profile.name}/${variant.moeBackend.toLowerCase()}`,
     profile,
     variant,
     breakdown,
