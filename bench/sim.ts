@@ -78,7 +78,6 @@ async function runCase(
     arm,
     outDir: outDirOf(name),
     perfModel: perfModelChoice(model, r),
-    perfModelName: model,
     cliCommand: "bench:sim",
     prepared,
     exporter,

@@ -1,8 +1,10 @@
 import { dirname, join } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
 import Table from "cli-table3";
+import { PERF_BOUNDS, parsePerfBounds } from "../engine/perf/bounds.ts";
+import { ServelabError } from "../errors.ts";
 import { loadRecipe } from "../recipe/load.ts";
-import { perfModelChoice } from "../sim/perf-models.ts";
+import { describePerfModels, perfModelChoice, uncalibratedWarning } from "../sim/perf-models.ts";
 import type { SimExtras } from "../sim/run-sim.ts";
 import { intOption } from "./options.ts";
 import { startProgress } from "./progress.ts";
@@ -24,7 +26,12 @@ function renderExtras(x: SimExtras, wallS: number): string {
     ],
     ["peak queued requests", String(Math.max(0, ...x.timeline.map((s) => s.waiting)))],
     ["preemptions", String(x.preemptions)],
-    ["step-time model", x.perf_model],
+    ...Object.entries(x.step_time_model.models).map(([role, m]) => [`step-time model (${role})`, m]),
+    ["profile bounds", x.step_time_model.bounds],
+    [
+      "calibration",
+      x.step_time_model.calibrated ? "measured profile" : "UNCALIBRATED (polynomial mocker model)",
+    ],
   );
   return `${t.toString()}\n`;
 }
@@ -47,6 +54,11 @@ export function registerSimCommand(program: Command): void {
       "step-time model: auto (the measured GB200 profile where the recipe matches it, else polynomial), table, polynomial, or a profile name",
       "auto",
     )
+    .option(
+      "--perf-bounds <bound>",
+      `where the table profile's uncertain parameters are read: ${PERF_BOUNDS.join(", ")}`,
+      "nominal",
+    )
     .option("--data-dir <dir>", "where named datasets are looked up first")
     .option("--json", "print the summary as profile_export_aiperf.json plus a servelab object")
     .action(async (recipePath, o) => {
@@ -55,6 +67,15 @@ export function registerSimCommand(program: Command): void {
         import("../sim/run-sim.ts"),
         import("../metrics/console-table.ts"),
       ]);
+      const bounds = parsePerfBounds(o.perfBounds);
+      if (bounds.length !== 1)
+        throw new ServelabError(
+          "USAGE",
+          "servelab sim runs one bound at a time; servelab ab compares several",
+        );
+      const perfModel = perfModelChoice(o.perfModel, recipe, { bound: bounds[0]! });
+      const described = describePerfModels(o.perfModel, recipe, [o.arm], { bound: bounds[0]! });
+      if (!described.calibrated) process.stderr.write(uncalibratedWarning(described.models));
       const outDir = o.out ?? join("results", "sim", recipe.name, o.arm);
       const progress = startProgress("simulate", 1, "requests");
       const t0 = performance.now();
@@ -66,8 +87,7 @@ export function registerSimCommand(program: Command): void {
         ...(o.dataDir === undefined ? {} : { dataDir: o.dataDir }),
         ...(o.seed === undefined ? {} : { seed: o.seed }),
         outDir,
-        perfModel: perfModelChoice(o.perfModel, recipe),
-        perfModelName: o.perfModel,
+        perfModel,
         cliCommand: ["servelab", ...process.argv.slice(2)].join(" "),
         onProgress: (_virtualMs, done, total) => {
           if (done % 100 === 0 || done === total) progress.update(done, total);

@@ -199,3 +199,129 @@ describe("engine worker", () => {
     assert.equal(p.canFit(request("b", 80, 30)), true);
   });
 });
+
+describe("attention-DP placement (TensorRT-LLM's ADP router)", () => {
+  /** Ranks of each request, from the first token. */
+  const ranksOf = (log: string[]) =>
+    Object.fromEntries(
+      log.filter((l) => l.endsWith("token 1")).map((l) => l.split(" ")[1]!.split("@") as [string, string]),
+    );
+
+  it("places unpinned requests longest prompt first on the rank with the fewest active prompt tokens", () => {
+    const { w } = worker("aggregated", { maxBatchSize: 4 }, 4);
+    // Arrive together: placed in one iteration, longest first, each on the rank with the least tokens so far.
+    for (const [id, isl] of [
+      ["s", 10],
+      ["l", 90],
+      ["m", 50],
+      ["t", 20],
+    ] as const)
+      w.enqueue(null, request(id, isl, 2, id.charCodeAt(0) * 100));
+    assert.deepEqual(ranksOf(run(w)), { l: "0", m: "1", t: "2", s: "3" });
+  });
+
+  it("balances on prompt tokens, then request count, then rank, among ranks below the fair share", () => {
+    const { w } = worker("aggregated", { maxBatchSize: 4 }, 2);
+    w.enqueue(0, request("big", 80, 50));
+    w.beginStep();
+    w.endStep({ token: () => {}, prefillDone: () => {}, finished: () => {} });
+    // Rank 0 holds 80 prompt tokens, rank 1 none: three short requests arrive together. The fair share is
+    // ceil((1 + 3) / 2) = 2 per rank, so rank 1 takes two and the third goes to rank 0 despite its tokens.
+    for (const id of ["a", "b", "c"]) w.enqueue(null, request(id, 10, 2, id.charCodeAt(0) * 100));
+    const r = ranksOf(run(w));
+    assert.deepEqual([r.a, r.b, r.c], ["1", "1", "0"]);
+  });
+
+  it("keeps a pinned request for its rank until that rank has room, without blocking the others", () => {
+    const { w } = worker("aggregated", { maxBatchSize: 1 }, 2);
+    w.enqueue(0, request("a", 20, 5));
+    w.enqueue(0, request("b", 20, 2, 100));
+    w.enqueue(null, request("c", 20, 2, 200));
+    const log = run(w);
+    const r = ranksOf(log);
+    // b waits for a (rank 0 holds one request); c, behind it in the queue, is placed on rank 1 at once.
+    assert.deepEqual([r.a, r.b, r.c], ["0", "0", "1"]);
+    const at = (what: string) => Number(log.find((l) => l.includes(what))!.split(" ")[0]);
+    assert.ok(at("c@1 token 1") < at("a@0 finished"));
+    assert.ok(at("b@0 token 1") > at("a@0 finished"));
+  });
+
+  it("admits at most ranks × max_batch_size requests; the rest wait in the worker's queue", () => {
+    const { w } = worker("aggregated", { maxBatchSize: 2 }, 2);
+    for (let i = 0; i < 7; i++) w.enqueue(null, request(`r${i}`, 10, 3, i * 100));
+    w.beginStep();
+    assert.equal(w.queued, 3);
+    assert.deepEqual([0, 1].map((r) => w.load(r).running), [2, 2]);
+  });
+
+  it("reserves a decode rank for KV in flight by the same rule, and takes the request there", () => {
+    const { w } = worker("decode", { maxBatchSize: 4 }, 2);
+    const a = request("a", 80, 3);
+    const b = request("b", 10, 3, 100);
+    const ra = w.reserve(a);
+    const rb = w.reserve(b);
+    assert.notEqual(ra, rb);
+    w.enqueue(rb, b, true);
+    w.enqueue(ra, a, true);
+    const r = ranksOf(run(w).map((l) => l.replace("token 2", "token 1")));
+    assert.deepEqual([r.a, r.b], [String(ra), String(rb)]);
+    assert.throws(() => w.unreserve(0, a), /no place reserved/);
+  });
+});
+
+describe("ADP balance (attention_dp_config.enable_balance)", () => {
+  const balance = { timeoutIters: 3, batchingWaitIters: 2 };
+
+  it("holds one rank's context until every rank has some, or the timeout passes", () => {
+    const { w, steps } = worker("aggregated", { maxBatchSize: 4, adpBalance: balance }, 2);
+    // Both ranks decode; a prompt arrives for rank 0 only.
+    w.enqueue(0, request("d0", 10, 40));
+    w.enqueue(1, request("d1", 10, 40, 100));
+    const sink: StepSink = { token: () => {}, prefillDone: () => {}, finished: () => {} };
+    // Both prompts in one iteration: every rank has context, nothing decodes yet, so it runs (counter reset).
+    w.beginStep();
+    w.endStep(sink);
+    const before = steps.length;
+    w.enqueue(0, request("p", 50, 2, 200));
+    for (let i = 0; i < 4; i++) {
+      w.beginStep();
+      w.endStep(sink);
+    }
+    const prefills = steps.slice(before).map((s) => s[0]!.prefill.length);
+    // Held while rank 1 has no context; released when the wait counter reaches timeout_iters (3).
+    assert.deepEqual(prefills, [0, 0, 1, 0]);
+    assert.equal(w.heldIterations, 2);
+  });
+
+  it("releases context at once when some rank has nothing to decode, and is off by default", () => {
+    const on = worker("aggregated", { maxBatchSize: 4, adpBalance: balance }, 2);
+    on.w.enqueue(0, request("p", 50, 2));
+    run(on.w);
+    assert.equal(on.w.heldIterations, 0);
+    assert.equal(on.steps[0]![0]!.prefill.length, 1);
+    const off = worker("aggregated", { maxBatchSize: 4 }, 2);
+    off.w.enqueue(0, request("d0", 10, 40));
+    off.w.enqueue(1, request("d1", 10, 40, 100));
+    off.w.enqueue(0, request("p", 50, 2, 200));
+    run(off.w);
+    assert.equal(off.w.heldIterations, 0);
+  });
+
+  it("with context on every rank, lets it gather for batching_wait_iters while every rank decodes", () => {
+    const { w, steps } = worker("aggregated", { maxBatchSize: 4, adpBalance: balance }, 2);
+    w.enqueue(0, request("d0", 10, 40));
+    w.enqueue(1, request("d1", 10, 40, 100));
+    const sink: StepSink = { token: () => {}, prefillDone: () => {}, finished: () => {} };
+    w.beginStep();
+    w.endStep(sink);
+    const before = steps.length;
+    w.enqueue(0, request("p0", 30, 2, 200));
+    w.enqueue(1, request("p1", 30, 2, 300));
+    for (let i = 0; i < 3; i++) {
+      w.beginStep();
+      w.endStep(sink);
+    }
+    const both = steps.slice(before).map((s) => s.map((r) => r.prefill.length).join(","));
+    assert.deepEqual(both, ["0,0", "0,0", "1,1"]);
+  });
+});

@@ -135,7 +135,7 @@ export class EngineWorker<R extends EngineRequest = EngineRequest> {
   /** ADP balance counters: iterations context has waited for every rank, and batching iterations held. */
   private contextWaitIters = 0;
   private batchingWaitIters = 0;
-  /** Iterations whose context work ADP balance held back. */
+  /** Iterations whose context work ADP balance held back (held while there was some to hold). */
   heldIterations = 0;
   preemptions = 0;
 
@@ -375,7 +375,7 @@ export class EngineWorker<R extends EngineRequest = EngineRequest> {
   beginStep(): number | null {
     this.placePending();
     for (const rank of this.ranks) this.plan(rank);
-    if (this.settings.adpBalance && this.holdContext()) {
+    if (this.settings.adpBalance && this.holdContext() && this.ranks.some((r) => r.chunks.length > 0)) {
       this.heldIterations++;
       for (const rank of this.ranks) rank.chunks = [];
     }

@@ -3,7 +3,7 @@ import { getStepTimeModel } from "../engine/perf/registry.ts";
 import type { StepTimeModel } from "../engine/perf-model.ts";
 import { ServelabError } from "../errors.ts";
 import type { GroupRole, Recipe } from "../recipe/schema.ts";
-import { kvCapacityBlocks } from "../sim/kv-capacity.ts";
+import { engineSettingsFor } from "../sim/engine-settings.ts";
 import { perfModelChoice } from "../sim/perf-models.ts";
 
 export const WORKER_GROUPS = ["workers", "prefill", "decode"] as const satisfies readonly GroupRole[];
@@ -24,7 +24,6 @@ export const MOCKER_DEFAULTS = {
 } as const satisfies { servedModel: string; dpSize: number; engine: EngineSettings };
 
 /** The simulator's admission watermark, kept so a recipe's worker behaves as it does in `servelab sim`. */
-const RECIPE_WATERMARK = 0.01;
 
 /** Command-line choices; each one set overrides what the recipe says. */
 export interface WorkerConfigFlags {
@@ -126,19 +125,23 @@ export function resolveWorkerConfig(flags: WorkerConfigFlags, recipe?: Recipe): 
   const e = group.engine;
   const role: WorkerRole = groupName === "workers" ? "aggregated" : groupName;
   const dpSize = flags.dpSize ?? (e.enable_attention_dp ? e.tensor_parallel_size : 1);
+  const base = engineSettingsFor(recipe, group);
   return {
     servedModel: flags.model ?? recipe.model.served_model_name,
     dpSize,
     engine: {
-      maxBatchSize: flags.maxBatchSize ?? e.max_batch_size,
-      maxNumTokens: flags.maxNumTokens ?? e.max_num_tokens,
-      chunkedPrefill: flags.chunkedPrefill ?? e.enable_chunked_prefill,
-      blockSize: flags.blockSize ?? e.kv_cache_config.tokens_per_block,
-      prefixCaching: flags.prefixCaching ?? e.kv_cache_config.enable_block_reuse,
-      kvCapacityBlocks: flags.kvBlocks ?? kvCapacityBlocks(recipe, group),
-      watermark: RECIPE_WATERMARK,
+      ...base,
+      maxBatchSize: flags.maxBatchSize ?? base.maxBatchSize,
+      maxNumTokens: flags.maxNumTokens ?? base.maxNumTokens,
+      chunkedPrefill: flags.chunkedPrefill ?? base.chunkedPrefill,
+      blockSize: flags.blockSize ?? base.blockSize,
+      prefixCaching: flags.prefixCaching ?? base.prefixCaching,
+      kvCapacityBlocks: flags.kvBlocks ?? base.kvCapacityBlocks,
     },
-    stepModel: checkStepModel(perfModelChoice(flags.perfModel ?? "auto", recipe)(group, role), dpSize),
+    stepModel: checkStepModel(
+      perfModelChoice(flags.perfModel ?? "auto", recipe).forGroup(group, role),
+      dpSize,
+    ),
     source: `recipe ${recipe.name}, arm ${armName}, group ${groupName}`,
   };
 }

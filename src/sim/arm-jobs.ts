@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os";
 import type { Worker } from "node:worker_threads";
+import type { PerfSetting } from "../engine/perf/bounds.ts";
 import { type ErrorCode, ServelabError } from "../errors.ts";
 import type { Recipe } from "../recipe/schema.ts";
 import { startThread } from "../threads.ts";
@@ -18,6 +19,8 @@ export interface ArmJob {
   seed?: number;
   outDir: string;
   perfModel: string;
+  /** The step-time profile's bounds (nominal when absent). */
+  perfSetting?: PerfSetting;
   cliCommand: string;
 }
 

@@ -23,8 +23,7 @@ try {
     ...(job.trace ? { prepared: unshareTrace(job.trace) } : {}),
     ...(job.seed === undefined ? {} : { seed: job.seed }),
     outDir: job.outDir,
-    perfModel: perfModelChoice(job.perfModel, recipe),
-    perfModelName: job.perfModel,
+    perfModel: perfModelChoice(job.perfModel, recipe, job.perfSetting),
     cliCommand: job.cliCommand,
     onProgress: (virtualMs, done, total) => {
       if (done % 200 === 0 || done === total)

@@ -1,12 +1,11 @@
 import type { EngineRequest, WorkerRole } from "../engine/engine-worker.ts";
 import { EngineWorker } from "../engine/engine-worker.ts";
-import type { StepTimeModel } from "../engine/perf-model.ts";
 import { ServelabError } from "../errors.ts";
 import type { BlockHasher } from "../kv/block-hash.ts";
 import type { KvIndex } from "../kv/kv-index.ts";
 import { traceLocalHashes } from "../kv/trace-blocks.ts";
 import type { RequestError, RequestRecord } from "../metrics/record.ts";
-import type { Arm, Recipe, WorkerGroup } from "../recipe/schema.ts";
+import type { Arm, Recipe } from "../recipe/schema.ts";
 import { createRouter } from "../router/create-router.ts";
 import { DisaggRouter } from "../router/disagg-router.ts";
 import { KvRouter, type KvRouterOptions } from "../router/kv-router.ts";
@@ -14,9 +13,11 @@ import { decisionLabel, type Router, type RouterPolicy } from "../router/router.
 import { scheduleRows } from "../trace/schedule.ts";
 import type { TraceRow } from "../trace/types.ts";
 import { BlockIds } from "./block-ids.ts";
+import { engineSettingsFor } from "./engine-settings.ts";
 import { EventQueue } from "./event-queue.ts";
 import { kvCapacityBlocks } from "./kv-capacity.ts";
 import { type Link, LinkNetwork, link } from "./link-network.ts";
+import type { PerfModelFor } from "./perf-models.ts";
 
 /** A trace with its router block hashes and block ids computed once, to be shared by the arms that replay it. */
 export interface PreparedTrace {
@@ -56,7 +57,7 @@ export interface SimOptions {
   trace: PreparedTrace;
   hasher: BlockHasher;
   /** Step-time model for a worker group. */
-  perfModel: (group: WorkerGroup, role: WorkerRole) => StepTimeModel;
+  perfModel: PerfModelFor;
   seed?: number;
   /** Fixed-schedule window (AIPerf semantics): zero at the first timestamp, or at `startOffsetMs`. */
   autoOffset?: boolean;
@@ -232,23 +233,7 @@ export function simulateArm(opts: SimOptions): SimResult {
         workerId,
         dp,
         role,
-        {
-          maxBatchSize: e.max_batch_size,
-          maxNumTokens: e.max_num_tokens,
-          chunkedPrefill: e.enable_chunked_prefill,
-          blockSize: e.kv_cache_config.tokens_per_block,
-          prefixCaching: e.kv_cache_config.enable_block_reuse,
-          kvCapacityBlocks: kvCapacityBlocks(recipe, group),
-          watermark: 0.01,
-          ...(e.attention_dp_config.enable_balance && dp > 1
-            ? {
-                adpBalance: {
-                  timeoutIters: e.attention_dp_config.timeout_iters,
-                  batchingWaitIters: e.attention_dp_config.batching_wait_iters,
-                },
-              }
-            : {}),
-        },
+        engineSettingsFor(recipe, group),
         model,
         (rank) => {
           // The worker joins the router after its engine is built: look its target up at the first event.

@@ -20,7 +20,6 @@ describe("simulation runs", () => {
           arm: "only",
           outDir: join(dir, out),
           perfModel: perfModelChoice("polynomial", recipe),
-          perfModelName: "polynomial",
           cliCommand: "test",
           ...(exporter ? { exporter } : {}),
         });

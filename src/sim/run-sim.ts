@@ -1,6 +1,5 @@
 import { join } from "node:path";
-import type { WorkerRole } from "../engine/engine-worker.ts";
-import type { StepTimeModel } from "../engine/perf-model.ts";
+import { settingLabel } from "../engine/perf/bounds.ts";
 import { writeFileAtomic } from "../io/atomic-write.ts";
 import { createBlockHasher } from "../kv/block-hash.ts";
 import type { AiperfSummary } from "../metrics/aiperf-metrics.ts";
@@ -9,12 +8,13 @@ import { PROFILE_EXPORT_JSONL, renderAiperfJson, writeAiperfSummaryFiles } from 
 import { parseGoodput } from "../metrics/goodput.ts";
 import { summarize } from "../metrics/summary.ts";
 import { recipeSynthesisOptions } from "../recipe/load.ts";
-import type { Recipe, WorkerGroup } from "../recipe/schema.ts";
+import type { Recipe } from "../recipe/schema.ts";
 import { readTrace } from "../trace/reader.ts";
 import { resolveTraceInput } from "../trace/resolve-dataset.ts";
 import { synthesizeTrace } from "../trace/synthesize.ts";
 import type { TraceRow } from "../trace/types.ts";
 import { type PreparedTrace, prepareTrace, type SimResult, simulateArm } from "./cluster.ts";
+import type { PerfModelChoice } from "./perf-models.ts";
 
 export interface SimRunOptions {
   recipe: Recipe;
@@ -26,8 +26,7 @@ export interface SimRunOptions {
   dataDir?: string;
   seed?: number;
   outDir: string;
-  perfModel: (group: WorkerGroup, role: WorkerRole) => StepTimeModel;
-  perfModelName: string;
+  perfModel: PerfModelChoice;
   cliCommand: string;
   onProgress?: (virtualMs: number, done: number, total: number) => void;
   /** A trace already prepared (e.g. shared by several arms). */
@@ -58,6 +57,8 @@ export interface SimExtras {
   recipe: string;
   arm: string;
   perf_model: string;
+  /** The step-time model each worker group ran, the profile bounds, and whether a measured profile is behind it. */
+  step_time_model: { models: Record<string, string>; bounds: string; calibrated: boolean };
   seed: number;
   requests: number;
   simulated_s: number;
@@ -138,7 +139,7 @@ export async function runSimulation(opts: SimRunOptions): Promise<SimRunResult> 
       arm: opts.arm,
       trace: prepared,
       hasher,
-      perfModel: opts.perfModel,
+      perfModel: opts.perfModel.forGroup,
       ...(opts.seed === undefined ? {} : { seed: opts.seed }),
       autoOffset: schedule?.auto_offset ?? false,
       ...(schedule?.start_offset_ms === undefined ? {} : { startOffsetMs: schedule.start_offset_ms }),
@@ -159,7 +160,12 @@ export async function runSimulation(opts: SimRunOptions): Promise<SimRunResult> 
   const extras: SimExtras = {
     recipe: recipe.name,
     arm: opts.arm,
-    perf_model: opts.perfModelName,
+    perf_model: opts.perfModel.requested,
+    step_time_model: {
+      models: Object.fromEntries(opts.perfModel.resolved),
+      bounds: settingLabel(opts.perfModel.setting),
+      calibrated: opts.perfModel.calibrated(),
+    },
     seed: opts.seed ?? recipe.trace.seed,
     requests: result.requests,
     simulated_s: result.virtualMs / 1000,
@@ -184,7 +190,8 @@ export async function runSimulation(opts: SimRunOptions): Promise<SimRunResult> 
       cli_command: opts.cliCommand,
       recipe: recipe.name,
       arm: opts.arm,
-      perf_model: opts.perfModelName,
+      perf_model: opts.perfModel.requested,
+      perf_bounds: extras.step_time_model.bounds,
       seed: extras.seed,
       goodput: recipe.benchmark.goodput,
     },

@@ -142,7 +142,7 @@ describe("cluster simulation", () => {
     );
   });
 
-  it("routes round-robin across workers' ranks and reuses nothing when block reuse is off", () => {
+  it("routes round-robin across workers and reuses nothing when block reuse is off", () => {
     const rows = [0, 1, 2, 3].map((i) => ({
       timestamp: i,
       input_length: 600,
@@ -154,7 +154,7 @@ describe("cluster simulation", () => {
       "      replicas: 2\n      engine: { kv_cache_config: { enable_block_reuse: false } }\n",
     );
     const { records } = runTiny(rows, text);
-    // Two single-rank workers: each target gets every other request.
+    // Two single-rank workers: each gets every other request.
     assert.deepEqual(records.map((r) => r.target).sort(), ["agg-0/0", "agg-0/0", "agg-1/0", "agg-1/0"]);
     assert.ok(records.every((r) => r.cachedTokens === 0));
   });
@@ -184,6 +184,103 @@ describe("cluster simulation", () => {
     assert.equal(records[1]!.cachedTokens, 992);
     const second = records[1]!;
     assert.ok((second.chunkNs[0]! - second.startNs) / 1e6 < 10.1);
+  });
+
+  /** Two DEP4 workers (TP4 with attention DP), at most 2 requests per rank. */
+  const dep = (router: string, reuse = false) =>
+    TINY_RECIPE.replace(
+      "    workers:\n      replicas: 2\n",
+      `    router: ${router}\n    workers:\n      replicas: 2\n      gpus_per_worker: 4\n      publish_events_and_metrics: true\n      engine: { tensor_parallel_size: 4, enable_attention_dp: true, max_batch_size: 2, kv_cache_config: { enable_block_reuse: ${reuse} } }\n`,
+    );
+  const burst = (n: number, isl = (i: number) => 600 + 64 * i) =>
+    Array.from({ length: n }, (_, i) => ({
+      timestamp: 0,
+      input_length: isl(i),
+      output_length: 4,
+      hash_ids: [100 + 2 * i, 101 + 2 * i],
+    }));
+
+  it("round-robin picks workers in turn and each engine spreads its requests over its ranks itself", () => {
+    const { records } = runTiny(burst(8), dep("{ mode: round-robin }"));
+    const byWorker = (w: string) =>
+      records
+        .filter((r) => r.target!.startsWith(w))
+        .map((r) => r.target!)
+        .sort();
+    // Four requests per worker, one on each rank — not eight in a row on one worker's ranks.
+    assert.deepEqual(byWorker("agg-0/"), ["agg-0/0", "agg-0/1", "agg-0/2", "agg-0/3"]);
+    assert.deepEqual(byWorker("agg-1/"), ["agg-1/0", "agg-1/1", "agg-1/2", "agg-1/3"]);
+  });
+
+  it("the engine places requests that arrive together longest prompt first on the least loaded rank", () => {
+    // agg-0 gets requests 0, 2, 4, 6: the first starts a step alone on rank 0; the three that arrive during it
+    // are placed together, the longest (6) first onto the lowest empty rank.
+    const { records } = runTiny(burst(8), dep("{ mode: round-robin }"));
+    const target = (i: number) => records.find((r) => r.requestId === `r${i}`)!.target;
+    assert.deepEqual([0, 6, 4, 2].map(target), ["agg-0/0", "agg-0/1", "agg-0/2", "agg-0/3"]);
+  });
+
+  it("the KV router pins the rank it chose", () => {
+    const rows = [0, 1000].map((timestamp) => ({
+      timestamp,
+      input_length: 700,
+      output_length: 2,
+      hash_ids: [4, 5],
+    }));
+    const { records, result } = runTiny(rows, dep("{ mode: kv }", true));
+    // The second request follows the first one's cached prefix to its rank.
+    assert.equal(records[1]!.target, records[0]!.target);
+    assert.ok(result.targets.find((t) => t.target === records[0]!.target)!.cached_tokens > 0);
+  });
+
+  it("a disaggregated round-robin arm alternates prefill workers and ignores cached prefixes", () => {
+    const disagg = (mode: string) =>
+      TINY_RECIPE.replace(
+        "    workers:\n      replicas: 2\n",
+        `    router: { mode: ${mode} }\n    prefill: { replicas: 2, publish_events_and_metrics: true }\n    decode: { replicas: 2 }\n`,
+      );
+    const rows = [0, 1000, 2000, 3000].map((timestamp) => ({
+      timestamp,
+      input_length: 1000,
+      output_length: 2,
+      hash_ids: [4, 5],
+    }));
+    const kv = runTiny(rows, disagg("kv"));
+    const rr = runTiny(rows, disagg("round-robin"));
+    const prefill = (r: ReturnType<typeof runTiny>) =>
+      r.result.targets.filter((t) => t.role === "prefill").map((t) => [t.target, t.requests]);
+    // KV routing sends every repeat of the prompt to the prefill worker that caches it.
+    assert.deepEqual(prefill(kv), [["prefill-0/0", 4]]);
+    assert.deepEqual(prefill(rr), [
+      ["prefill-0/0", 2],
+      ["prefill-1/0", 2],
+    ]);
+    const cached = (r: ReturnType<typeof runTiny>) => r.records.reduce((a, x) => a + x.cachedTokens, 0);
+    assert.ok(cached(kv) > cached(rr));
+  });
+
+  it("hands KV over per rank: transfers from different ranks do not share a link", () => {
+    const disagg = TINY_RECIPE.replace(
+      "    workers:\n      replicas: 2\n",
+      "    router: { mode: round-robin }\n    prefill: { replicas: 1, gpus_per_worker: 2, engine: { tensor_parallel_size: 2, enable_attention_dp: true } }\n    decode: { replicas: 1, gpus_per_worker: 2, engine: { tensor_parallel_size: 2, enable_attention_dp: true } }\n",
+    ).replace("bandwidth_gb_per_s: 900", "bandwidth_gb_per_s: 0.001");
+    // A one-token prompt keeps the prefill worker busy while two equal prompts arrive: those two are placed
+    // together on its two ranks, and handed to the two decode ranks at the same time.
+    const rows = [
+      { timestamp: 0, input_length: 1, output_length: 2, hash_ids: [1] },
+      ...[1, 1].map((timestamp, i) => ({
+        timestamp,
+        input_length: 1000,
+        output_length: 2,
+        hash_ids: [10 + 2 * i, 11 + 2 * i],
+      })),
+    ];
+    const { result } = runTiny(rows, disagg);
+    // 1,000 tokens × 1,000 B at 1 MB/s = 1,000 ms each; on one shared link they would take 2,000 ms.
+    assert.deepEqual(
+      result.kvTransferMs.map((ms) => Math.round(ms)),
+      [1, 1000, 1000],
+    );
   });
 
   it("fails a request that can never fit in KV instead of stalling", () => {

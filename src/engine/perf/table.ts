@@ -8,6 +8,7 @@ import {
   memOpMs,
   moeSolMs,
 } from "./aic-profile.ts";
+import { type HostOverhead, rankHostMs } from "./host-overhead.ts";
 import { curveAt, segment, segmentWeight } from "./interp.ts";
 
 /** TRT-LLM `moe_config.backend` of a DEP worker. */
@@ -43,6 +44,8 @@ export interface StepBreakdown {
   moeTokens: number;
   /** Whether the step replays a CUDA graph (decode-only, batch within the captured sizes). */
   cudaGraph: boolean;
+  /** The slowest rank's host time for the iteration (0 without a host model); `totalMs` includes what shows. */
+  hostMs: number;
 }
 
 export interface TableStepTimeModel extends StepTimeModel {
@@ -82,6 +85,17 @@ function gridAt(
 }
 
 const clamp = (x: number, lo: number, hi: number) => Math.min(Math.max(x, lo), hi);
+
+/**
+ * How a measured curve's utilization (roofline / measured) changed per doubling of x over its last two points,
+ * capped at 1: the rate a `trend` extrapolation keeps falling at, and never a gain.
+ */
+export function utilizationTrend(c: Curve, sol: (x: number) => number): number {
+  const n = c.x.length - 1;
+  const u = (i: number) => sol(c.x[i]!) / c.ms[i]!;
+  const perDoubling = (u(n) / u(n - 1)) ** (1 / Math.log2(c.x[n]! / c.x[n - 1]!));
+  return Math.min(perDoubling, 1);
+}
 
 /** Largest token count whose per-token-count kernel times are remembered (steps are far smaller). */
 const MEMO_LIMIT = 1 << 20;
@@ -136,10 +150,21 @@ export interface KernelOptions {
    * prices the extra roofline time at that utilization instead.
    */
   longPrefixUtilization?: "anchor" | number;
+  /**
+   * Routed-expert compute beyond the largest collected token count (16,384 global tokens, SOURCE.md §5 item 2):
+   * `hold` (default) keeps the last point's utilization, as AIC does; `trend` lets it keep falling by the factor
+   * measured over the last collected doubling (never rising).
+   */
+  moeBeyondGrid?: "hold" | "trend";
 }
 
 export interface TableOptions extends KernelOptions {
   name?: string;
+  /**
+   * Host time per iteration, and whether TRT-LLM's overlap scheduler hides it behind the GPU step
+   * (`disable_overlap_scheduler: false`). Without it, steps are GPU time only.
+   */
+  host?: { overhead: HostOverhead; overlapScheduler: boolean };
 }
 
 /**
@@ -270,12 +295,16 @@ export function createKernels(profile: AicProfile, opts: KernelOptions = {}) {
   }
 
   const moeSol = (t: number) => moeSolMs(p, t);
+  const trend = opts.moeBeyondGrid === "trend";
   function experts(backend: MoeBackend, globalTokens: number): number {
     if (globalTokens <= 0) return 0;
-    if (backend === "WIDEEP") return curveAt(p.moe.wideep.x, p.moe.wideep.ms, globalTokens, moeSol);
     const t = p.moe.trtllm;
-    const c: Curve = globalTokens <= t.minLatencyMaxTokens ? t.minLatency : t.cutlass;
-    return curveAt(c.x, c.ms, globalTokens, moeSol);
+    const c: Curve =
+      backend === "WIDEEP" ? p.moe.wideep : globalTokens <= t.minLatencyMaxTokens ? t.minLatency : t.cutlass;
+    const ms = curveAt(c.x, c.ms, globalTokens, moeSol);
+    const last = c.x.length - 1;
+    if (!trend || globalTokens <= c.x[last]! || last < 1) return ms;
+    return ms / utilizationTrend(c, moeSol) ** Math.log2(globalTokens / c.x[last]!);
   }
 
   /** All-to-all phases per MoE layer for `rankTokens` per rank; linear in size beyond the collected 65536. */
@@ -359,6 +388,7 @@ export function createTableModel(
     kernels.alltoall(variant.moeBackend, variant.lowPrecisionCombine, tokens),
   );
   const d = profile.model;
+  const host = opts.host;
   const dense = d.numDenseLayers;
   const moeLayers = d.numLayers - d.numDenseLayers;
   const dp = profile.epSize;
@@ -374,7 +404,15 @@ export function createTableModel(
       if (r.decode.length > maxDecode) maxDecode = r.decode.length;
     }
     const graph = !anyPrefill && maxDecode > 0 && maxDecode <= variant.cudaGraphMaxBatch;
-    const empty = { totalMs: 0, attentionMs: 0, expertMs: 0, alltoallMs: 0, moeTokens: 0, cudaGraph: false };
+    const empty = {
+      totalMs: 0,
+      attentionMs: 0,
+      expertMs: 0,
+      alltoallMs: 0,
+      moeTokens: 0,
+      cudaGraph: false,
+      hostMs: 0,
+    };
     if (!anyPrefill && maxDecode === 0) return empty;
 
     let maxAttn = 0;
@@ -430,8 +468,13 @@ export function createTableModel(
       ? maxMoeLocal + Math.max(maxRouter + a2a + expertMs, maxShared)
       : maxMoeLocal + a2a + expertMs;
     const scale = graph ? variant.graphLayerScale : 1;
+    const gpuMs = scale * (dense * maxDenseLocal + moeLayers * moeLayer) + maxOnce;
+    // Every rank runs its own executor loop, and the ranks meet in collectives: the slowest host gates the step.
+    let hostMs = 0;
+    if (host) for (const r of ranks) hostMs = Math.max(hostMs, rankHostMs(host.overhead, r));
     return {
-      totalMs: scale * (dense * maxDenseLocal + moeLayers * moeLayer) + maxOnce,
+      totalMs: host?.overlapScheduler ? Math.max(gpuMs, hostMs) : gpuMs + hostMs,
+      hostMs,
       attentionMs: scale * d.numLayers * maxAttn,
       expertMs: scale * moeLayers * expertMs,
       alltoallMs: scale * moeLayers * a2a,
