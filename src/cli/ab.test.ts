@@ -46,4 +46,37 @@ describe("servelab ab and servelab report", () => {
       assert.equal(section(md2), section(md));
     });
   });
+
+  it("reruns the A/B under the step-time bounds and says the polynomial model is uncalibrated", async () => {
+    await withTempDir(async (dir) => {
+      await writeFile(join(dir, "ab.yaml"), AB_RECIPE);
+      await writeLines(dir, "trace.jsonl", randomTrace(3, 30));
+      const out = join(dir, "out");
+      const ab = await runCli([
+        "ab",
+        join(dir, "ab.yaml"),
+        "--out",
+        out,
+        "--perf-bounds",
+        "nominal,pessimistic",
+      ]);
+      assert.equal(ab.code, 0, ab.stderr);
+      assert.match(ab.stderr, /warning: uncalibrated step-time model/);
+      assert.match(ab.stdout, /How sure: the verdict across the step-time bounds/);
+      const md = await readFile(join(out, "report.md"), "utf8");
+      assert.match(md, /\*\*UNCALIBRATED/);
+      assert.match(md, /\| nominal \|[\s\S]*\| pessimistic \|/);
+      assert.match(md, /rr: aggregated: polynomial — uncalibrated, bounds nominal/);
+      const bad = await runCli([
+        "ab",
+        join(dir, "ab.yaml"),
+        "--out",
+        join(dir, "x"),
+        "--perf-bounds",
+        "best",
+      ]);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /^error\[USAGE\].*--perf-bounds/m);
+    });
+  });
 });

@@ -1,12 +1,24 @@
+import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
 import cliProgress from "cli-progress";
+import {
+  PERF_BOUNDS,
+  type PerfBound,
+  type PerfSetting,
+  PROFILE_PARAMETERS,
+  parsePerfBounds,
+  settingLabel,
+} from "../engine/perf/bounds.ts";
+import { DSV32_GB200_DEP8 } from "../engine/perf/registry.ts";
 import { ServelabError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic-write.ts";
+import { PROFILE_EXPORT_JSON } from "../metrics/exporters.ts";
 import { loadRecipe, resolvedRecipeYaml } from "../recipe/load.ts";
 import type { ArmArtifacts } from "../report/artifacts.ts";
 import { withAttributionArms } from "../report/attribution.ts";
 import { runArmsInParallel } from "../sim/arm-jobs.ts";
+import { describePerfModels, uncalibratedWarning } from "../sim/perf-models.ts";
 import { prepareSharedTrace } from "../sim/shared-trace.ts";
 import { analyzeRows, type TraceAnalysis } from "../trace/analyze.ts";
 import { readTrace } from "../trace/reader.ts";
@@ -54,6 +66,28 @@ function armProgress(arms: readonly string[]) {
   };
 }
 
+/** Where an arm's run under a non-main step-time setting goes: `bounds/<setting>/<arm>`. */
+function boundsDir(outDir: string, setting: PerfSetting, arm: string): string {
+  return join(outDir, "bounds", settingLabel(setting).replaceAll(", ", "+").replaceAll(" ", "-"), arm);
+}
+
+async function readSummary(dir: string): Promise<Record<string, unknown>> {
+  return JSON.parse(await readFile(join(dir, PROFILE_EXPORT_JSON), "utf8")) as Record<string, unknown>;
+}
+
+/**
+ * Every parameter of the profile moved alone to each end where that end differs from its nominal value, the
+ * others at `bound`.
+ */
+function sensitivitySettings(bound: PerfBound): PerfSetting[] {
+  return PROFILE_PARAMETERS.flatMap((p) => {
+    const values = p.values(DSV32_GB200_DEP8);
+    return (["optimistic", "pessimistic"] as const)
+      .filter((end) => values[end] !== values.nominal)
+      .map((end) => ({ bound, vary: { parameter: p.name, bound: end } }));
+  });
+}
+
 export function registerAbCommand(program: Command): void {
   program
     .command("ab")
@@ -67,6 +101,15 @@ export function registerAbCommand(program: Command): void {
       intOption(0),
     )
     .option("--perf-model <name>", "step-time model (see servelab sim)", "auto")
+    .option(
+      "--perf-bounds <list>",
+      `step-time profile bounds to run the A/B under, comma-separated (${PERF_BOUNDS.join(", ")}); the report shows the verdict under each`,
+      "nominal",
+    )
+    .option(
+      "--sensitivity",
+      "also rerun the A/B with each uncertain profile parameter alone at its ends, and rank the parameters by how far they move the verdict",
+    )
     .option("--data-dir <dir>", "where named datasets are looked up first")
     .option(
       "--endpoint <name=url>",
@@ -91,7 +134,33 @@ export function registerAbCommand(program: Command): void {
       if (endpoints.length === 1)
         throw new ServelabError("USAGE", "an A/B against live endpoints needs two or more --endpoint");
       const arms = endpoints.length > 0 ? endpoints.map((e) => e.name) : Object.keys(recipe.arms);
-      const progress = armProgress(arms);
+      const bounds = parsePerfBounds(o.perfBounds);
+      const main: PerfSetting = { bound: bounds.includes("nominal") ? "nominal" : bounds[0]! };
+      // The A/B itself: the recipe's own first two arms (attribution arms are not rerun under every bound).
+      const [baseArm, candidateArm] = Object.keys(base.arms);
+      const extra: PerfSetting[] = live
+        ? []
+        : [
+            ...bounds.filter((b) => b !== main.bound).map((bound) => ({ bound })),
+            ...(o.sensitivity ? sensitivitySettings(main.bound) : []),
+          ];
+      if ((extra.length > 0 || bounds.length > 1) && candidateArm === undefined)
+        throw new ServelabError(
+          "USAGE",
+          "--perf-bounds and --sensitivity compare two arms; the recipe has one",
+        );
+      if (!live) {
+        const described = describePerfModels(o.perfModel, recipe, arms, main);
+        if (!described.calibrated) process.stderr.write(uncalibratedWarning(described.models));
+      }
+      const extraJobs = extra.flatMap((setting) =>
+        [baseArm!, candidateArm!].map((arm) => ({
+          setting,
+          arm,
+          label: `${arm} @ ${settingLabel(setting)}`,
+        })),
+      );
+      const progress = armProgress([...arms, ...extraJobs.map((j) => j.label)]);
       const t0 = performance.now();
       // Loaded when the first arm finishes, beside the arms still running (not while the arms' threads start).
       let reportLoad: ReturnType<typeof reportModules> | undefined;
@@ -126,22 +195,31 @@ export function registerAbCommand(program: Command): void {
       // The arms replay one trace: it is hashed and its blocks numbered once, for all of them.
       const shared = await prepareSharedTrace(recipe, arms, rows);
       try {
+        const job = (arm: string, setting: PerfSetting, dir: string) => ({
+          recipePath,
+          recipeDir,
+          ...(attribution ? { recipeOverride: recipe } : {}),
+          arm,
+          traceFile: trace.file,
+          ...(shared ? { trace: shared } : {}),
+          ...(o.seed === undefined ? {} : { seed: o.seed }),
+          outDir: dir,
+          perfModel: o.perfModel,
+          perfSetting: setting,
+          cliCommand,
+        });
         await runArmsInParallel(
-          arms.map((arm) => ({
-            recipePath,
-            recipeDir,
-            ...(attribution ? { recipeOverride: recipe } : {}),
-            arm,
-            traceFile: trace.file,
-            ...(shared ? { trace: shared } : {}),
-            ...(o.seed === undefined ? {} : { seed: o.seed }),
-            outDir: join(outDir, "arms", arm),
-            perfModel: o.perfModel,
-            cliCommand,
-          })),
+          [
+            ...arms.map((arm) => job(arm, main, join(outDir, "arms", arm))),
+            ...extraJobs.map((j) => ({
+              ...job(j.arm, j.setting, boundsDir(outDir, j.setting, j.arm)),
+              label: j.label,
+            })),
+          ],
           progress.update,
           undefined,
           (r) => {
+            if (!arms.includes(r.arm) || r.dir !== join(outDir, "arms", r.arm)) return;
             const read = report().then((m) => m.readArmArtifacts(r.dir, r.arm));
             traceStats ??= analyzeTrace();
             // Awaited below; a failing arm elsewhere must not turn it into an unhandled rejection first.
@@ -158,6 +236,21 @@ export function registerAbCommand(program: Command): void {
       const artifacts = await Promise.all(
         arms.map((arm) => reading.get(arm) ?? readArmArtifacts(join(outDir, "arms", arm), arm)),
       );
+      const settingRun = async (setting: PerfSetting, dirOf: (arm: string) => string) => ({
+        label: settingLabel(setting),
+        bound: setting.bound,
+        ...(setting.vary ? { vary: setting.vary } : {}),
+        arms: await Promise.all(
+          [baseArm!, candidateArm!].map(async (name) => ({ name, summary: await readSummary(dirOf(name)) })),
+        ),
+      });
+      const boundRuns =
+        extra.length === 0
+          ? undefined
+          : [
+              await settingRun(main, (arm) => join(outDir, "arms", arm)),
+              ...(await Promise.all(extra.map((s) => settingRun(s, (arm) => boundsDir(outDir, s, arm))))),
+            ];
       const written = await writeReport(outDir, artifacts, {
         title: `${recipe.name}: ${arms.join(" vs ")}`,
         recipe,
@@ -166,10 +259,11 @@ export function registerAbCommand(program: Command): void {
         command: cliCommand,
         seed: o.seed ?? recipe.trace.seed,
         ...(attribution ? { attribution: attribution.steps } : {}),
+        ...(boundRuns ? { bounds: { baseline: baseArm!, candidate: candidateArm!, runs: boundRuns } } : {}),
       });
       process.stdout.write(written.console);
       process.stdout.write(
-        `\nSimulated ${arms.length} arms in ${simSeconds.toFixed(1)} s (trace ${trace.cached ? "from cache" : "synthesized"}).\nReport: ${written.html}\n`,
+        `\nSimulated ${arms.length} arms${extraJobs.length > 0 ? ` and ${extraJobs.length} bound runs` : ""} in ${simSeconds.toFixed(1)} s (trace ${trace.cached ? "from cache" : "synthesized"}).\nReport: ${written.html}\n`,
       );
     });
 }

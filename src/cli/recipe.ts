@@ -8,11 +8,18 @@ export function registerRecipeCommands(program: Command): void {
     .command("validate")
     .description("check a recipe against the schema and its cross-field rules")
     .argument("<file>", "recipe YAML")
-    .action(async (file) => {
+    .option("--perf-model <name>", "the step-time model the simulator would run (see servelab sim)", "auto")
+    .action(async (file, o) => {
       const r = await loadRecipe(file);
       const arms = Object.keys(r.arms);
       const noun = arms.length === 1 ? "arm" : "arms";
       process.stdout.write(`ok: ${file} (recipe ${r.name}, ${arms.length} ${noun}: ${arms.join(", ")})\n`);
+      const { describePerfModels, uncalibratedWarning } = await import("../sim/perf-models.ts");
+      const d = describePerfModels(o.perfModel, r);
+      for (const [arm, roles] of Object.entries(d.models))
+        for (const [role, model] of Object.entries(roles))
+          process.stdout.write(`step-time model ${arm}/${role}: ${model}\n`);
+      if (!d.calibrated) process.stderr.write(uncalibratedWarning(d.models));
     });
 
   recipe

@@ -251,7 +251,10 @@ describe("attention-DP placement (TensorRT-LLM's ADP router)", () => {
     for (let i = 0; i < 7; i++) w.enqueue(null, request(`r${i}`, 10, 3, i * 100));
     w.beginStep();
     assert.equal(w.queued, 3);
-    assert.deepEqual([0, 1].map((r) => w.load(r).running), [2, 2]);
+    assert.deepEqual(
+      [0, 1].map((r) => w.load(r).running),
+      [2, 2],
+    );
   });
 
   it("reserves a decode rank for KV in flight by the same rule, and takes the request there", () => {

@@ -11,7 +11,8 @@ export interface Attribution {
 /**
  * Adds the arms that separate the founding A/B's three changes — prefix reuse, KV-aware routing, disaggregation —
  * to a recipe with one aggregated baseline arm and one disaggregated arm: the baseline with reuse on, then also with
- * the disaggregated arm's router, and the disaggregated arm behind round-robin.
+ * the disaggregated arm's router; each step changes that one factor. The disaggregated arm behind the baseline's
+ * router is added too (both of its legs then route that way), for the other order of the last two factors.
  */
 export function withAttributionArms(recipe: Recipe): Attribution {
   const names = Object.keys(recipe.arms);
@@ -25,15 +26,12 @@ export function withAttributionArms(recipe: Recipe): Attribution {
   }
   const a = recipe.arms[baseline]!;
   const b = recipe.arms[treatment]!;
-  const reuseOn = (arm: Arm): Arm => {
-    const copy = structuredClone(arm);
-    copy.workers!.engine.kv_cache_config.enable_block_reuse = true;
-    copy.workers!.publish_events_and_metrics = true;
-    return copy;
-  };
-  const aggReuse = reuseOn(a);
-  const aggKv: Arm = { ...reuseOn(a), router: structuredClone(b.router) };
-  const disaggRr: Arm = { ...structuredClone(b), router: structuredClone(a.router) };
+  const aggReuse = structuredClone(a);
+  aggReuse.workers!.engine.kv_cache_config.enable_block_reuse = true;
+  // The KV router hears of cached blocks through events: a worker behind it publishes them (part of routing).
+  const aggKv: Arm = structuredClone({ ...aggReuse, router: b.router });
+  if (b.router.mode === "kv" && b.router.use_kv_events) aggKv.workers!.publish_events_and_metrics = true;
+  const disaggRr: Arm = structuredClone({ ...b, router: a.router });
   const arms = {
     ...recipe.arms,
     [`${baseline}+reuse`]: aggReuse,

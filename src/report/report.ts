@@ -2,12 +2,21 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import Table from "cli-table3";
 import { TABLE_STYLE } from "../cli/table-style.ts";
+import { PERF_BOUNDS } from "../engine/perf/bounds.ts";
 import { writeFileAtomic } from "../io/atomic-write.ts";
 import { type GoodputSlo, parseGoodput } from "../metrics/goodput.ts";
 import { resolvedRecipeYaml } from "../recipe/load.ts";
 import type { Recipe } from "../recipe/schema.ts";
 import type { TraceAnalysis } from "../trace/analyze.ts";
 import type { ArmArtifacts } from "./artifacts.ts";
+import {
+  BOUNDS_HEAD,
+  boundsRows,
+  SENSITIVITY_HEAD,
+  type SettingRun,
+  sensitivityRows,
+  settingVerdicts,
+} from "./bounds-report.ts";
 import { type ArmComparison, type ArmInput, compareArms, formatNumber, METRIC_LABELS } from "./compare.ts";
 import { chartData, echartsBrowserScript, renderReportCharts } from "./report-charts.ts";
 import type { Estimate } from "./stats.ts";
@@ -24,6 +33,11 @@ export interface ReportContext {
   slos?: readonly GoodputSlo[] | undefined;
   /** [factor, from arm, to arm] comparisons that isolate each factor (see withAttributionArms). */
   attribution?: [string, string, string][] | undefined;
+  /**
+   * The A/B rerun with the step-time profile's parameters at their bounds, and each moved alone (sensitivity):
+   * summaries of arm `baseline` and arm `candidate` under each setting.
+   */
+  bounds?: { baseline: string; candidate: string; runs: SettingRun[] } | undefined;
 }
 
 export interface ReportFiles {
@@ -168,6 +182,19 @@ export async function writeReport(
 
   const md: string[] = [`# ${ctx.title}`, ""];
   const html: string[] = [];
+  const models = stepTimeModels(arms);
+  if (models.uncalibrated) {
+    const banner =
+      "UNCALIBRATED: at least one arm ran a step-time model with no measured profile behind it (the polynomial mocker model), so the figures below are illustrative, not a prediction.";
+    md.push(`> **${banner}**`, "");
+    html.push(`<p class="banner">${escapeHtml(banner)}</p>`);
+  }
+  if (models.lines.length > 0) {
+    md.push("Step-time models:", "", ...models.lines.map((l) => `- ${l}`), "");
+    html.push(
+      `<p>Step-time models:</p><ul>${models.lines.map((l) => `<li>${escapeHtml(l)}</li>`).join("")}</ul>`,
+    );
+  }
   for (const c of comparisons) {
     const heading = `${c.candidate.name} vs ${c.baseline.name}`;
     const verdicts = c.verdicts.filter(
@@ -211,6 +238,11 @@ export async function writeReport(
     md.push("## Attribution", "", mdTable(head, rows), "");
     html.push("<h2>Attribution</h2>", htmlTable(head, rows));
   }
+  const boundsTables = ctx.bounds ? boundsSections(ctx.bounds) : [];
+  for (const t of boundsTables) {
+    md.push(`## ${t.title}`, "", t.note, "", mdTable(t.head, t.rows), "");
+    html.push(`<h2>${escapeHtml(t.title)}</h2>`, `<p>${escapeHtml(t.note)}</p>`, htmlTable(t.head, t.rows));
+  }
   const reports = [comparisons[0]!.baseline, ...comparisons.map((c) => c.candidate)];
   const charts = await renderReportCharts(
     outDir,
@@ -237,6 +269,7 @@ export async function writeReport(
 body{font-family:system-ui,sans-serif;margin:2rem;max-width:80rem;color:#222}
 table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}
 td:first-child,th:first-child{text-align:left}li.improvement{color:#156e2e}li.regression{color:#a11}
+.banner{background:#fde8e8;border:2px solid #a11;color:#a11;padding:.75rem;font-weight:bold}
 pre{background:#f6f6f6;padding:1rem;overflow:auto;font-size:.8rem}.chart{width:960px;height:480px}
 </style></head><body>
 <h1>${escapeHtml(ctx.title)}</h1>
@@ -286,5 +319,56 @@ for (const el of document.querySelectorAll(".chart")) {
     ...comparisons.map(() => ""),
   ];
   table.push(goodputRow);
-  return { md: mdPath, html: htmlPath, console: `${table.toString()}\n` };
+  let console = `${table.toString()}\n`;
+  for (const t of boundsTables) {
+    const bt = new Table({ head: t.head, ...TABLE_STYLE });
+    for (const r of t.rows) bt.push(r);
+    console += `\n${t.title}\n${bt.toString()}\n`;
+  }
+  if (models.uncalibrated)
+    console = `UNCALIBRATED step-time model: the figures are illustrative only.\n${console}`;
+  return { md: mdPath, html: htmlPath, console };
+}
+
+/** Which step-time model each simulated arm ran, and whether any ran one without a measured profile. */
+function stepTimeModels(arms: readonly ArmArtifacts[]): { lines: string[]; uncalibrated: boolean } {
+  let uncalibrated = false;
+  const lines: string[] = [];
+  for (const a of arms) {
+    const m = a.sim?.step_time_model;
+    if (!m) continue;
+    if (!m.calibrated) uncalibrated = true;
+    const roles = Object.entries(m.models).map(([role, name]) => `${role}: ${name}`);
+    lines.push(
+      `${a.name}: ${roles.join("; ")} — ${m.calibrated ? "measured profile" : "uncalibrated"}, bounds ${m.bounds}`,
+    );
+  }
+  return { lines, uncalibrated };
+}
+
+/** The verdict under each bound, and the sensitivity table when parameters were moved one at a time. */
+function boundsSections(b: NonNullable<ReportContext["bounds"]>) {
+  // Optimistic, nominal, pessimistic: the order a reader scans a range in.
+  const whole = b.runs
+    .filter((r) => !r.vary)
+    .sort((x, y) => PERF_BOUNDS.indexOf(x.bound) - PERF_BOUNDS.indexOf(y.bound));
+  const varied = b.runs.filter((r) => r.vary);
+  const sections: { title: string; note: string; head: string[]; rows: string[][] }[] = [];
+  const wholeVerdicts = settingVerdicts(whole, b.baseline, b.candidate);
+  if (whole.length > 1 || varied.length === 0)
+    sections.push({
+      title: "How sure: the verdict across the step-time bounds",
+      note: `A = ${b.baseline}, B = ${b.candidate}. Each row reruns both arms with every uncertain profile parameter at that bound (docs/calibration.md lists them, their sources and ranges).`,
+      head: BOUNDS_HEAD,
+      rows: boundsRows(wholeVerdicts),
+    });
+  const nominal = wholeVerdicts.find((v) => v.label === "nominal");
+  if (varied.length > 0 && nominal)
+    sections.push({
+      title: "Sensitivity: which parameters move the verdict",
+      note: `Each parameter moved alone to its ends, the others nominal; B/A goodput difference at nominal: ${formatNumber(nominal.goodputDelta)} req/s, TTFT ratio ${nominal.ttftRatio.toFixed(3)}×. Sorted by the swing in goodput difference.`,
+      head: SENSITIVITY_HEAD,
+      rows: sensitivityRows(nominal, varied, settingVerdicts(varied, b.baseline, b.candidate)),
+    });
+  return sections;
 }

@@ -13,6 +13,8 @@ export interface ArmJob {
   /** A recipe built in memory (e.g. with attribution arms), used instead of reading `recipePath`. */
   recipeOverride?: Recipe;
   arm: string;
+  /** What progress calls the job (the arm's name by default): one arm may run under several settings. */
+  label?: string;
   traceFile: string;
   /** The trace prepared once for every arm (see `shareTrace`); without it, the arm prepares `traceFile` itself. */
   trace?: SharedTrace;
@@ -50,7 +52,7 @@ export async function runArmsInParallel(
       const worker = startThread(new URL("./arm-worker.ts", import.meta.url), jobs[index]);
       running.add(worker);
       worker.on("message", (m: ArmMessage) => {
-        if (m.type === "progress") onProgress(m.arm, m.done, m.total);
+        if (m.type === "progress") onProgress(jobs[index]!.label ?? m.arm, m.done, m.total);
         else if (m.type === "result") {
           results[index] = m;
           onResult?.(m);

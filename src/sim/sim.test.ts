@@ -255,7 +255,8 @@ describe("cluster simulation", () => {
       ["prefill-0/0", 2],
       ["prefill-1/0", 2],
     ]);
-    const cached = (r: ReturnType<typeof runTiny>) => r.records.reduce((a, x) => a + x.cachedTokens, 0);
+    const cached = (r: ReturnType<typeof runTiny>) =>
+      r.records.reduce((a, x) => a + (x.cachedTokens ?? 0), 0);
     assert.ok(cached(kv) > cached(rr));
   });
 
