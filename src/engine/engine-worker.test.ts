@@ -274,23 +274,29 @@ describe("attention-DP placement (TensorRT-LLM's ADP router)", () => {
 
 describe("ADP balance (attention_dp_config.enable_balance)", () => {
   const balance = { timeoutIters: 3, batchingWaitIters: 2 };
-
-  it("holds one rank's context until every rank has some, or the timeout passes", () => {
-    const { w, steps } = worker("aggregated", { maxBatchSize: 4, adpBalance: balance }, 2);
-    // Both ranks decode; a prompt arrives for rank 0 only.
-    w.enqueue(0, request("d0", 10, 40));
-    w.enqueue(1, request("d1", 10, 40, 100));
-    const sink: StepSink = { token: () => {}, prefillDone: () => {}, finished: () => {} };
-    // Both prompts in one iteration: every rank has context, nothing decodes yet, so it runs (counter reset).
-    w.beginStep();
-    w.endStep(sink);
-    const before = steps.length;
-    w.enqueue(0, request("p", 50, 2, 200));
-    for (let i = 0; i < 4; i++) {
+  const sink: StepSink = { token: () => {}, prefillDone: () => {}, finished: () => {} };
+  const steps = (w: EngineWorker, n: number) => {
+    for (let i = 0; i < n; i++) {
       w.beginStep();
       w.endStep(sink);
     }
-    const prefills = steps.slice(before).map((s) => s[0]!.prefill.length);
+  };
+  /** Two ranks, each decoding one request after a first step that prefilled both (its counters reset). */
+  const decodingOnBoth = () => {
+    const made = worker("aggregated", { maxBatchSize: 4, adpBalance: balance }, 2);
+    made.w.enqueue(0, request("d0", 10, 40));
+    made.w.enqueue(1, request("d1", 10, 40, 100));
+    steps(made.w, 1);
+    return made;
+  };
+
+  it("holds one rank's context until every rank has some, or the timeout passes", () => {
+    // Both ranks decode; a prompt arrives for rank 0 only.
+    const { w, steps: seen } = decodingOnBoth();
+    const before = seen.length;
+    w.enqueue(0, request("p", 50, 2, 200));
+    steps(w, 4);
+    const prefills = seen.slice(before).map((s) => s[0]!.prefill.length);
     // Held while rank 1 has no context; released when the wait counter reaches timeout_iters (3).
     assert.deepEqual(prefills, [0, 0, 1, 0]);
     assert.equal(w.heldIterations, 2);
@@ -311,20 +317,12 @@ describe("ADP balance (attention_dp_config.enable_balance)", () => {
   });
 
   it("with context on every rank, lets it gather for batching_wait_iters while every rank decodes", () => {
-    const { w, steps } = worker("aggregated", { maxBatchSize: 4, adpBalance: balance }, 2);
-    w.enqueue(0, request("d0", 10, 40));
-    w.enqueue(1, request("d1", 10, 40, 100));
-    const sink: StepSink = { token: () => {}, prefillDone: () => {}, finished: () => {} };
-    w.beginStep();
-    w.endStep(sink);
-    const before = steps.length;
+    const { w, steps: seen } = decodingOnBoth();
+    const before = seen.length;
     w.enqueue(0, request("p0", 30, 2, 200));
     w.enqueue(1, request("p1", 30, 2, 300));
-    for (let i = 0; i < 3; i++) {
-      w.beginStep();
-      w.endStep(sink);
-    }
-    const both = steps.slice(before).map((s) => s.map((r) => r.prefill.length).join(","));
+    steps(w, 3);
+    const both = seen.slice(before).map((s) => s.map((r) => r.prefill.length).join(","));
     assert.deepEqual(both, ["0,0", "0,0", "1,1"]);
   });
 });

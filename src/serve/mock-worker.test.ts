@@ -503,3 +503,26 @@ describe("mock worker: the official openai client", () => {
     );
   });
 });
+
+describe("mock worker: attention-DP placement", () => {
+  it("places requests on DP ranks as the simulated engine does: a second request goes to the idle rank", async () => {
+    const w = await start({ dpSize: 2 });
+    try {
+      const long = post(w.url, "/v1/completions", { model: MODEL, prompt: tokenIds(64), max_tokens: 40 });
+      await until(() => w.engine.load(0).running === 1, "the first request to run on rank 0");
+      const short = await post(w.url, "/v1/completions", {
+        model: MODEL,
+        prompt: tokenIds(16, 2),
+        max_tokens: 2,
+      });
+      assert.equal(short.status, 200);
+      await short.text();
+      assert.equal((await long).status, 200);
+      await (await long).text();
+      const ranks = Object.fromEntries((await requestLog(w.url)).map((e) => [e.prompt_tokens, e.dp_rank]));
+      assert.deepEqual(ranks, { 64: 0, 16: 1 });
+    } finally {
+      await w.close();
+    }
+  });
+});

@@ -64,16 +64,16 @@ describe("resolveWorkerConfig", () => {
       kvCapacityBlocks: kvCapacityBlocks(founding, group),
       watermark: 0.01,
     });
-    assert.equal(c.stepModel.name, "deepseek-v3.2-nvfp4/gb200/dep8/aggregated");
+    assert.equal(c.stepModel.name, "deepseek-v3.2-nvfp4/gb200/dep8/aggregated (nominal)");
     assert.match(c.source, /arm agg-round-robin, group workers/);
   });
 
   it("takes a disaggregated arm's group by name, with its own step-time profile", () => {
     const decode = resolveWorkerConfig({ arm: "disagg-kv", group: "decode" }, founding);
-    assert.equal(decode.stepModel.name, "deepseek-v3.2-nvfp4/gb200/dep8/decode-wideep");
+    assert.equal(decode.stepModel.name, "deepseek-v3.2-nvfp4/gb200/dep8/decode-wideep (nominal)");
     assert.equal(decode.engine.chunkedPrefill, false);
     const prefill = resolveWorkerConfig({ arm: "disagg-kv", group: "prefill", maxBatchSize: 2 }, founding);
-    assert.equal(prefill.stepModel.name, "deepseek-v3.2-nvfp4/gb200/dep8/prefill");
+    assert.equal(prefill.stepModel.name, "deepseek-v3.2-nvfp4/gb200/dep8/prefill (nominal)");
     assert.equal(prefill.engine.prefixCaching, true);
     assert.equal(prefill.engine.maxBatchSize, 2);
     const poly = resolveWorkerConfig(
@@ -88,7 +88,7 @@ describe("resolveWorkerConfig", () => {
     assertServelabError(
       () => resolveWorkerConfig({ arm: "agg-round-robin", dpSize: 16 }, founding),
       "USAGE",
-      "dep8/aggregated step-time model cannot run 16 DP ranks",
+      "dep8/aggregated (nominal) step-time model cannot run 16 DP ranks",
     );
   });
 

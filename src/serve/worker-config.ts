@@ -72,6 +72,19 @@ function checkStepModel(model: StepTimeModel, dpSize: number): StepTimeModel {
   return model;
 }
 
+/** Engine settings with the worker's command-line flags laid over them. */
+function withEngineFlags(base: EngineSettings, flags: WorkerConfigFlags): EngineSettings {
+  return {
+    ...base,
+    maxBatchSize: flags.maxBatchSize ?? base.maxBatchSize,
+    maxNumTokens: flags.maxNumTokens ?? base.maxNumTokens,
+    chunkedPrefill: flags.chunkedPrefill ?? base.chunkedPrefill,
+    blockSize: flags.blockSize ?? base.blockSize,
+    prefixCaching: flags.prefixCaching ?? base.prefixCaching,
+    kvCapacityBlocks: flags.kvBlocks ?? base.kvCapacityBlocks,
+  };
+}
+
 /**
  * The engine one mock worker runs: a recipe arm's worker group (`--recipe --arm [--group]`) or Dynamo mocker's
  * defaults, with any flag overriding either. The engine always serves whole requests (aggregated); `--group`
@@ -88,15 +101,7 @@ export function resolveWorkerConfig(flags: WorkerConfigFlags, recipe?: Recipe): 
     return {
       servedModel: flags.model ?? MOCKER_DEFAULTS.servedModel,
       dpSize: flags.dpSize ?? MOCKER_DEFAULTS.dpSize,
-      engine: {
-        maxBatchSize: flags.maxBatchSize ?? d.maxBatchSize,
-        maxNumTokens: flags.maxNumTokens ?? d.maxNumTokens,
-        chunkedPrefill: flags.chunkedPrefill ?? d.chunkedPrefill,
-        blockSize: flags.blockSize ?? d.blockSize,
-        prefixCaching: flags.prefixCaching ?? d.prefixCaching,
-        kvCapacityBlocks: flags.kvBlocks ?? d.kvCapacityBlocks,
-        watermark: d.watermark,
-      },
+      engine: withEngineFlags(d, flags),
       stepModel: checkStepModel(
         getStepTimeModel(name === "auto" ? "polynomial" : name),
         flags.dpSize ?? MOCKER_DEFAULTS.dpSize,
@@ -129,15 +134,7 @@ export function resolveWorkerConfig(flags: WorkerConfigFlags, recipe?: Recipe): 
   return {
     servedModel: flags.model ?? recipe.model.served_model_name,
     dpSize,
-    engine: {
-      ...base,
-      maxBatchSize: flags.maxBatchSize ?? base.maxBatchSize,
-      maxNumTokens: flags.maxNumTokens ?? base.maxNumTokens,
-      chunkedPrefill: flags.chunkedPrefill ?? base.chunkedPrefill,
-      blockSize: flags.blockSize ?? base.blockSize,
-      prefixCaching: flags.prefixCaching ?? base.prefixCaching,
-      kvCapacityBlocks: flags.kvBlocks ?? base.kvCapacityBlocks,
-    },
+    engine: withEngineFlags(base, flags),
     stepModel: checkStepModel(
       perfModelChoice(flags.perfModel ?? "auto", recipe).forGroup(group, role),
       dpSize,

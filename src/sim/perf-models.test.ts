@@ -14,7 +14,7 @@ describe("step-time model choice", () => {
       "agg-round-robin": { aggregated: "deepseek-v3.2-nvfp4/gb200/dep8/aggregated (nominal)" },
       "disagg-kv": {
         prefill: "deepseek-v3.2-nvfp4/gb200/dep8/prefill (nominal)",
-        decode: "deepseek-v3.2-nvfp4/gb200/dep8/decode (nominal)",
+        decode: "deepseek-v3.2-nvfp4/gb200/dep8/decode-wideep (nominal)",
       },
     });
     const pes = describePerfModels("auto", recipe, ["disagg-kv"], { bound: "pessimistic" });

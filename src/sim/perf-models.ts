@@ -98,7 +98,7 @@ export function perfModelChoice(
       );
       m = createTableModel(DSV32_GB200_DEP8, variant, {
         ...options,
-        name: `${DSV32_GB200_DEP8.name}/${role} (${settingLabel(setting)})`,
+        name: `${DSV32_GB200_DEP8.name}/${role}${variant.moeBackend === "WIDEEP" ? "-wideep" : ""} (${settingLabel(setting)})`,
       });
       cache.set(key, m);
     }

@@ -66,15 +66,13 @@ const LONG_CHUNK_TOKENS = 2048;
 export function lowestLongChunkUtilization(p: AicProfile): number {
   const c = p.dsaContext;
   let lowest = 1;
-  c.prefix.forEach((prefix, pi) =>
-    c.batch.forEach((batch, bi) =>
-      c.isl.forEach((isl, ii) => {
+  for (const [pi, prefix] of c.prefix.entries())
+    for (const [bi, batch] of c.batch.entries())
+      for (const [ii, isl] of c.isl.entries()) {
         const ms = c.ms[pi]![bi]![ii];
-        if (ms === null || ms === undefined || isl < LONG_CHUNK_TOKENS) return;
+        if (ms === null || ms === undefined || isl < LONG_CHUNK_TOKENS) continue;
         lowest = Math.min(lowest, dsaSolMs(p, batch, isl, prefix) / ms);
-      }),
-    ),
-  );
+      }
   return lowest;
 }
 
