@@ -63,6 +63,10 @@ describe("servelab ab and servelab report", () => {
       assert.equal(ab.code, 0, ab.stderr);
       assert.match(ab.stderr, /warning: uncalibrated step-time model/);
       assert.match(ab.stdout, /How sure: the verdict across the step-time bounds/);
+      assert.match(
+        ab.stdout,
+        /^UNCALIBRATED step-time model[\s\S]*Step-time models:\n {2}rr: aggregated: polynomial/,
+      );
       const md = await readFile(join(out, "report.md"), "utf8");
       assert.match(md, /\*\*UNCALIBRATED/);
       assert.match(md, /\| nominal \|[\s\S]*\| pessimistic \|/);

@@ -43,13 +43,31 @@ async function runInProcess(
 }
 
 describe("servelab recipe validate", () => {
-  it("accepts the founding recipe and names its arms", async () => {
+  it("accepts the founding recipe and names its arms and the step-time model of each group", async () => {
     const r = await runInProcess(["recipe", "validate", FOUNDING_RECIPE]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(
       r.stdout,
-      `ok: ${FOUNDING_RECIPE} (recipe dsv32-wideep-routing, 2 arms: agg-round-robin, disagg-kv)\n`,
+      [
+        `ok: ${FOUNDING_RECIPE} (recipe dsv32-wideep-routing, 2 arms: agg-round-robin, disagg-kv)`,
+        "step-time model agg-round-robin/aggregated: deepseek-v3.2-nvfp4/gb200/dep8/aggregated (nominal)",
+        "step-time model disagg-kv/prefill: deepseek-v3.2-nvfp4/gb200/dep8/prefill (nominal)",
+        "step-time model disagg-kv/decode: deepseek-v3.2-nvfp4/gb200/dep8/decode-wideep (nominal)",
+        "",
+      ].join("\n"),
     );
+    assert.equal(r.stderr, "");
+  });
+
+  it("warns when a recipe would run on the uncalibrated polynomial model", async () => {
+    await withTempDir(async (dir) => {
+      const file = join(dir, "tiny.yaml");
+      await writeFile(file, TINY_RECIPE);
+      const r = await runInProcess(["recipe", "validate", file]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /step-time model only\/aggregated: polynomial/);
+      assert.match(r.stderr, /^warning: uncalibrated step-time model/);
+    });
   });
 
   it("exits 2 with one located line per problem", async () => {

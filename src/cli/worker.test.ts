@@ -165,7 +165,7 @@ describe("servelab worker: serving", () => {
       assert.match(w.firstLine, /serving nvidia\/DeepSeek-V3\.2-NVFP4 /);
       assert.match(
         w.firstLine,
-        /arm disagg-kv, group prefill; deepseek-v3\.2-nvfp4\/gb200\/dep8\/prefill step model/,
+        /arm disagg-kv, group prefill; deepseek-v3\.2-nvfp4\/gb200\/dep8\/prefill \(nominal\) step model/,
       );
       assert.match(w.firstLine, /dp 8, batch 32, 8192 tokens\/step, \d+ KV blocks of 64/);
       const health = await jsonOf(await fetch(`${w.url}/health`));

@@ -325,6 +325,8 @@ for (const el of document.querySelectorAll(".chart")) {
     for (const r of t.rows) bt.push(r);
     console += `\n${t.title}\n${bt.toString()}\n`;
   }
+  if (models.lines.length > 0)
+    console = `Step-time models:\n${models.lines.map((l) => `  ${l}\n`).join("")}${console}`;
   if (models.uncalibrated)
     console = `UNCALIBRATED step-time model: the figures are illustrative only.\n${console}`;
   return { md: mdPath, html: htmlPath, console };
