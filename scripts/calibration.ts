@@ -378,7 +378,6 @@ const HOST_SECTION = [
   "a 50k-token prompt), PR #17257 (12.5 → 9 ms of host metadata a decode step for DeepSeek-V4 sparse attention, the",
   "pessimistic end of the metadata term). The recipe's `print_iter_log: true` logs `host_step_time` and",
   "`prev_device_step_time`, whose difference would pin this down on a real run.",
-  "",
 ];
 
 async function main(argv: string[]): Promise<void> {

@@ -48,7 +48,6 @@ describe("servelab bench against servelab worker", () => {
           .map((a, i) => a - arrivals[i]!)
           .sort((a, b) => a - b);
         assert.ok(Math.abs(gaps[1]! - 100) < 25, `gaps ${gaps}`);
-        assert.ok(arrivals.at(-1)! - arrivals[0]! >= 280, `span ${arrivals.at(-1)! - arrivals[0]!}`);
         // Client TTFT ≈ the worker's first-token time after arrival (same machine, same monotonic clock).
         const serverTtft = log.map((e) => Number(e.first_token_ns! - e.arrival_ns) / 1e6);
         const clientTtft = result.summary.time_to_first_token!;

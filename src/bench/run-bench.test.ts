@@ -75,8 +75,6 @@ describe("servelab bench runner", () => {
           .map((r, i) => r.at - server.received[i]!.at)
           .sort((a, b) => a - b);
         assert.ok(Math.abs(gaps[Math.floor(gaps.length / 2)]! - 40) < 10, `gaps ${gaps}`);
-        const span = server.received.at(-1)!.at - server.received[0]!.at;
-        assert.ok(span >= 180 && span < 450, `first to last send ${span} ms (scheduled 200)`);
         const ttft = result.summary.time_to_first_token!;
         assert.ok(ttft.min >= 30 && ttft.p50 < 80, JSON.stringify(ttft));
         assert.equal(result.summary.output_sequence_length?.avg, 5);
