@@ -189,15 +189,18 @@ export class EngineWorker<R extends EngineRequest = EngineRequest> {
       admitted: false,
     };
     if (reserved) {
-      const r = this.unreserve(rank!, req);
-      this.bind(r, seq);
+      this.bind(this.takeReservation(rank!, req), seq);
       return;
     }
     this.pending.push({ seq, rank: rank ?? -1 });
   }
 
   /** Gives up a place `reserve` held on `rank` for `req` (whose KV will not come after all). */
-  unreserve(rank: number, req: R): Rank<R> {
+  unreserve(rank: number, req: R): void {
+    this.takeReservation(rank, req);
+  }
+
+  private takeReservation(rank: number, req: R): Rank<R> {
     const r = this.ranks[rank];
     if (!r || r.reserved === 0) throw new RangeError(`worker ${this.id}: no place reserved on rank ${rank}`);
     r.reserved--;

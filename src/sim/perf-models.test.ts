@@ -36,4 +36,33 @@ describe("step-time model choice", () => {
       (e: unknown) => e instanceof ServelabError && /measured profile/.test(e.message),
     );
   });
+
+  it("builds each group's model from its engine config, with the bounds applied", async () => {
+    const recipe = await loadRecipe(FOUNDING_RECIPE);
+    const prefill = recipe.arms["disagg-kv"]!.prefill!;
+    const idle = { prefill: [], decode: [], kvUsage: 0 };
+    const oneRank = [
+      { prefill: [{ tokens: 8192, pastTokens: 0 }], decode: [], kvUsage: 0 },
+      ...Array(7).fill(idle),
+    ];
+    const at = (setting: Parameters<typeof perfModelChoice>[2]) =>
+      perfModelChoice("auto", recipe, setting).forGroup(prefill, "prefill").stepMs(oneRank);
+    const nominal = at({ bound: "nominal" });
+    // Idle prefill ranks running max_num_tokens dummies cost what eight busy ranks do.
+    assert.ok(
+      at({ bound: "nominal", vary: { parameter: "prefill_idle_rank_dummy", bound: "pessimistic" } }) >
+        1.3 * nominal,
+    );
+    assert.ok(at({ bound: "optimistic" }) < nominal && nominal < at({ bound: "pessimistic" }));
+    // The aggregated group has no context dummies: only the other parameters move it.
+    const agg = recipe.arms["agg-round-robin"]!.workers!;
+    const aggAt = (bound: "nominal" | "pessimistic") =>
+      perfModelChoice("auto", recipe, {
+        bound: "nominal",
+        vary: { parameter: "prefill_idle_rank_dummy", bound },
+      })
+        .forGroup(agg, "aggregated")
+        .stepMs(oneRank);
+    assert.equal(aggAt("pessimistic"), aggAt("nominal"));
+  });
 });

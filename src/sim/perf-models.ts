@@ -83,7 +83,7 @@ export function perfModelChoice(
   };
   const table = (group: WorkerGroup, role: WorkerRole) => {
     const e = group.engine;
-    const key = `${role}:${JSON.stringify([variantOf(group), e.disable_overlap_scheduler])}`;
+    const key = `${role}:${JSON.stringify([variantOf(group), e.disable_overlap_scheduler, e.max_num_tokens])}`;
     let m = cache.get(key);
     if (!m) {
       const { options, variant } = applySetting(
@@ -93,6 +93,7 @@ export function perfModelChoice(
             host: { overhead: HOST_OVERHEAD.nominal, overlapScheduler: !e.disable_overlap_scheduler },
           },
           variant: variantOf(group),
+          idleDummyTokens: role === "prefill" ? e.max_num_tokens : 0,
         },
         DSV32_GB200_DEP8,
       );

@@ -81,6 +81,23 @@ describe("step-time profile bounds", () => {
     assert.ok(Math.abs(b.hostMs - (1 + 8 * 0.015)) < 1e-12);
   });
 
+  it("at the pessimistic end, idle ranks of a prefill worker run a max_num_tokens dummy while one rank prefills", () => {
+    const at = (bound: "nominal" | "pessimistic") => {
+      const { options, variant } = applySetting(
+        { bound: "nominal", vary: { parameter: "prefill_idle_rank_dummy", bound } },
+        { options: {}, variant: variants.prefill, idleDummyTokens: 8192 },
+        profile,
+      );
+      return createTableModel(profile, variant, options);
+    };
+    const alone = [chunk(8192, 0), ...times(7, idle)];
+    const everyRank = times(8, chunk(8192, 0));
+    assert.ok(at("nominal").stepMs(alone) < at("nominal").stepMs(everyRank));
+    assert.equal(at("pessimistic").stepMs(alone), at("nominal").stepMs(everyRank));
+    // Decode-only steps run no context dummy.
+    assert.equal(at("pessimistic").stepMs(STEPS[3]!), at("nominal").stepMs(STEPS[3]!));
+  });
+
   it("derives the pessimistic long-prefix utilization from the measured rows", () => {
     const u = lowestLongChunkUtilization(profile);
     assert.ok(u > 0.3 && u < 0.45, `${u}`);

@@ -18,10 +18,14 @@ export interface PerfSetting {
 
 export const NOMINAL: PerfSetting = { bound: "nominal" };
 
-/** What a parameter can change: the model's options, and the deployment variant it prices. */
+/**
+ * What a parameter can change: the model's options and the deployment variant it prices; `idleDummyTokens` is the
+ * context dummy an idle rank of this group could run (its `max_num_tokens` on a DEP prefill worker, else 0).
+ */
 interface Priced {
   options: TableOptions;
   variant: TableVariant;
+  idleDummyTokens?: number;
 }
 
 export interface ProfileParameter {
@@ -150,6 +154,24 @@ export const PROFILE_PARAMETERS: readonly ProfileParameter[] = [
     }),
   },
   {
+    name: "prefill_idle_rank_dummy",
+    title: "context dummies on idle ranks of DEP prefill workers",
+    values: () => ({
+      optimistic: "none",
+      nominal: "none",
+      pessimistic: "each idle rank runs a max_num_tokens dummy chunk while another rank prefills",
+    }),
+    source:
+      "TensorRT-LLM py_executor `_pad_attention_dp_dummy_request` pads an idle ADP rank of a server with a KV transceiver with a context dummy of about max_num_tokens when new requests are context-only; newer versions gate it behind flags, so which one the recipe's image runs is unknown",
+    apply: (bound, priced) => ({
+      ...priced,
+      options: {
+        ...priced.options,
+        idleRankContextDummy: bound === "pessimistic" ? (priced.idleDummyTokens ?? 0) : 0,
+      },
+    }),
+  },
+  {
     name: "pdl_factor",
     title: "AIC's 0.9 PDL factor on WideEP CUDA-graph decode steps",
     values: () => ({ optimistic: "0.9", nominal: "0.9", pessimistic: "1.0 (no discount)" }),
@@ -180,7 +202,7 @@ export function applySetting(setting: PerfSetting, priced: Priced, profile: AicP
   let out = priced;
   for (const param of PROFILE_PARAMETERS) {
     const bound = setting.vary?.parameter === param.name ? setting.vary.bound : setting.bound;
-    out = param.apply(bound, out, profile);
+    out = { ...out, ...param.apply(bound, out, profile) };
   }
   return out;
 }

@@ -165,6 +165,12 @@ export interface TableOptions extends KernelOptions {
    * (`disable_overlap_scheduler: false`). Without it, steps are GPU time only.
    */
   host?: { overhead: HostOverhead; overlapScheduler: boolean };
+  /**
+   * Tokens of the context dummy TensorRT-LLM may give each idle attention-DP rank of a disaggregated prefill worker
+   * while another rank prefills (`_pad_attention_dp_dummy_request`: about `max_num_tokens`, so that MoE
+   * all-to-all sizes stay comparable). Version-dependent, so a bound; 0 (default) models no such dummy.
+   */
+  idleRankContextDummy?: number;
 }
 
 /**
@@ -414,6 +420,17 @@ export function createTableModel(
       hostMs: 0,
     };
     if (!anyPrefill && maxDecode === 0) return empty;
+    const dummyTokens = opts.idleRankContextDummy ?? 0;
+    // Idle ranks (beyond `ranks` too) run the dummy chunk in a prefill step: priced as real work.
+    const working: readonly RankWork[] =
+      dummyTokens > 0 && anyPrefill
+        ? Array.from({ length: dp }, (_, i) => {
+            const r = ranks[i];
+            return r && (r.prefill.some((c) => c.tokens > 0) || r.decode.length > 0)
+              ? r
+              : { prefill: [{ tokens: dummyTokens, pastTokens: 0 }], decode: [], kvUsage: 0 };
+          })
+        : ranks;
 
     let maxAttn = 0;
     let maxMoeLocal = 0;
@@ -423,7 +440,7 @@ export function createTableModel(
     let maxOnce = 0;
     let sumTokens = 0;
     let maxTokens = 0;
-    for (const r of ranks) {
+    for (const r of working) {
       let chunks = 0;
       let chunkTokens = 0;
       for (const c of r.prefill)
