@@ -16,7 +16,7 @@ import { loadRecipe, parseRecipe } from "../src/recipe/load.ts";
 import type { Recipe } from "../src/recipe/schema.ts";
 import { prepareTrace } from "../src/sim/cluster.ts";
 import { perfModelChoice } from "../src/sim/perf-models.ts";
-import { loadRecipeTrace, runSimulation, startSimExport } from "../src/sim/run-sim.ts";
+import { loadRecipeTrace, runSimulation, startSimOutput } from "../src/sim/run-sim.ts";
 import { readTrace } from "../src/trace/reader.ts";
 import { resolveTraceInput } from "../src/trace/resolve-dataset.ts";
 
@@ -68,7 +68,7 @@ async function runCase(
   arm: string,
   prepared: ReturnType<typeof prepareTrace>,
   model: string,
-  exporter: Awaited<ReturnType<typeof startSimExport>>,
+  output: Awaited<ReturnType<typeof startSimOutput>>,
 ) {
   const t0 = performance.now();
   const timer = setInterval(sampleRss, 200);
@@ -80,7 +80,7 @@ async function runCase(
     perfModel: perfModelChoice(model, r),
     cliCommand: "bench:sim",
     prepared,
-    exporter,
+    output,
     onProgress: (_v, done) => {
       if (done % 1000 === 0) sampleRss();
     },
@@ -108,19 +108,19 @@ async function prepareCase(name: string) {
   const t0 = performance.now();
   if (name.startsWith("recipe/")) {
     const rows = await loadRecipeTrace(recipe, dirname(recipePath), {});
-    const exporter = await startSimExport(recipe, outDirOf(name), rows.length);
+    const output = await startSimOutput(recipe, outDirOf(name), rows.length, "bench:sim");
     const prepared = prepareTrace(rows, hasher, 64, recipe.benchmark.prompt_block_size);
     const prepareS = (performance.now() - t0) / 1000;
     log(`recipe trace prepared (synthesized, hashed) in ${prepareS.toFixed(2)} s`);
-    return { r: recipe, arm: name.slice("recipe/".length), model: "auto", prepared, prepareS, exporter };
+    return { r: recipe, arm: name.slice("recipe/".length), model: "auto", prepared, prepareS, output };
   }
   const conversation = parseRecipe(CONVERSATION_RECIPE, "conversation-8-agg");
   const rows = await readTrace(await resolveTraceInput("mooncake/conversation"));
-  const exporter = await startSimExport(conversation, outDirOf(name), rows.length);
+  const output = await startSimOutput(conversation, outDirOf(name), rows.length, "bench:sim");
   const prepared = prepareTrace(rows, hasher, 64, 512);
   const prepareS = (performance.now() - t0) / 1000;
   log(`conversation trace prepared in ${prepareS.toFixed(2)} s`);
-  return { r: conversation, arm: "kv-8", model: "polynomial", prepared, prepareS, exporter };
+  return { r: conversation, arm: "kv-8", model: "polynomial", prepared, prepareS, output };
 }
 
 const CASES = [...Object.keys(recipe.arms).map((arm) => `recipe/${arm}`), "conversation/kv-8-polynomial"];
@@ -130,8 +130,8 @@ try {
   if (childArg >= 0) {
     // One case in this process, as `servelab sim` runs it: the heap holds nothing of any other case.
     const name = process.argv[childArg + 1]!;
-    const { r, arm, model, prepared, prepareS, exporter } = await prepareCase(name);
-    const c = await runCase(name, r, arm, prepared, model, exporter);
+    const { r, arm, model, prepared, prepareS, output } = await prepareCase(name);
+    const c = await runCase(name, r, arm, prepared, model, output);
     process.stdout.write(`${JSON.stringify({ ...c, prepare_s: Math.round(prepareS * 100) / 100 })}\n`);
   } else {
     const cases = [];

@@ -7,6 +7,8 @@ export const ERROR_CODES = {
   FILE_NOT_FOUND: "an input file does not exist",
   FILE_READ: "an input file could not be read",
   FILE_WRITE: "an output file could not be written",
+  OUTPUT_LOCKED: "another servelab run is writing the same output directory",
+  RUN_INCOMPLETE: "an artifact directory holds a run that did not finish",
   TRACE_EMPTY: "a trace file holds no requests",
   TRACE_INVALID: "a trace file has invalid lines",
   RECIPE_PARSE: "a recipe file is not valid YAML",

@@ -49,6 +49,13 @@ export class InputsFileWriter {
     this.pending = [];
   }
 
+  /** Gives the file up: its temporary file is removed and `inputs.json` is left as it was. */
+  abort(): void {
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.pending = [];
+    this.source.destroy(new Error("the run stopped before inputs.json was complete"));
+  }
+
   /** Ends the document and waits until it is in place. */
   async close(): Promise<void> {
     if (this.scheduled) clearImmediate(this.scheduled);

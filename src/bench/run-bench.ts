@@ -1,5 +1,8 @@
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ServelabError } from "../errors.ts";
+import { removeStaleTemps } from "../io/atomic-write.ts";
+import { INCOMPLETE_MARKER, lockOutputDir } from "../io/output-dir.ts";
 import type { AiperfSummary, ErrorSummaryEntry } from "../metrics/aiperf-metrics.ts";
 import { MetricsCollector } from "../metrics/collector.ts";
 import {
@@ -146,6 +149,29 @@ export async function runBench(
   cfg: BenchConfig,
   deps: { tokenizer: Tokenizer; prompts: PromptSynthesizer },
 ): Promise<BenchResult> {
+  // One run at a time per artifact directory, marked unfinished until its summary is written.
+  const lock = await lockOutputDir(cfg.artifactDir, cfg.cliCommand);
+  try {
+    const marker = join(cfg.artifactDir, INCOMPLETE_MARKER);
+    await removeStaleTemps(cfg.artifactDir);
+    try {
+      await mkdir(cfg.artifactDir, { recursive: true });
+      await writeFile(marker, "this run has not finished\n");
+    } catch (e) {
+      throw new ServelabError("FILE_WRITE", `cannot write ${marker}: ${(e as Error).message}`);
+    }
+    const result = await replay(cfg, deps);
+    await rm(marker, { force: true });
+    return result;
+  } finally {
+    await lock.release();
+  }
+}
+
+async function replay(
+  cfg: BenchConfig,
+  deps: { tokenizer: Tokenizer; prompts: PromptSynthesizer },
+): Promise<BenchResult> {
   const clock = createHrClock();
   const nowMs = () => clock.nowNs() / 1e6;
   const origin = new URL(cfg.url).origin;
@@ -160,6 +186,47 @@ export async function runBench(
   const jsonl = await JsonlRecordWriter.open(jsonlPath);
   const inputs =
     cfg.writeInputs === false ? undefined : new InputsFileWriter(join(cfg.artifactDir, INPUTS_JSON));
+  try {
+    return await measure(cfg, deps, {
+      clock,
+      nowMs,
+      origin,
+      planned,
+      pool,
+      tokens,
+      collector,
+      jsonl,
+      jsonlPath,
+      inputs,
+    });
+  } catch (e) {
+    // Whatever finished is in the file already; the half-built inputs.json goes, and so do the sockets.
+    inputs?.abort();
+    await jsonl.close().catch(() => {});
+    await pool.close().catch(() => {});
+    throw e;
+  }
+}
+
+interface Run {
+  clock: ReturnType<typeof createHrClock>;
+  nowMs: () => number;
+  origin: string;
+  planned: Plan;
+  pool: ReturnType<typeof createPool>;
+  tokens: TokenCounting;
+  collector: MetricsCollector;
+  jsonl: JsonlRecordWriter;
+  jsonlPath: string;
+  inputs: InputsFileWriter | undefined;
+}
+
+async function measure(
+  cfg: BenchConfig,
+  deps: { tokenizer: Tokenizer; prompts: PromptSynthesizer },
+  run: Run,
+): Promise<BenchResult> {
+  const { clock, nowMs, origin, planned, pool, tokens, collector, jsonl, jsonlPath, inputs } = run;
   const startDate = new Date();
   const inflight = new Set<AbortController>();
   cfg.cancel?.addEventListener("abort", () => {

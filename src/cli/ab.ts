@@ -13,8 +13,10 @@ import {
 import { DSV32_GB200_DEP8 } from "../engine/perf/registry.ts";
 import { ServelabError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic-write.ts";
+import { lockOutputDir } from "../io/output-dir.ts";
 import { PROFILE_EXPORT_JSON } from "../metrics/exporters.ts";
 import { loadRecipe, resolvedRecipeYaml } from "../recipe/load.ts";
+import type { Recipe } from "../recipe/schema.ts";
 import type { ArmArtifacts } from "../report/artifacts.ts";
 import { withAttributionArms } from "../report/attribution.ts";
 import { runArmsInParallel } from "../sim/arm-jobs.ts";
@@ -117,153 +119,170 @@ export function registerAbCommand(program: Command): void {
       (v: string, prev: string[] = []) => [...prev, v],
     )
     .action(async (recipePath, o) => {
-      const started = new Date();
       const base = await loadRecipe(recipePath);
-      const attribution = o.attribution ? withAttributionArms(base) : undefined;
-      const recipe = attribution?.recipe ?? base;
-      const outDir = o.out ?? join("results", `${recipe.name}-${utcStamp(started)}`);
-      const recipeDir = dirname(recipePath);
-      const trace = await prepareRecipeTrace(
-        recipe,
-        recipeDir,
-        o.dataDir === undefined ? {} : { dataDir: o.dataDir },
-      );
-      const cliCommand = ["servelab", ...process.argv.slice(2)].join(" ");
-      const live = o.endpoint?.length ? await import("../report/live-arms.ts") : undefined;
-      const endpoints = live ? (o.endpoint ?? []).map(live.parseEndpoint) : [];
-      if (endpoints.length === 1)
-        throw new ServelabError("USAGE", "an A/B against live endpoints needs two or more --endpoint");
-      const arms = endpoints.length > 0 ? endpoints.map((e) => e.name) : Object.keys(recipe.arms);
-      const bounds = parsePerfBounds(o.perfBounds);
-      const main: PerfSetting = { bound: bounds.includes("nominal") ? "nominal" : bounds[0]! };
-      // The A/B itself: the recipe's own first two arms (attribution arms are not rerun under every bound).
-      const [baseArm, candidateArm] = Object.keys(base.arms);
-      const extra: PerfSetting[] = live
-        ? []
-        : [
-            ...bounds.filter((b) => b !== main.bound).map((bound) => ({ bound })),
-            ...(o.sensitivity ? sensitivitySettings(main.bound) : []),
-          ];
-      if ((extra.length > 0 || bounds.length > 1) && candidateArm === undefined)
-        throw new ServelabError(
-          "USAGE",
-          "--perf-bounds and --sensitivity compare two arms; the recipe has one",
-        );
-      if (!live) {
-        const described = describePerfModels(o.perfModel, recipe, arms, main);
-        if (!described.calibrated) process.stderr.write(uncalibratedWarning(described.models));
-      }
-      const extraJobs = extra.flatMap((setting) =>
-        [baseArm!, candidateArm!].map((arm) => ({
-          setting,
-          arm,
-          label: `${arm} @ ${settingLabel(setting)}`,
-        })),
-      );
-      const progress = armProgress([...arms, ...extraJobs.map((j) => j.label)]);
-      const t0 = performance.now();
-      // Loaded when the first arm finishes, beside the arms still running (not while the arms' threads start).
-      let reportLoad: ReturnType<typeof reportModules> | undefined;
-      const report = () => (reportLoad ??= reportModules());
-      const rows = await readTrace(trace.file, { blockSize: recipe.benchmark.prompt_block_size });
-      const analyzeTrace = () => analyzeRows(rows, { blockSize: recipe.benchmark.prompt_block_size });
-      if (live) {
-        let dirs: string[];
-        try {
-          dirs = await live.runLiveArms(recipe, rows, endpoints, outDir, cliCommand, progress.update);
-        } finally {
-          progress.stop();
-        }
-        await writeFileAtomic(join(outDir, "recipe.resolved.yaml"), [resolvedRecipeYaml(recipe)]);
-        const { readArmArtifacts, writeReport } = await report();
-        const artifacts = await Promise.all(dirs.map((d, i) => readArmArtifacts(d, arms[i]!)));
-        const written = await writeReport(outDir, artifacts, {
-          title: `${recipe.name}: ${arms.join(" vs ")} (live)`,
-          recipe,
-          trace: analyzeTrace(),
-          traceFile: trace.file,
-          command: cliCommand,
-          seed: o.seed ?? recipe.trace.seed,
-        });
-        process.stdout.write(`${written.console}\nReport: ${written.html}\n`);
-        return;
-      }
-      // An arm's artifacts, and the trace statistics, are read as soon as a thread finishes, on the core it frees,
-      // while other arms still run.
-      const reading = new Map<string, Promise<ArmArtifacts>>();
-      let traceStats: TraceAnalysis | undefined;
-      // The arms replay one trace: it is hashed and its blocks numbered once, for all of them.
-      const shared = await prepareSharedTrace(recipe, arms, rows);
+      const outDir = o.out ?? join("results", `${base.name}-${utcStamp(new Date())}`);
+      // One A/B at a time into a directory: a second refuses at once instead of interleaving with the first.
+      const lock = await lockOutputDir(outDir, ["servelab", ...process.argv.slice(2)].join(" "));
       try {
-        const job = (arm: string, setting: PerfSetting, dir: string) => ({
-          recipePath,
-          recipeDir,
-          ...(attribution ? { recipeOverride: recipe } : {}),
-          arm,
-          traceFile: trace.file,
-          ...(shared ? { trace: shared } : {}),
-          ...(o.seed === undefined ? {} : { seed: o.seed }),
-          outDir: dir,
-          perfModel: o.perfModel,
-          perfSetting: setting,
-          cliCommand,
-        });
-        await runArmsInParallel(
-          [
-            ...arms.map((arm) => job(arm, main, join(outDir, "arms", arm))),
-            ...extraJobs.map((j) => ({
-              ...job(j.arm, j.setting, boundsDir(outDir, j.setting, j.arm)),
-              label: j.label,
-            })),
-          ],
-          progress.update,
-          undefined,
-          (r) => {
-            if (!arms.includes(r.arm) || r.dir !== join(outDir, "arms", r.arm)) return;
-            const read = report().then((m) => m.readArmArtifacts(r.dir, r.arm));
-            traceStats ??= analyzeTrace();
-            // Awaited below; a failing arm elsewhere must not turn it into an unhandled rejection first.
-            read.catch(() => {});
-            reading.set(r.arm, read);
-          },
-        );
+        await runAb(recipePath, base, outDir, o);
       } finally {
-        progress.stop();
+        await lock.release();
       }
-      const simSeconds = (performance.now() - t0) / 1000;
-      await writeFileAtomic(join(outDir, "recipe.resolved.yaml"), [resolvedRecipeYaml(recipe)]);
-      const { readArmArtifacts, writeReport } = await report();
-      const artifacts = await Promise.all(
-        arms.map((arm) => reading.get(arm) ?? readArmArtifacts(join(outDir, "arms", arm), arm)),
-      );
-      const settingRun = async (setting: PerfSetting, dirOf: (arm: string) => string) => ({
-        label: settingLabel(setting),
-        bound: setting.bound,
-        ...(setting.vary ? { vary: setting.vary } : {}),
-        arms: await Promise.all(
-          [baseArm!, candidateArm!].map(async (name) => ({ name, summary: await readSummary(dirOf(name)) })),
-        ),
-      });
-      const boundRuns =
-        extra.length === 0
-          ? undefined
-          : [
-              await settingRun(main, (arm) => join(outDir, "arms", arm)),
-              ...(await Promise.all(extra.map((s) => settingRun(s, (arm) => boundsDir(outDir, s, arm))))),
-            ];
-      const written = await writeReport(outDir, artifacts, {
-        title: `${recipe.name}: ${arms.join(" vs ")}`,
-        recipe,
-        trace: traceStats ?? analyzeTrace(),
-        traceFile: trace.file,
-        command: cliCommand,
-        seed: o.seed ?? recipe.trace.seed,
-        ...(attribution ? { attribution: attribution.steps } : {}),
-        ...(boundRuns ? { bounds: { baseline: baseArm!, candidate: candidateArm!, runs: boundRuns } } : {}),
-      });
-      process.stdout.write(written.console);
-      process.stdout.write(
-        `\nSimulated ${arms.length} arms${extraJobs.length > 0 ? ` and ${extraJobs.length} bound runs` : ""} in ${simSeconds.toFixed(1)} s (trace ${trace.cached ? "from cache" : "synthesized"}).\nReport: ${written.html}\n`,
-      );
     });
+}
+
+type AbOptions = {
+  attribution?: true | undefined;
+  out?: string | undefined;
+  seed?: number | undefined;
+  perfModel: string;
+  perfBounds: string;
+  sensitivity?: true | undefined;
+  dataDir?: string | undefined;
+  endpoint?: string[] | undefined;
+};
+
+async function runAb(recipePath: string, base: Recipe, outDir: string, o: AbOptions): Promise<void> {
+  const attribution = o.attribution ? withAttributionArms(base) : undefined;
+  const recipe = attribution?.recipe ?? base;
+  const recipeDir = dirname(recipePath);
+  const trace = await prepareRecipeTrace(
+    recipe,
+    recipeDir,
+    o.dataDir === undefined ? {} : { dataDir: o.dataDir },
+  );
+  const cliCommand = ["servelab", ...process.argv.slice(2)].join(" ");
+  const live = o.endpoint?.length ? await import("../report/live-arms.ts") : undefined;
+  const endpoints = live ? (o.endpoint ?? []).map(live.parseEndpoint) : [];
+  if (endpoints.length === 1)
+    throw new ServelabError("USAGE", "an A/B against live endpoints needs two or more --endpoint");
+  const arms = endpoints.length > 0 ? endpoints.map((e) => e.name) : Object.keys(recipe.arms);
+  const bounds = parsePerfBounds(o.perfBounds);
+  const main: PerfSetting = { bound: bounds.includes("nominal") ? "nominal" : bounds[0]! };
+  // The A/B itself: the recipe's own first two arms (attribution arms are not rerun under every bound).
+  const [baseArm, candidateArm] = Object.keys(base.arms);
+  const extra: PerfSetting[] = live
+    ? []
+    : [
+        ...bounds.filter((b) => b !== main.bound).map((bound) => ({ bound })),
+        ...(o.sensitivity ? sensitivitySettings(main.bound) : []),
+      ];
+  if ((extra.length > 0 || bounds.length > 1) && candidateArm === undefined)
+    throw new ServelabError("USAGE", "--perf-bounds and --sensitivity compare two arms; the recipe has one");
+  if (!live) {
+    const described = describePerfModels(o.perfModel, recipe, arms, main);
+    if (!described.calibrated) process.stderr.write(uncalibratedWarning(described.models));
+  }
+  const extraJobs = extra.flatMap((setting) =>
+    [baseArm!, candidateArm!].map((arm) => ({
+      setting,
+      arm,
+      label: `${arm} @ ${settingLabel(setting)}`,
+    })),
+  );
+  const progress = armProgress([...arms, ...extraJobs.map((j) => j.label)]);
+  const t0 = performance.now();
+  // Loaded when the first arm finishes, beside the arms still running (not while the arms' threads start).
+  let reportLoad: ReturnType<typeof reportModules> | undefined;
+  const report = () => (reportLoad ??= reportModules());
+  const rows = await readTrace(trace.file, { blockSize: recipe.benchmark.prompt_block_size });
+  const analyzeTrace = () => analyzeRows(rows, { blockSize: recipe.benchmark.prompt_block_size });
+  if (live) {
+    let dirs: string[];
+    try {
+      dirs = await live.runLiveArms(recipe, rows, endpoints, outDir, cliCommand, progress.update);
+    } finally {
+      progress.stop();
+    }
+    await writeFileAtomic(join(outDir, "recipe.resolved.yaml"), [resolvedRecipeYaml(recipe)]);
+    const { readArmArtifacts, writeReport } = await report();
+    const artifacts = await Promise.all(dirs.map((d, i) => readArmArtifacts(d, arms[i]!)));
+    const written = await writeReport(outDir, artifacts, {
+      title: `${recipe.name}: ${arms.join(" vs ")} (live)`,
+      recipe,
+      trace: analyzeTrace(),
+      traceFile: trace.file,
+      command: cliCommand,
+      seed: o.seed ?? recipe.trace.seed,
+    });
+    process.stdout.write(`${written.console}\nReport: ${written.html}\n`);
+    return;
+  }
+  // An arm's artifacts, and the trace statistics, are read as soon as a thread finishes, on the core it frees,
+  // while other arms still run.
+  const reading = new Map<string, Promise<ArmArtifacts>>();
+  let traceStats: TraceAnalysis | undefined;
+  // The arms replay one trace: it is hashed and its blocks numbered once, for all of them.
+  const shared = await prepareSharedTrace(recipe, arms, rows);
+  try {
+    const job = (arm: string, setting: PerfSetting, dir: string) => ({
+      recipePath,
+      recipeDir,
+      ...(attribution ? { recipeOverride: recipe } : {}),
+      arm,
+      traceFile: trace.file,
+      ...(shared ? { trace: shared } : {}),
+      ...(o.seed === undefined ? {} : { seed: o.seed }),
+      outDir: dir,
+      perfModel: o.perfModel,
+      perfSetting: setting,
+      cliCommand,
+    });
+    await runArmsInParallel(
+      [
+        ...arms.map((arm) => job(arm, main, join(outDir, "arms", arm))),
+        ...extraJobs.map((j) => ({
+          ...job(j.arm, j.setting, boundsDir(outDir, j.setting, j.arm)),
+          label: j.label,
+        })),
+      ],
+      progress.update,
+      undefined,
+      (r) => {
+        if (!arms.includes(r.arm) || r.dir !== join(outDir, "arms", r.arm)) return;
+        const read = report().then((m) => m.readArmArtifacts(r.dir, r.arm));
+        traceStats ??= analyzeTrace();
+        // Awaited below; a failing arm elsewhere must not turn it into an unhandled rejection first.
+        read.catch(() => {});
+        reading.set(r.arm, read);
+      },
+    );
+  } finally {
+    progress.stop();
+  }
+  const simSeconds = (performance.now() - t0) / 1000;
+  await writeFileAtomic(join(outDir, "recipe.resolved.yaml"), [resolvedRecipeYaml(recipe)]);
+  const { readArmArtifacts, writeReport } = await report();
+  const artifacts = await Promise.all(
+    arms.map((arm) => reading.get(arm) ?? readArmArtifacts(join(outDir, "arms", arm), arm)),
+  );
+  const settingRun = async (setting: PerfSetting, dirOf: (arm: string) => string) => ({
+    label: settingLabel(setting),
+    bound: setting.bound,
+    ...(setting.vary ? { vary: setting.vary } : {}),
+    arms: await Promise.all(
+      [baseArm!, candidateArm!].map(async (name) => ({ name, summary: await readSummary(dirOf(name)) })),
+    ),
+  });
+  const boundRuns =
+    extra.length === 0
+      ? undefined
+      : [
+          await settingRun(main, (arm) => join(outDir, "arms", arm)),
+          ...(await Promise.all(extra.map((s) => settingRun(s, (arm) => boundsDir(outDir, s, arm))))),
+        ];
+  const written = await writeReport(outDir, artifacts, {
+    title: `${recipe.name}: ${arms.join(" vs ")}`,
+    recipe,
+    trace: traceStats ?? analyzeTrace(),
+    traceFile: trace.file,
+    command: cliCommand,
+    seed: o.seed ?? recipe.trace.seed,
+    ...(attribution ? { attribution: attribution.steps } : {}),
+    ...(boundRuns ? { bounds: { baseline: baseArm!, candidate: candidateArm!, runs: boundRuns } } : {}),
+  });
+  process.stdout.write(written.console);
+  process.stdout.write(
+    `\nSimulated ${arms.length} arms${extraJobs.length > 0 ? ` and ${extraJobs.length} bound runs` : ""} in ${simSeconds.toFixed(1)} s (trace ${trace.cached ? "from cache" : "synthesized"}).\nReport: ${written.html}\n`,
+  );
 }

@@ -30,6 +30,8 @@ function defaultArtifactDir(model: string, endpoint: string, mode: LoadMode): st
   return join("artifacts", `${model.replaceAll("/", "_")}-openai-${endpoint}-${stimulus}`);
 }
 
+const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
 export function registerBenchCommand(program: Command): void {
   program
     .command("bench")
@@ -147,9 +149,10 @@ export function registerBenchCommand(program: Command): void {
       const artifactDir = o.artifactDir ?? defaultArtifactDir(o.model, o.endpointType, mode);
       const stop = new AbortController();
       const cancel = new AbortController();
-      // First Ctrl-C: stop sending and let in-flight requests finish; second: cancel them too.
-      const onSigint = () => (stop.signal.aborted ? cancel.abort() : stop.abort());
-      process.on("SIGINT", onSigint);
+      // First Ctrl-C (or SIGTERM, SIGHUP): stop sending and let in-flight requests finish; second: cancel them too.
+      // Either way every finished record is in profile_export.jsonl and the summary files are written.
+      const onSignal = () => (stop.signal.aborted ? cancel.abort() : stop.abort());
+      for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
       // A run bounded by its duration has no request count to show progress against.
       const progress =
         o.benchmarkDuration !== undefined
@@ -213,7 +216,7 @@ export function registerBenchCommand(program: Command): void {
         if (result.cancelled) process.stdout.write(`Stopped early: ${result.sent} requests sent.\n`);
       } finally {
         progress.stop();
-        process.off("SIGINT", onSigint);
+        for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
       }
     });
 }

@@ -13,6 +13,10 @@ export function registerReportCommand(program: Command): void {
     .option("--out <dir>", "where report.md and report.html go", join("results", "report"))
     .option("--seed <n>", "seed for the bootstrap resampling", intOption(0), 0)
     .option(
+      "--allow-incomplete",
+      "report on artifact directories of runs that did not finish (marked as such)",
+    )
+    .option(
       "--goodput <slos>",
       'SLOs, e.g. "time_to_first_token:20000 inter_token_latency:50" (default: the run\'s own)',
     )
@@ -22,7 +26,13 @@ export function registerReportCommand(program: Command): void {
         import("../report/artifacts.ts"),
         import("../report/report.ts"),
       ]);
-      const arms = await Promise.all(dirs.map((d) => readArmArtifacts(d, basename(d.replace(/\/+$/, "")))));
+      const allowIncomplete = o.allowIncomplete === true;
+      const arms = await Promise.all(
+        dirs.map((d) => readArmArtifacts(d, basename(d.replace(/\/+$/, "")), { allowIncomplete })),
+      );
+      for (const a of arms)
+        if (a.incomplete)
+          process.stderr.write(`warning: ${a.dir} is an unfinished run (${a.requests} records)\n`);
       // Without --goodput, the SLOs the runs were made with (servelab records them in input_config).
       const recorded = (arms[0]?.summary.input_config as { goodput?: Record<string, unknown> } | undefined)
         ?.goodput;

@@ -226,7 +226,8 @@ describe("JsonlRecordWriter", () => {
   it("streams one line per record in batches, before it is closed", async () => {
     await withTempDir(async (dir) => {
       const file = join(dir, "out", PROFILE_EXPORT_JSONL);
-      const writer = await JsonlRecordWriter.open(file, { batchSize: 2 });
+      // Batches by count only here: the time-based flush has its own test.
+      const writer = await JsonlRecordWriter.open(file, { batchSize: 2, flushMs: 1e9 });
       const records = Array.from({ length: 5 }, (_, i) =>
         makeRecord({ session: i, startMs: i, chunksMs: [i + 10, i + 12], output: 4 }),
       );
@@ -253,6 +254,21 @@ describe("JsonlRecordWriter", () => {
         records.map((r) => formatRecordLine(r)),
       );
       assert.throws(() => writer.write(records[0]!), /after close/);
+    });
+  });
+
+  it("hands a lone record to the file soon after it finishes, without waiting for its batch or close", async () => {
+    await withTempDir(async (dir) => {
+      const file = join(dir, PROFILE_EXPORT_JSONL);
+      const writer = await JsonlRecordWriter.open(file, { flushMs: 5 });
+      writer.write(makeRecord({ session: 7, startMs: 0, chunksMs: [5], output: 1 }));
+      // Whatever the machine's load, the line arrives without another write, a drain or a close.
+      for (let i = 0; i < 500 && (await readFile(file, "utf8")) === ""; i++)
+        await new Promise((r) => setTimeout(r, 10));
+      const text = await readFile(file, "utf8");
+      assert.equal(JSON.parse(text).metadata.session_num, 7);
+      assert.ok(text.endsWith("\n"));
+      await writer.close();
     });
   });
 

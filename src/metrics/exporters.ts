@@ -1,4 +1,4 @@
-import { writeSync } from "node:fs";
+import { ftruncateSync, writeSync } from "node:fs";
 import { type FileHandle, mkdir, open } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { ServelabError } from "../errors.ts";
@@ -227,6 +227,11 @@ export interface JsonlRecordWriterOptions {
   /** Lines buffered before a write to the file; AIPerf flushes every 100. */
   batchSize?: number;
   /**
+   * Longest a finished record waits for its batch to fill, in ms (default 20): a slow run's records reach the file
+   * (the page cache) soon after they finish, so a killed process loses at most this much.
+   */
+  flushMs?: number;
+  /**
    * Write each batch before `write` returns, for a thread that does nothing else: no queue of writes is left to
    * drain at the end, and no event-loop turns are needed to move it along.
    */
@@ -235,15 +240,20 @@ export interface JsonlRecordWriterOptions {
 
 /**
  * Streams `profile_export.jsonl`: one line per finished request, in the order `write` is called, handed to the
- * file every `batchSize` lines, so a long run neither holds its records in memory nor loses them all on a crash.
- * `write` never blocks (unless opened `blocking`); a failed file write is reported by the next `write`, `drain`,
- * `flush` or `close`.
+ * file every `batchSize` lines or `flushMs` after the first line of a batch, whichever comes first, so a long run
+ * neither holds its records in memory nor loses more than a few milliseconds of them when killed. `write` never
+ * blocks (unless opened `blocking`); a failed file write is reported by the next `write`, `drain`, `flush` or
+ * `close`, and the file is cut back to its last complete line.
  */
 export class JsonlRecordWriter {
   readonly file: string;
   private readonly handle: FileHandle;
   private readonly batchSize: number;
   private readonly blocking: boolean;
+  private readonly flushMs: number;
+  private timer: NodeJS.Timeout | undefined;
+  /** Bytes known to be in the file: every one ends a complete line. */
+  private bytesWritten = 0;
   private batch: string[] = [];
   private pending: string[] = [];
   private writing = false;
@@ -252,11 +262,18 @@ export class JsonlRecordWriter {
   private closed = false;
   private count = 0;
 
-  private constructor(file: string, handle: FileHandle, batchSize: number, blocking: boolean) {
+  private constructor(
+    file: string,
+    handle: FileHandle,
+    batchSize: number,
+    blocking: boolean,
+    flushMs: number,
+  ) {
     this.file = file;
     this.handle = handle;
     this.batchSize = batchSize;
     this.blocking = blocking;
+    this.flushMs = flushMs;
   }
 
   /** Creates (or truncates) the file. */
@@ -265,9 +282,17 @@ export class JsonlRecordWriter {
     if (!Number.isInteger(batchSize) || batchSize < 1) {
       throw new RangeError(`JSONL batch size must be a positive integer, got ${batchSize}`);
     }
+    const flushMs = options.flushMs ?? 20;
+    if (!(flushMs >= 0)) throw new RangeError(`JSONL flush delay must be >= 0 ms, got ${flushMs}`);
     try {
       await mkdir(dirname(file), { recursive: true });
-      return new JsonlRecordWriter(file, await open(file, "w"), batchSize, options.blocking ?? false);
+      return new JsonlRecordWriter(
+        file,
+        await open(file, "w"),
+        batchSize,
+        options.blocking ?? false,
+        flushMs,
+      );
     } catch (e) {
       throw new ServelabError("FILE_WRITE", `cannot write ${file}: ${(e as Error).message}`);
     }
@@ -285,6 +310,7 @@ export class JsonlRecordWriter {
     this.batch.push(formatRecordLine(record, metrics));
     this.count++;
     if (this.batch.length >= this.batchSize) this.handOff();
+    else if (!this.timer && !this.blocking) this.timer = setTimeout(() => this.handOff(), this.flushMs);
   }
 
   /** Waits until every full batch queued so far is in the file. */
@@ -317,6 +343,9 @@ export class JsonlRecordWriter {
   }
 
   private handOff(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.batch.length === 0 || this.failure) return;
     const text = `${this.batch.join("\n")}\n`;
     this.batch = [];
     if (!this.blocking) {
@@ -324,11 +353,22 @@ export class JsonlRecordWriter {
       if (!this.writing) this.tail = this.pump();
       return;
     }
+    const bytes = Buffer.from(text);
     try {
-      const bytes = Buffer.from(text);
       for (let at = 0; at < bytes.length; ) at += writeSync(this.handle.fd, bytes, at);
+      this.bytesWritten += bytes.length;
     } catch (e) {
-      this.failure = new ServelabError("FILE_WRITE", `cannot write ${this.file}: ${(e as Error).message}`);
+      this.fail(e as Error);
+    }
+  }
+
+  /** Records a failed write and cuts the file back to its last complete line (a full disk may take half a line). */
+  private fail(e: Error): void {
+    this.failure = new ServelabError("FILE_WRITE", `cannot write ${this.file}: ${e.message}`);
+    try {
+      ftruncateSync(this.handle.fd, this.bytesWritten);
+    } catch {
+      // The failure above is what the caller hears of; a file that cannot even be truncated adds nothing to it.
     }
   }
 
@@ -343,13 +383,12 @@ export class JsonlRecordWriter {
       while (this.pending.length > 0 && !this.failure) {
         const text = this.pending.length === 1 ? this.pending[0]! : this.pending.join("");
         this.pending = [];
+        const bytes = Buffer.from(text);
         try {
-          await this.handle.writeFile(text);
+          await this.handle.writeFile(bytes);
+          this.bytesWritten += bytes.length;
         } catch (e) {
-          this.failure = new ServelabError(
-            "FILE_WRITE",
-            `cannot write ${this.file}: ${(e as Error).message}`,
-          );
+          this.fail(e as Error);
         }
       }
     } finally {

@@ -3,6 +3,7 @@ import { access, readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { createInterface } from "node:readline";
 import { ServelabError } from "../errors.ts";
+import { INCOMPLETE_MARKER } from "../io/output-dir.ts";
 import { PROFILE_EXPORT_JSON, PROFILE_EXPORT_JSONL } from "../metrics/exporters.ts";
 import type { RequestRecord } from "../metrics/record.ts";
 import type { SimExtras } from "../sim/run-sim.ts";
@@ -86,6 +87,8 @@ export interface ArmArtifacts {
   summary: Record<string, unknown>;
   /** Simulator-only figures, when the arm was simulated. */
   sim?: SimExtras;
+  /** The run did not finish (read with `allowIncomplete`). */
+  incomplete?: boolean;
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -101,8 +104,20 @@ async function exists(file: string): Promise<boolean> {
  * Reads an arm's artifacts: every line of `profile_export.jsonl` (AIPerf's record format), the summary JSON, and
  * `servelab_sim.json` when present. Lines that are not valid records are reported with file:line.
  */
-export async function readArmArtifacts(dir: string, name = basename(dir)): Promise<ArmArtifacts> {
+export async function readArmArtifacts(
+  dir: string,
+  name = basename(dir),
+  opts: { allowIncomplete?: boolean } = {},
+): Promise<ArmArtifacts> {
   const jsonl = join(dir, PROFILE_EXPORT_JSONL);
+  const incomplete = await exists(join(dir, INCOMPLETE_MARKER));
+  if (incomplete && !opts.allowIncomplete) {
+    throw new ServelabError(
+      "RUN_INCOMPLETE",
+      `${dir} holds a run that did not finish (it has ${INCOMPLETE_MARKER}): its records stop where the run stopped`,
+      ["pass --allow-incomplete to report on what it holds anyway"],
+    );
+  }
   if (!(await exists(jsonl))) {
     throw new ServelabError(
       "FILE_NOT_FOUND",
@@ -174,5 +189,6 @@ export async function readArmArtifacts(dir: string, name = basename(dir)): Promi
     summary,
   };
   if (await exists(simFile)) arm.sim = JSON.parse(await readFile(simFile, "utf8")) as SimExtras;
+  if (incomplete) arm.incomplete = true;
   return arm;
 }

@@ -6,14 +6,14 @@ import { loadRecipe } from "../recipe/load.ts";
 import { withTempDir } from "../testing/fixtures.ts";
 import { writeTinyRecipe } from "../testing/recipes.ts";
 import { perfModelChoice } from "./perf-models.ts";
-import { runSimulation, startSimExport } from "./run-sim.ts";
+import { runSimulation, startSimOutput } from "./run-sim.ts";
 
 describe("simulation runs", () => {
   it("export into a record export the caller started (a thread booting while the trace is prepared)", async () => {
     await withTempDir(async (dir) => {
       const recipePath = await writeTinyRecipe(dir, 5, 80);
       const recipe = await loadRecipe(recipePath);
-      const run = async (out: string, exporter?: Awaited<ReturnType<typeof startSimExport>>) =>
+      const run = async (out: string, output?: Awaited<ReturnType<typeof startSimOutput>>) =>
         runSimulation({
           recipe,
           recipeDir: dir,
@@ -21,18 +21,22 @@ describe("simulation runs", () => {
           outDir: join(dir, out),
           perfModel: perfModelChoice("polynomial", recipe),
           cliCommand: "test",
-          ...(exporter ? { exporter } : {}),
+          ...(output ? { output } : {}),
         });
       const inline = await run("inline");
       // Told to expect a long run, the export takes a thread of its own.
-      const thread = await startSimExport(recipe, join(dir, "threaded"), 1e6);
+      const output = await startSimOutput(recipe, join(dir, "threaded"), 1e6, "test");
+      const thread = output.exporter;
       let added = 0;
       const threaded = await run("threaded", {
-        add: (r) => {
-          added++;
-          thread.add(r);
+        ...output,
+        exporter: {
+          add: (r) => {
+            added++;
+            thread.add(r);
+          },
+          finish: () => thread.finish(),
         },
-        finish: () => thread.finish(),
       });
       assert.equal(added, 80);
       assert.equal(threaded.extras.requests, 80);

@@ -1,10 +1,17 @@
 import { join } from "node:path";
 import { settingLabel } from "../engine/perf/bounds.ts";
 import { writeFileAtomic } from "../io/atomic-write.ts";
+import { buildOutputDir, lockOutputDir } from "../io/output-dir.ts";
 import { createBlockHasher } from "../kv/block-hash.ts";
 import type { AiperfSummary } from "../metrics/aiperf-metrics.ts";
 import { type RecordExport, startRecordExport } from "../metrics/export-thread.ts";
-import { PROFILE_EXPORT_JSONL, renderAiperfJson, writeAiperfSummaryFiles } from "../metrics/exporters.ts";
+import {
+  PROFILE_EXPORT_CSV,
+  PROFILE_EXPORT_JSON,
+  PROFILE_EXPORT_JSONL,
+  renderAiperfJson,
+  writeAiperfSummaryFiles,
+} from "../metrics/exporters.ts";
 import { parseGoodput } from "../metrics/goodput.ts";
 import { summarize } from "../metrics/summary.ts";
 import { recipeSynthesisOptions } from "../recipe/load.ts";
@@ -32,10 +39,10 @@ export interface SimRunOptions {
   /** A trace already prepared (e.g. shared by several arms). */
   prepared?: PreparedTrace;
   /**
-   * The run's record export, writing into `outDir`, started by the caller (`startSimExport`) so that its thread can
-   * boot while the trace is prepared.
+   * The run's output, claimed and its record export started by the caller (`startSimOutput`), so that the export
+   * thread can boot while the trace is prepared.
    */
-  exporter?: RecordExport;
+  output?: SimOutput;
 }
 
 /** The KV block size of an arm's (first) workers: the one its trace is hashed with. */
@@ -44,12 +51,53 @@ export function armKvBlockSize(recipe: Recipe, arm: string): number {
   return a?.workers?.kv_block_size ?? a?.prefill?.kv_block_size ?? 64;
 }
 
-/** The record export of a simulation of about `requests` requests writing into `outDir`. */
-export function startSimExport(recipe: Recipe, outDir: string, requests: number): Promise<RecordExport> {
-  return startRecordExport(
-    { jsonlPath: join(outDir, PROFILE_EXPORT_JSONL), goodput: parseGoodput(recipe.benchmark.goodput) },
-    requests,
-  );
+/**
+ * Where a simulation writes: `outDir` claimed for this run (a lock beside it), its files built in a fresh directory
+ * that replaces `outDir` only once the run is complete, and the record export streaming into it.
+ */
+export interface SimOutput {
+  outDir: string;
+  /** The directory the files are written to until `commit`. */
+  building: string;
+  exporter: RecordExport;
+  /** Moves the finished run into `outDir`. */
+  commit(): Promise<void>;
+  /** Stops the export (if still running) and gives up the lock; what was built stays, marked incomplete. */
+  release(): Promise<void>;
+}
+
+/** Claims `outDir` and starts the record export of a simulation of about `requests` requests. */
+export async function startSimOutput(
+  recipe: Recipe,
+  outDir: string,
+  requests: number,
+  command: string,
+): Promise<SimOutput> {
+  const lock = await lockOutputDir(outDir, command);
+  try {
+    const build = await buildOutputDir(outDir);
+    const exporter = await startRecordExport(
+      { jsonlPath: join(build.path, PROFILE_EXPORT_JSONL), goodput: parseGoodput(recipe.benchmark.goodput) },
+      requests,
+    );
+    let finished = false;
+    return {
+      outDir,
+      building: build.path,
+      exporter,
+      commit: async () => {
+        finished = true;
+        await build.commit();
+      },
+      release: async () => {
+        if (!finished) await exporter.finish().catch(() => {});
+        await lock.release();
+      },
+    };
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
 }
 
 /** Simulator-only figures, reported next to the AIPerf metrics. */
@@ -112,46 +160,48 @@ export async function runSimulation(opts: SimRunOptions): Promise<SimRunResult> 
   const { recipe } = opts;
   const hasher = await createBlockHasher();
   const kvBlock = armKvBlockSize(recipe, opts.arm);
-  let exporter = opts.exporter;
-  let prepared = opts.prepared;
+  let output = opts.output;
   try {
+    let prepared = opts.prepared;
     if (!prepared) {
       const rows = await loadRecipeTrace(recipe, opts.recipeDir, {
         ...(opts.traceFile === undefined ? {} : { traceFile: opts.traceFile }),
         ...(opts.dataDir === undefined ? {} : { dataDir: opts.dataDir }),
       });
       // The export thread boots while the trace is hashed.
-      exporter ??= await startSimExport(recipe, opts.outDir, rows.length);
+      output ??= await startSimOutput(recipe, opts.outDir, rows.length, opts.cliCommand);
       prepared = prepareTrace(rows, hasher, kvBlock, recipe.benchmark.prompt_block_size);
     }
-    exporter ??= await startSimExport(recipe, opts.outDir, prepared.rows.length);
-  } catch (e) {
-    await exporter?.finish().catch(() => {});
-    throw e;
+    output ??= await startSimOutput(recipe, opts.outDir, prepared.rows.length, opts.cliCommand);
+    return await simulateInto(opts, output, prepared, hasher);
+  } finally {
+    await output?.release();
   }
-  const jsonlPath = join(opts.outDir, PROFILE_EXPORT_JSONL);
+}
+
+async function simulateInto(
+  opts: SimRunOptions,
+  output: SimOutput,
+  prepared: PreparedTrace,
+  hasher: Awaited<ReturnType<typeof createBlockHasher>>,
+): Promise<SimRunResult> {
+  const { recipe } = opts;
+  const { exporter, building } = output;
   // The simulator always replays the trace's timestamps; the window options exist in fixed-schedule mode only.
   const schedule = recipe.benchmark.mode === "fixed_schedule" ? recipe.benchmark : undefined;
-  let result: SimResult;
-  try {
-    result = simulateArm({
-      recipe,
-      arm: opts.arm,
-      trace: prepared,
-      hasher,
-      perfModel: opts.perfModel.forGroup,
-      ...(opts.seed === undefined ? {} : { seed: opts.seed }),
-      autoOffset: schedule?.auto_offset ?? false,
-      ...(schedule?.start_offset_ms === undefined ? {} : { startOffsetMs: schedule.start_offset_ms }),
-      ...(schedule?.end_offset_ms === undefined ? {} : { endOffsetMs: schedule.end_offset_ms }),
-      onRecord: (rec) => exporter.add(rec),
-      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-    });
-  } catch (e) {
-    // Keep the records of the requests that finished before the failure.
-    await exporter.finish().catch(() => {});
-    throw e;
-  }
+  const result = simulateArm({
+    recipe,
+    arm: opts.arm,
+    trace: prepared,
+    hasher,
+    perfModel: opts.perfModel.forGroup,
+    ...(opts.seed === undefined ? {} : { seed: opts.seed }),
+    autoOffset: schedule?.auto_offset ?? false,
+    ...(schedule?.start_offset_ms === undefined ? {} : { startOffsetMs: schedule.start_offset_ms }),
+    ...(schedule?.end_offset_ms === undefined ? {} : { endOffsetMs: schedule.end_offset_ms }),
+    onRecord: (rec) => exporter.add(rec),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+  });
   const { summary, errorSummary } = await exporter.finish();
   const served = result.targets.filter((t) => t.role !== "decode");
   const prompt = served.reduce((a, t) => a + t.prompt_tokens, 0);
@@ -201,11 +251,17 @@ export async function runSimulation(opts: SimRunOptions): Promise<SimRunResult> 
     startTime: null,
     endTime: null,
   };
-  const files = await writeAiperfSummaryFiles(opts.outDir, summary, context);
-  const extrasPath = join(opts.outDir, "servelab_sim.json");
-  await writeFileAtomic(extrasPath, [`${JSON.stringify(extras, null, 2)}\n`]);
+  await writeAiperfSummaryFiles(building, summary, context);
+  await writeFileAtomic(join(building, "servelab_sim.json"), [`${JSON.stringify(extras, null, 2)}\n`]);
+  await output.commit();
+  const files = {
+    json: join(opts.outDir, PROFILE_EXPORT_JSON),
+    csv: join(opts.outDir, PROFILE_EXPORT_CSV),
+    jsonl: join(opts.outDir, PROFILE_EXPORT_JSONL),
+    extras: join(opts.outDir, "servelab_sim.json"),
+  };
   const aiperf = JSON.parse(renderAiperfJson(summary, context)) as Record<string, unknown>;
   const { timeline: _t, targets: _g, ...compact } = extras;
   const json = `${JSON.stringify({ ...aiperf, servelab: compact }, null, 2)}\n`;
-  return { summary, extras, json, files: { ...files, jsonl: jsonlPath, extras: extrasPath } };
+  return { summary, extras, json, files };
 }
