@@ -1,5 +1,5 @@
-import { readFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { readdir, readFile } from "node:fs/promises";
+import { dirname, join, relative } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
 import cliProgress from "cli-progress";
 import {
@@ -13,7 +13,7 @@ import {
 import { DSV32_GB200_DEP8 } from "../engine/perf/registry.ts";
 import { ServelabError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic-write.ts";
-import { lockOutputDir } from "../io/output-dir.ts";
+import { buildOutputDir, lockOutputDir } from "../io/output-dir.ts";
 import { PROFILE_EXPORT_JSON } from "../metrics/exporters.ts";
 import { loadRecipe, resolvedRecipeYaml } from "../recipe/load.ts";
 import type { Recipe } from "../recipe/schema.ts";
@@ -97,6 +97,7 @@ export function registerAbCommand(program: Command): void {
     .argument("<recipe>", "recipe YAML")
     .option("--attribution", "add arms that change one factor at a time (reuse, routing, disaggregation)")
     .option("--out <dir>", "report directory (default: results/<recipe>-<UTC time>)")
+    .option("--force", "replace what --out holds (once the new run completes)")
     .option(
       "--seed <n>",
       "seed for routing and the statistics' resampling (default: the recipe's)",
@@ -124,7 +125,15 @@ export function registerAbCommand(program: Command): void {
       // One A/B at a time into a directory: a second refuses at once instead of interleaving with the first.
       const lock = await lockOutputDir(outDir, ["servelab", ...process.argv.slice(2)].join(" "));
       try {
-        await runAb(recipePath, base, outDir, o);
+        const held = await readdir(outDir).catch(() => [] as string[]);
+        if (held.length > 0 && !o.force)
+          throw new ServelabError("USAGE", `--out ${outDir} is not empty (${held.length} entries)`, [
+            "use another directory, or --force to replace what it holds once this run completes",
+          ]);
+        // The whole A/B is built beside --out and moved in when complete: a stopped run leaves the earlier one.
+        const build = await buildOutputDir(outDir);
+        await runAb(recipePath, base, { work: build.path, final: outDir }, o);
+        await build.commit();
       } finally {
         await lock.release();
       }
@@ -140,9 +149,22 @@ type AbOptions = {
   sensitivity?: true | undefined;
   dataDir?: string | undefined;
   endpoint?: string[] | undefined;
+  force?: true | undefined;
 };
 
-async function runAb(recipePath: string, base: Recipe, outDir: string, o: AbOptions): Promise<void> {
+/**
+ * Runs the A/B into `dirs.work`, to be moved to `dirs.final` when it completes: what it prints and what the report
+ * records name the final directory.
+ */
+async function runAb(
+  recipePath: string,
+  base: Recipe,
+  dirs: { work: string; final: string },
+  o: AbOptions,
+): Promise<void> {
+  const outDir = dirs.work;
+  const shown = (a: ArmArtifacts): ArmArtifacts => ({ ...a, dir: join(dirs.final, relative(outDir, a.dir)) });
+  const reportPath = join(dirs.final, "report.html");
   const attribution = o.attribution ? withAttributionArms(base) : undefined;
   const recipe = attribution?.recipe ?? base;
   const recipeDir = dirname(recipePath);
@@ -188,15 +210,15 @@ async function runAb(recipePath: string, base: Recipe, outDir: string, o: AbOpti
   const rows = await readTrace(trace.file, { blockSize: recipe.benchmark.prompt_block_size });
   const analyzeTrace = () => analyzeRows(rows, { blockSize: recipe.benchmark.prompt_block_size });
   if (live) {
-    let dirs: string[];
+    let liveDirs: string[];
     try {
-      dirs = await live.runLiveArms(recipe, rows, endpoints, outDir, cliCommand, progress.update);
+      liveDirs = await live.runLiveArms(recipe, rows, endpoints, outDir, cliCommand, progress.update);
     } finally {
       progress.stop();
     }
     await writeFileAtomic(join(outDir, "recipe.resolved.yaml"), [resolvedRecipeYaml(recipe)]);
     const { readArmArtifacts, writeReport } = await report();
-    const artifacts = await Promise.all(dirs.map((d, i) => readArmArtifacts(d, arms[i]!)));
+    const artifacts = (await Promise.all(liveDirs.map((d, i) => readArmArtifacts(d, arms[i]!)))).map(shown);
     const written = await writeReport(outDir, artifacts, {
       title: `${recipe.name}: ${arms.join(" vs ")} (live)`,
       recipe,
@@ -205,7 +227,7 @@ async function runAb(recipePath: string, base: Recipe, outDir: string, o: AbOpti
       command: cliCommand,
       seed: o.seed ?? recipe.trace.seed,
     });
-    process.stdout.write(`${written.console}\nReport: ${written.html}\n`);
+    process.stdout.write(`${written.console}\nReport: ${reportPath}\n`);
     return;
   }
   // An arm's artifacts, and the trace statistics, are read as soon as a thread finishes, on the core it frees,
@@ -254,7 +276,7 @@ async function runAb(recipePath: string, base: Recipe, outDir: string, o: AbOpti
   await writeFileAtomic(join(outDir, "recipe.resolved.yaml"), [resolvedRecipeYaml(recipe)]);
   const { readArmArtifacts, writeReport } = await report();
   const artifacts = await Promise.all(
-    arms.map((arm) => reading.get(arm) ?? readArmArtifacts(join(outDir, "arms", arm), arm)),
+    arms.map((arm) => reading.get(arm) ?? readArmArtifacts(join(outDir, "arms", arm), arm).then(shown)),
   );
   const settingRun = async (setting: PerfSetting, dirOf: (arm: string) => string) => ({
     label: settingLabel(setting),
@@ -283,6 +305,6 @@ async function runAb(recipePath: string, base: Recipe, outDir: string, o: AbOpti
   });
   process.stdout.write(written.console);
   process.stdout.write(
-    `\nSimulated ${arms.length} arms${extraJobs.length > 0 ? ` and ${extraJobs.length} bound runs` : ""} in ${simSeconds.toFixed(1)} s (trace ${trace.cached ? "from cache" : "synthesized"}).\nReport: ${written.html}\n`,
+    `\nSimulated ${arms.length} arms${extraJobs.length > 0 ? ` and ${extraJobs.length} bound runs` : ""} in ${simSeconds.toFixed(1)} s (trace ${trace.cached ? "from cache" : "synthesized"}).\nReport: ${reportPath}\n`,
   );
 }

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ServelabError } from "../errors.ts";
 import { createRng } from "../random.ts";
-import { withTempDir } from "../testing/fixtures.ts";
+import { REPO_ROOT, withTempDir } from "../testing/fixtures.ts";
 import { AIPERF_METRIC_TAGS, RECORD_METRIC_TAGS } from "./aiperf-metrics.ts";
 import { MetricsCollector } from "./collector.ts";
 import {
@@ -329,6 +330,40 @@ describe("JsonlRecordWriter", () => {
       await assert.rejects(writer.drain(), isFileWrite);
       assert.throws(() => writer.write(smallRun()[1]!), isFileWrite);
       await assert.rejects(writer.close(), isFileWrite);
+    });
+  }
+
+  for (const blocking of [false, true]) {
+    it(`on a full disk, fails with FILE_WRITE and leaves only whole lines${blocking ? " (blocking)" : ""}`, async () => {
+      await withTempDir(async (dir) => {
+        // A 4 KiB file-size limit (SIGXFSZ ignored, so writes past it fail with EFBIG, as a full disk fails them).
+        const file = join(dir, PROFILE_EXPORT_JSONL);
+        const script = `
+          import { JsonlRecordWriter } from "./src/metrics/exporters.ts";
+          import { makeRecord } from "./src/metrics/record-fixtures.ts";
+          const w = await JsonlRecordWriter.open(${JSON.stringify(file)}, { batchSize: 3, blocking: ${blocking} });
+          try {
+            for (let i = 0; i < 200; i++) {
+              w.write(makeRecord({ session: i, startMs: i, chunksMs: [i + 1, i + 2, i + 3], output: 3 }));
+              await w.drain();
+            }
+            await w.close();
+            console.log("no failure");
+          } catch (e) { console.log(e.code); }`;
+        const r = spawnSync(
+          "bash",
+          ["-c", 'ulimit -f 4; trap "" XFSZ; exec node --import tsx --input-type=module -e "$0"', script],
+          {
+            cwd: REPO_ROOT,
+            encoding: "utf8",
+          },
+        );
+        assert.equal(r.stdout.trim(), "FILE_WRITE", r.stderr);
+        const text = await readFile(file, "utf8");
+        assert.ok(text.length > 0 && text.length <= 4096, `${text.length} bytes`);
+        assert.ok(text.endsWith("\n"), "a truncated last line");
+        for (const line of text.split("\n").slice(0, -1)) JSON.parse(line);
+      });
     });
   }
 
