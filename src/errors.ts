@@ -9,6 +9,8 @@ export const ERROR_CODES = {
   FILE_WRITE: "an output file could not be written",
   OUTPUT_LOCKED: "another servelab run is writing the same output directory",
   RUN_INCOMPLETE: "an artifact directory holds a run that did not finish",
+  RUN_FAILED: "every request of a run failed, or more than the allowed share",
+  ENDPOINT_CHECK: "a live endpoint does not serve what the run will send",
   TRACE_EMPTY: "a trace file holds no requests",
   TRACE_INVALID: "a trace file has invalid lines",
   RECIPE_PARSE: "a recipe file is not valid YAML",

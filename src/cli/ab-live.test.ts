@@ -57,6 +57,37 @@ describe("servelab ab --endpoint", () => {
         const bad = await runCli(["ab", join(dir, "r.yaml"), "--endpoint", "lonely=http://127.0.0.1:1"]);
         assert.equal(bad.code, 2);
         assert.match(bad.stderr, /needs two or more --endpoint/);
+        const refused = async (endpoints: string[], pattern: RegExp, extra: string[] = []) => {
+          const r = await runCli([
+            "ab",
+            join(dir, "r.yaml"),
+            ...endpoints.flatMap((e) => ["--endpoint", e]),
+            "--out",
+            join(dir, `x${Math.random()}`),
+            ...extra,
+          ]);
+          assert.equal(r.code, 2, r.stdout);
+          assert.match(r.stderr, pattern);
+        };
+        // Checked before any load: what each endpoint serves, URL schemes, distinct names.
+        await refused(
+          [`a=${slow.url}`, `b=${fast.url}`],
+          /^error\[ENDPOINT_CHECK\]: endpoint a .* does not serve model 'other'; it serves: org\/tiny/m,
+          ["--model", "other"],
+        );
+        await refused(
+          [`a=${slow.url}`, "b=http://127.0.0.1:1"],
+          /^error\[ENDPOINT_CHECK\]: endpoint b .*GET \/v1\/models failed/m,
+        );
+        await refused(
+          [`a=${slow.url}`, "b=ftp://127.0.0.1:1"],
+          /^error\[USAGE\]: --endpoint b: .* is not an http/m,
+        );
+        await refused(
+          [`a=${slow.url}`, `a=${fast.url}`],
+          /^error\[USAGE\]: --endpoint name 'a' is given twice/m,
+        );
+        assert.equal(slow.requestLog.since().length, 12, "a refused A/B sent no requests");
       });
     } finally {
       await Promise.all([fast.close(), slow.close()]);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readFile, writeFile } from "node:fs/promises";
+import { cp, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { withTempDir, writeLines } from "../testing/fixtures.ts";
@@ -41,6 +41,31 @@ describe("servelab ab and servelab report", () => {
       ]);
       assert.equal(again.code, 0, again.stderr);
       const md2 = await readFile(join(dir, "rep", "report.md"), "utf8");
+      // A second A/B into the same directory needs --force.
+      const again2 = await runCli(["ab", join(dir, "ab.yaml"), "--out", out, "--perf-model", "polynomial"]);
+      assert.equal(again2.code, 2);
+      assert.match(again2.stderr, /^error\[USAGE\]: --out .* is not empty/m);
+      // An unfinished run is refused, or reported with a warning when asked for.
+      const cut = join(dir, "cut");
+      await cp(join(out, "arms", "kv"), cut, { recursive: true });
+      const lines = (await readFile(join(cut, "profile_export.jsonl"), "utf8")).split("\n");
+      await writeFile(join(cut, "profile_export.jsonl"), lines.slice(0, 20).join("\n"));
+      await writeFile(join(cut, "servelab_incomplete"), "");
+      const refused = await runCli(["report", join(out, "arms", "rr"), cut, "--out", join(dir, "rep2")]);
+      assert.equal(refused.code, 2);
+      assert.match(refused.stderr, /^error\[RUN_INCOMPLETE\]: .*cut holds a run that did not finish/m);
+      const allowed = await runCli([
+        "report",
+        join(out, "arms", "rr"),
+        cut,
+        "--out",
+        join(dir, "rep2"),
+        "--allow-incomplete",
+      ]);
+      assert.equal(allowed.code, 0, allowed.stderr);
+      assert.match(allowed.stdout, /warning: arm cut is an unfinished run: 20 records/);
+      assert.match(allowed.stdout, /warning: the arms measured different numbers of requests: rr 60, cut 20/);
+      assert.match(await readFile(join(dir, "rep2", "report.md"), "utf8"), /## Before reading on/);
       // Same statistics from the artifacts as from the run (same seed): the comparison section is identical.
       const section = (t: string) => t.slice(t.indexOf("## kv vs rr"), t.indexOf("## Charts"));
       assert.equal(section(md2), section(md));

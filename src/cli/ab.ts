@@ -14,6 +14,12 @@ import { DSV32_GB200_DEP8 } from "../engine/perf/registry.ts";
 import { ServelabError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic-write.ts";
 import { buildOutputDir, lockOutputDir } from "../io/output-dir.ts";
+import {
+  checkErrorRate,
+  DEFAULT_MAX_ERROR_RATE,
+  errorSummaryOf,
+  parseMaxErrorRate,
+} from "../metrics/error-rate.ts";
 import { PROFILE_EXPORT_JSON } from "../metrics/exporters.ts";
 import { loadRecipe, resolvedRecipeYaml } from "../recipe/load.ts";
 import type { Recipe } from "../recipe/schema.ts";
@@ -98,6 +104,13 @@ export function registerAbCommand(program: Command): void {
     .option("--attribution", "add arms that change one factor at a time (reuse, routing, disaggregation)")
     .option("--out <dir>", "report directory (default: results/<recipe>-<UTC time>)")
     .option("--force", "replace what --out holds (once the new run completes)")
+    .option("--model <name>", "model name live runs send (default: the recipe's served_model_name)")
+    .option(
+      "--max-error-rate <fraction>",
+      "exit with error[RUN_FAILED] when more than this share of an arm's requests failed (or all did)",
+      parseMaxErrorRate,
+      DEFAULT_MAX_ERROR_RATE,
+    )
     .option(
       "--seed <n>",
       "seed for routing and the statistics' resampling (default: the recipe's)",
@@ -150,6 +163,8 @@ type AbOptions = {
   dataDir?: string | undefined;
   endpoint?: string[] | undefined;
   force?: true | undefined;
+  maxErrorRate: number;
+  model?: string | undefined;
 };
 
 /**
@@ -175,9 +190,11 @@ async function runAb(
   );
   const cliCommand = ["servelab", ...process.argv.slice(2)].join(" ");
   const live = o.endpoint?.length ? await import("../report/live-arms.ts") : undefined;
-  const endpoints = live ? (o.endpoint ?? []).map(live.parseEndpoint) : [];
+  const endpoints = live ? live.parseEndpoints(o.endpoint ?? []) : [];
   if (endpoints.length === 1)
     throw new ServelabError("USAGE", "an A/B against live endpoints needs two or more --endpoint");
+  const model = o.model ?? recipe.model.served_model_name;
+  if (live) await live.checkEndpoints(endpoints, model);
   const arms = endpoints.length > 0 ? endpoints.map((e) => e.name) : Object.keys(recipe.arms);
   const bounds = parsePerfBounds(o.perfBounds);
   const main: PerfSetting = { bound: bounds.includes("nominal") ? "nominal" : bounds[0]! };
@@ -212,7 +229,7 @@ async function runAb(
   if (live) {
     let liveDirs: string[];
     try {
-      liveDirs = await live.runLiveArms(recipe, rows, endpoints, outDir, cliCommand, progress.update);
+      liveDirs = await live.runLiveArms(recipe, rows, endpoints, outDir, cliCommand, progress.update, model);
     } finally {
       progress.stop();
     }
@@ -228,6 +245,7 @@ async function runAb(
       seed: o.seed ?? recipe.trace.seed,
     });
     process.stdout.write(`${written.console}\nReport: ${reportPath}\n`);
+    checkArmErrors(artifacts, o.maxErrorRate);
     return;
   }
   // An arm's artifacts, and the trace statistics, are read as soon as a thread finishes, on the core it frees,
@@ -307,4 +325,24 @@ async function runAb(
   process.stdout.write(
     `\nSimulated ${arms.length} arms${extraJobs.length > 0 ? ` and ${extraJobs.length} bound runs` : ""} in ${simSeconds.toFixed(1)} s (trace ${trace.cached ? "from cache" : "synthesized"}).\nReport: ${reportPath}\n`,
   );
+  checkArmErrors(artifacts, o.maxErrorRate);
+}
+
+/** After the report is written: an arm whose requests (mostly) failed makes the A/B a failure. */
+function checkArmErrors(arms: readonly ArmArtifacts[], maxErrorRate: number): void {
+  const problems: string[] = [];
+  for (const a of arms) {
+    try {
+      checkErrorRate(`arm ${a.name}`, a.requests, errorSummaryOf(a.summary, a.records), maxErrorRate);
+    } catch (e) {
+      if (!(e instanceof ServelabError)) throw e;
+      problems.push(e.message, ...e.details.map((d) => `  ${d}`));
+    }
+  }
+  if (problems.length > 0)
+    throw new ServelabError(
+      "RUN_FAILED",
+      "the A/B compared arms whose requests failed (the report says so)",
+      problems,
+    );
 }

@@ -3,6 +3,7 @@ import { type Command, InvalidArgumentError, Option } from "@commander-js/extra-
 import { parseExtraInputs } from "../bench/openai-request.ts";
 import type { LoadMode } from "../bench/run-bench.ts";
 import { ServelabError } from "../errors.ts";
+import { checkErrorRate, DEFAULT_MAX_ERROR_RATE, parseMaxErrorRate } from "../metrics/error-rate.ts";
 import { parseGoodput } from "../metrics/goodput.ts";
 import { readTrace } from "../trace/reader.ts";
 import { resolveTraceInput } from "../trace/resolve-dataset.ts";
@@ -82,6 +83,12 @@ export function registerBenchCommand(program: Command): void {
     .option("--request-timeout-seconds <s>", "per-request timeout", positiveNumberOption, 600)
     .option("--goodput <slos>", 'SLOs, e.g. "time_to_first_token:20000 inter_token_latency:50"')
     .option("--artifact-dir <dir>", "where the exports go")
+    .option(
+      "--max-error-rate <fraction>",
+      `exit with error[RUN_FAILED] when more than this share of requests failed (or all did)`,
+      parseMaxErrorRate,
+      DEFAULT_MAX_ERROR_RATE,
+    )
     .option(
       "--no-inputs-json",
       "do not write inputs.json (every request body as sent; large for long prompts)",
@@ -214,6 +221,14 @@ export function registerBenchCommand(program: Command): void {
           );
         }
         if (result.cancelled) process.stdout.write(`Stopped early: ${result.sent} requests sent.\n`);
+        // The files are written; a run that mostly failed still exits as a failure.
+        checkErrorRate(
+          `the run against ${o.url}`,
+          // AIPerf counts the requests that succeeded and those that failed apart.
+          (result.summary.request_count?.avg ?? 0) + (result.summary.error_request_count?.avg ?? 0),
+          result.errors,
+          o.maxErrorRate,
+        );
       } finally {
         progress.stop();
         for (const sig of STOP_SIGNALS) process.off(sig, onSignal);

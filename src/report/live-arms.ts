@@ -18,11 +18,55 @@ export function parseEndpoint(spec: string): { name: string; url: string } {
       `--endpoint name '${name}' may use letters, digits, '.', '_', '+' and '-' only`,
     );
   }
+  let u: URL;
   try {
-    const u = new URL(url.includes("://") ? url : `http://${url}`);
-    return { name, url: u.origin };
+    u = new URL(url.includes("://") ? url : `http://${url}`);
   } catch {
     throw new ServelabError("USAGE", `--endpoint ${name}: '${url}' is not a URL`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:")
+    throw new ServelabError("USAGE", `--endpoint ${name}: '${url}' is not an http:// or https:// URL`);
+  return { name, url: u.origin };
+}
+
+/** `--endpoint` list: each NAME=URL, names distinct. */
+export function parseEndpoints(specs: readonly string[]): { name: string; url: string }[] {
+  const endpoints = specs.map(parseEndpoint);
+  const seen = new Set<string>();
+  for (const e of endpoints) {
+    if (seen.has(e.name)) throw new ServelabError("USAGE", `--endpoint name '${e.name}' is given twice`);
+    seen.add(e.name);
+  }
+  return endpoints;
+}
+
+/**
+ * Before any load: each endpoint must answer `GET /v1/models` and list the model the run will send, or the A/B
+ * would measure error responses.
+ */
+export async function checkEndpoints(
+  endpoints: readonly { name: string; url: string }[],
+  model: string,
+): Promise<void> {
+  for (const { name, url } of endpoints) {
+    let served: string[];
+    try {
+      const res = await fetch(`${url}/v1/models`, { signal: AbortSignal.timeout(10_000) });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const body = (await res.json()) as { data?: { id?: unknown }[] };
+      served = (body.data ?? []).map((m) => String(m.id));
+    } catch (e) {
+      throw new ServelabError(
+        "ENDPOINT_CHECK",
+        `endpoint ${name} (${url}): GET /v1/models failed: ${(e as Error).message}`,
+      );
+    }
+    if (!served.includes(model))
+      throw new ServelabError(
+        "ENDPOINT_CHECK",
+        `endpoint ${name} (${url}) does not serve model '${model}'; it serves: ${served.join(", ") || "nothing"}`,
+        ["set the model the run sends with --model"],
+      );
   }
 }
 
@@ -60,6 +104,7 @@ export async function runLiveArms(
   outDir: string,
   cliCommand: string,
   onProgress: (arm: string, done: number, total: number) => void,
+  model = recipe.model.served_model_name,
 ): Promise<string[]> {
   const tokenizer = await loadDeepSeekTokenizer();
   const prompts = new PromptSynthesizer(tokenizer, await loadCorpus(), {
@@ -73,7 +118,7 @@ export async function runLiveArms(
       {
         url,
         endpoint: "chat",
-        model: recipe.model.served_model_name,
+        model,
         streaming: recipe.benchmark.streaming,
         rows,
         mode: recipeLoadMode(recipe, rows.length),
@@ -87,7 +132,7 @@ export async function runLiveArms(
         useServerTokenCount: false,
         cliCommand,
         inputConfig: {
-          endpoint: { url, model_names: [recipe.model.served_model_name] },
+          endpoint: { url, model_names: [model] },
           goodput: recipe.benchmark.goodput,
         },
         onProgress: ({ done, total }) => onProgress(name, done, total),

@@ -4,6 +4,7 @@ import Table from "cli-table3";
 import { TABLE_STYLE } from "../cli/table-style.ts";
 import { PERF_BOUNDS } from "../engine/perf/bounds.ts";
 import { writeFileAtomic } from "../io/atomic-write.ts";
+import { errorLines, errorSummaryOf } from "../metrics/error-rate.ts";
 import { type GoodputSlo, parseGoodput } from "../metrics/goodput.ts";
 import { resolvedRecipeYaml } from "../recipe/load.ts";
 import type { Recipe } from "../recipe/schema.ts";
@@ -182,6 +183,13 @@ export async function writeReport(
 
   const md: string[] = [`# ${ctx.title}`, ""];
   const html: string[] = [];
+  const warnings = runWarnings(arms);
+  if (warnings.length > 0) {
+    md.push("## Before reading on", "", ...warnings.map((w) => `- **${w}**`), "");
+    html.push(
+      `<div class="banner"><p>Before reading on:</p><ul>${warnings.map((w) => `<li>${escapeHtml(w)}</li>`).join("")}</ul></div>`,
+    );
+  }
   const models = stepTimeModels(arms);
   if (models.uncalibrated) {
     const banner =
@@ -329,7 +337,31 @@ for (const el of document.querySelectorAll(".chart")) {
     console = `Step-time models:\n${models.lines.map((l) => `  ${l}\n`).join("")}${console}`;
   if (models.uncalibrated)
     console = `UNCALIBRATED step-time model: the figures are illustrative only.\n${console}`;
+  if (warnings.length > 0) console = `${warnings.map((w) => `warning: ${w}\n`).join("")}${console}`;
   return { md: mdPath, html: htmlPath, console };
+}
+
+/**
+ * What makes a comparison untrustworthy, said first: failed requests (by type), empty or unfinished exports, and
+ * arms that measured different numbers of requests.
+ */
+function runWarnings(arms: readonly ArmArtifacts[]): string[] {
+  const out: string[] = [];
+  for (const a of arms) {
+    if (a.requests === 0) out.push(`arm ${a.name} has no records (${a.dir})`);
+    if (a.incomplete)
+      out.push(`arm ${a.name} is an unfinished run: ${a.requests} records, cut where it stopped`);
+    if (a.errors > 0) {
+      const types = errorLines(errorSummaryOf(a.summary, a.records)).join("; ");
+      out.push(`arm ${a.name}: ${a.errors} of ${a.requests} requests failed (${types})`);
+    }
+  }
+  const counts = new Set(arms.map((a) => a.requests));
+  if (counts.size > 1)
+    out.push(
+      `the arms measured different numbers of requests: ${arms.map((a) => `${a.name} ${a.requests}`).join(", ")}`,
+    );
+  return out;
 }
 
 /** Which step-time model each simulated arm ran, and whether any ran one without a measured profile. */
