@@ -1,7 +1,8 @@
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ServelabError } from "../errors.ts";
 import { removeStaleTemps } from "../io/atomic-write.ts";
+import { makeDir } from "../io/make-dir.ts";
 import { INCOMPLETE_MARKER, lockOutputDir } from "../io/output-dir.ts";
 import type { AiperfSummary, ErrorSummaryEntry } from "../metrics/aiperf-metrics.ts";
 import { MetricsCollector } from "../metrics/collector.ts";
@@ -155,7 +156,7 @@ export async function runBench(
     const marker = join(cfg.artifactDir, INCOMPLETE_MARKER);
     await removeStaleTemps(cfg.artifactDir);
     try {
-      await mkdir(cfg.artifactDir, { recursive: true });
+      await makeDir(cfg.artifactDir);
       await writeFile(marker, "this run has not finished\n");
     } catch (e) {
       throw new ServelabError("FILE_WRITE", `cannot write ${marker}: ${(e as Error).message}`);

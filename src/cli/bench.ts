@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { type Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
+import { type Command, Option } from "@commander-js/extra-typings";
 import { parseExtraInputs } from "../bench/openai-request.ts";
 import type { LoadMode } from "../bench/run-bench.ts";
 import { ServelabError } from "../errors.ts";
@@ -12,10 +12,33 @@ import { startProgress } from "./progress.ts";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
+/** An HTTP header field name: RFC 9110 token characters. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
 function parseHeader(text: string): [string, string] {
   const at = text.indexOf(":");
-  if (at <= 0) throw new InvalidArgumentError(`expected "Name: value", got '${text}'.`);
-  return [text.slice(0, at).trim(), text.slice(at + 1).trim()];
+  if (at <= 0) throw new ServelabError("USAGE", `-H/--header expects "Name: value", got '${text}'`);
+  const name = text.slice(0, at).trim();
+  const value = text.slice(at + 1).trim();
+  if (!HEADER_NAME.test(name))
+    throw new ServelabError("USAGE", `-H/--header: '${name}' is not a valid header name`);
+  if (/[\r\n\0]/.test(value))
+    throw new ServelabError("USAGE", `-H/--header ${name}: the value holds a line break`);
+  return [name, value];
+}
+
+/** `--url`: an http:// or https:// URL (a bare host:port means http). */
+function parseServerUrl(text: string): string {
+  const withScheme = text.includes("://") ? text : `http://${text}`;
+  let u: URL;
+  try {
+    u = new URL(withScheme);
+  } catch {
+    throw new ServelabError("USAGE", `--url '${text}' is not a URL`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:")
+    throw new ServelabError("USAGE", `--url '${text}' must be an http:// or https:// URL`);
+  return withScheme;
 }
 
 /** AIPerf's default artifact directory name, used when --artifact-dir is not given. */
@@ -97,6 +120,9 @@ export function registerBenchCommand(program: Command): void {
     .option("--prompt-input-tokens-block-size <n>", "tokens per hash_ids block", intOption(1), 512)
     .option("--use-server-token-count", "count tokens from the server's usage instead of the tokenizer")
     .action(async (o) => {
+      // Flags are checked before anything loads or any file is written.
+      const url = parseServerUrl(o.url);
+      const headers = Object.fromEntries((o.header ?? []).map(parseHeader));
       // Loaded here, not with the CLI: the tokenizer and the load generator take a while to load.
       const [
         { loadCorpus, loadDeepSeekTokenizer, PromptSynthesizer },
@@ -169,7 +195,7 @@ export function registerBenchCommand(program: Command): void {
       try {
         const result = await runBench(
           {
-            url: o.url.includes("://") ? o.url : `http://${o.url}`,
+            url,
             endpoint: o.endpointType,
             model: o.model,
             streaming: o.streaming === true,
@@ -180,7 +206,7 @@ export function registerBenchCommand(program: Command): void {
             gracePeriodS: o.benchmarkGracePeriod,
             timeoutS: o.requestTimeoutSeconds,
             extraInputs: parseExtraInputs(o.extraInputs ?? []),
-            headers: Object.fromEntries((o.header ?? []).map(parseHeader)),
+            headers,
             apiKey: o.apiKey,
             goodput: o.goodput === undefined ? [] : parseGoodput(o.goodput),
             artifactDir,

@@ -8,12 +8,21 @@ import { registerSimCommand } from "./sim.ts";
 import { registerTraceCommands } from "./trace.ts";
 import { registerWorkerCommand } from "./worker.ts";
 
+/** Whether commander printed its error (a parse error) before throwing it; errors thrown in actions it does not. */
+let printed = false;
+
 export function buildProgram(): Command {
+  printed = false;
   const program = new Command("servelab")
     .description("A/B test LLM serving configurations on real traces")
     .showHelpAfterError()
     // Usage errors carry the registry's code like every other error.
-    .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, "error[USAGE]: ")) })
+    .configureOutput({
+      outputError: (text, write) => {
+        printed = true;
+        write(text.replace(/^error: /, "error[USAGE]: "));
+      },
+    })
     .exitOverride();
   registerAbCommand(program);
   registerTraceCommands(program);
@@ -33,7 +42,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) {
-      // commander has already printed its message (or the help text).
+      // commander has printed its own parse errors (or the help text); one thrown by an action it has not.
+      if (!printed && e.exitCode !== 0)
+        process.stderr.write(`error[USAGE]: ${e.message.replace(/^error: /, "")}\n`);
       return e.exitCode === 0 ? 0 : USER_ERROR_EXIT;
     }
     if (isServelabError(e)) {

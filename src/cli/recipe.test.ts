@@ -6,41 +6,12 @@ import { parse } from "yaml";
 import { parseRecipe } from "../recipe/load.ts";
 import { withTempDir } from "../testing/fixtures.ts";
 import { FOUNDING_RECIPE, TINY_RECIPE } from "../testing/recipes.ts";
-import { runCli } from "../testing/run-cli.ts";
-import { main } from "./main.ts";
+import { runCli, runInProcess } from "../testing/run-cli.ts";
 
 /**
  * Runs the CLI in this process, capturing the text it writes. The test runner reports to its parent over the same
  * stdout with binary frames, so only string writes are taken; everything else passes through.
  */
-async function runInProcess(
-  args: readonly string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const capture = (stream: NodeJS.WriteStream, into: string[]) => {
-    const original = stream.write;
-    stream.write = ((chunk: unknown, ...rest: unknown[]) => {
-      if (typeof chunk === "string") {
-        into.push(chunk);
-        return true;
-      }
-      return (original as (...a: unknown[]) => boolean).call(stream, chunk, ...rest);
-    }) as typeof stream.write;
-    return () => {
-      stream.write = original;
-    };
-  };
-  const out: string[] = [];
-  const err: string[] = [];
-  const restoreOut = capture(process.stdout, out);
-  const restoreErr = capture(process.stderr, err);
-  try {
-    const code = await main(["node", "servelab", ...args]);
-    return { code, stdout: out.join(""), stderr: err.join("") };
-  } finally {
-    restoreOut();
-    restoreErr();
-  }
-}
 
 describe("servelab recipe validate", () => {
   it("accepts the founding recipe and names its arms and the step-time model of each group", async () => {

@@ -1,5 +1,7 @@
 import { basename, join } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
+import { ServelabError } from "../errors.ts";
+import { makeOutputDir } from "../io/make-dir.ts";
 import { parseGoodput } from "../metrics/goodput.ts";
 import { intOption } from "./options.ts";
 
@@ -21,6 +23,13 @@ export function registerReportCommand(program: Command): void {
       'SLOs, e.g. "time_to_first_token:20000 inter_token_latency:50" (default: the run\'s own)',
     )
     .action(async (dirs, o) => {
+      if (dirs.length < 2)
+        throw new ServelabError(
+          "USAGE",
+          `a report compares two or more artifact directories; got ${dirs.length}`,
+        );
+      // Before the (slow) reading: an --out that cannot be written fails at once.
+      await makeOutputDir(o.out);
       // Loaded here, not with the CLI: the report's modules (charts among them) take about a second to load.
       const [{ readArmArtifacts }, { writeReport }] = await Promise.all([
         import("../report/artifacts.ts"),

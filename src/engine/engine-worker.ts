@@ -165,7 +165,7 @@ export class EngineWorker<R extends EngineRequest = EngineRequest> {
    * Whether the request can ever run here: its whole context (the prompt, plus the output on a worker that
    * decodes) must fit in a rank's KV under the admission watermark. One that cannot would wait forever.
    */
-  canFit(req: R): boolean {
+  canFit(req: Pick<EngineRequest, "isl" | "osl">): boolean {
     const context = this.role === "prefill" ? req.isl : req.isl + req.osl;
     const limit = Math.floor((1 - this.settings.watermark) * this.settings.kvCapacityBlocks);
     return Math.ceil(context / this.settings.blockSize) <= limit;

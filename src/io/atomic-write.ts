@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { createWriteStream, type WriteStream } from "node:fs";
-import { mkdir, readdir, rename, rm } from "node:fs/promises";
+import { readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { finished } from "node:stream/promises";
 import { ServelabError } from "../errors.ts";
+import { makeDir } from "./make-dir.ts";
 
 function tempPathFor(file: string): string {
   return join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
@@ -56,7 +57,7 @@ export async function writeFileAtomic(
   const tmp = tempPathFor(file);
   let out: WriteStream | undefined;
   try {
-    await mkdir(dirname(file), { recursive: true });
+    await makeDir(dirname(file));
     out = createWriteStream(tmp, { flags: "wx" });
     const done = finished(out);
     // Without this, a failed open would surface as an unhandled rejection before we reach `await done`.

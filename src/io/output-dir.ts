@@ -1,8 +1,9 @@
 import { readFileSync, unlinkSync } from "node:fs";
-import { mkdir, open, readFile, rename, rm, unlink, writeFile } from "node:fs/promises";
+import { open, readFile, rename, rm, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { ServelabError } from "../errors.ts";
 import { processAlive } from "./atomic-write.ts";
+import { makeDir } from "./make-dir.ts";
 
 /**
  * A file whose presence marks an artifact directory as unfinished: written when a run starts writing there and
@@ -69,7 +70,7 @@ export async function lockOutputDir(dir: string, command: string): Promise<Outpu
   const file = lockPathOf(dir);
   const owner: LockOwner = { pid: process.pid, started: new Date().toISOString(), command };
   try {
-    await mkdir(dirname(file), { recursive: true });
+    await makeDir(dirname(file));
   } catch (e) {
     throw new ServelabError("FILE_WRITE", `cannot create ${dirname(file)}: ${(e as Error).message}`);
   }
@@ -100,7 +101,7 @@ export async function buildOutputDir(dir: string): Promise<{ path: string; commi
   const path = partialDirOf(dir);
   try {
     await rm(path, { recursive: true, force: true });
-    await mkdir(path, { recursive: true });
+    await makeDir(path);
     await writeFile(join(path, INCOMPLETE_MARKER), "this run has not finished\n");
   } catch (e) {
     throw new ServelabError("FILE_WRITE", `cannot create ${path}: ${(e as Error).message}`);

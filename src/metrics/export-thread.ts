@@ -1,7 +1,8 @@
-import { mkdir, open } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Worker } from "node:worker_threads";
 import { type ErrorCode, ServelabError } from "../errors.ts";
+import { makeDir } from "../io/make-dir.ts";
 import { startThread } from "../threads.ts";
 import type { AiperfSummary, ErrorSummaryEntry } from "./aiperf-metrics.ts";
 import { MetricsCollector } from "./collector.ts";
@@ -73,7 +74,7 @@ export class ExportThread implements RecordExport {
    */
   static async start(setup: ExportSetup): Promise<ExportThread> {
     try {
-      await mkdir(dirname(setup.jsonlPath), { recursive: true });
+      await makeDir(dirname(setup.jsonlPath));
       await (await open(setup.jsonlPath, "w")).close();
     } catch (e) {
       throw new ServelabError("FILE_WRITE", `cannot write ${setup.jsonlPath}: ${(e as Error).message}`);

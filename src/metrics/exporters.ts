@@ -1,8 +1,9 @@
 import { ftruncateSync, writeSync } from "node:fs";
-import { type FileHandle, mkdir, open } from "node:fs/promises";
+import { type FileHandle, open } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { ServelabError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic-write.ts";
+import { makeDir } from "../io/make-dir.ts";
 import {
   AIPERF_METRIC_TAGS,
   type AiperfSummary,
@@ -285,7 +286,7 @@ export class JsonlRecordWriter {
     const flushMs = options.flushMs ?? 20;
     if (!(flushMs >= 0)) throw new RangeError(`JSONL flush delay must be >= 0 ms, got ${flushMs}`);
     try {
-      await mkdir(dirname(file), { recursive: true });
+      await makeDir(dirname(file));
       return new JsonlRecordWriter(
         file,
         await open(file, "w"),

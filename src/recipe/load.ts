@@ -79,7 +79,13 @@ export function parseRecipe(text: string, file: string): Recipe {
       details.slice(1),
     );
   }
-  const data: unknown = doc.toJS();
+  let data: unknown;
+  try {
+    // Anchors expand at most 100 times over (yaml's default cap): an alias bomb is refused, not expanded.
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    throw new ServelabError("RECIPE_PARSE", `${file}: not a usable YAML document: ${(e as Error).message}`);
+  }
   if (data === null || data === undefined) {
     throw new ServelabError("RECIPE_INVALID", `${file}: the recipe is empty`);
   }
@@ -91,7 +97,8 @@ export function parseRecipe(text: string, file: string): Recipe {
 export async function loadRecipe(file: string): Promise<Recipe> {
   let text: string;
   try {
-    text = await readFile(file, "utf8");
+    // A UTF-8 byte-order mark (some Windows editors write one) is not part of the YAML.
+    text = (await readFile(file, "utf8")).replace(/^\uFEFF/, "");
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "ENOENT") throw new ServelabError("FILE_NOT_FOUND", `recipe file not found: ${file}`);

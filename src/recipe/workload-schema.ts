@@ -1,6 +1,10 @@
 import { z } from "zod";
 import { GOODPUT_METRIC_TAGS, type GoodputMetricTag } from "../metrics/goodput.ts";
-import { DEFAULT_SYNTHESIS_OPTIONS, DEFAULT_TRACE_BLOCK_SIZE } from "../trace/types.ts";
+import {
+  DEFAULT_SYNTHESIS_OPTIONS,
+  DEFAULT_TRACE_BLOCK_SIZE,
+  MAX_SYNTHESIZED_REQUESTS,
+} from "../trace/types.ts";
 import { nonNegativeInt, positiveInt, section, whenSectionValid } from "./section.ts";
 
 /*
@@ -10,7 +14,7 @@ import { nonNegativeInt, positiveInt, section, whenSectionValid } from "./sectio
  */
 
 const synthesisSchema = section({
-  num_requests: positiveInt().default(DEFAULT_SYNTHESIS_OPTIONS.numRequests),
+  num_requests: positiveInt().max(MAX_SYNTHESIZED_REQUESTS).default(DEFAULT_SYNTHESIS_OPTIONS.numRequests),
   speedup_ratio: z.number().positive().default(DEFAULT_SYNTHESIS_OPTIONS.speedupRatio),
   prefix_len_multiplier: z.number().positive().default(DEFAULT_SYNTHESIS_OPTIONS.prefixLenMultiplier),
   // Whole copies of the prefix tree, so an integer.

@@ -1,7 +1,8 @@
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import type { EChartsOption } from "echarts";
+import { makeOutputDir } from "../io/make-dir.ts";
 import type { ArmArtifacts } from "./artifacts.ts";
 import { svgToPng } from "./chart-png.ts";
 import {
@@ -66,7 +67,7 @@ export async function renderReportCharts(
   }
   if (arms.some((a) => a.goodput))
     specs.push(["goodput", "Goodput and SLO attainment", goodputChartOption(arms)]);
-  await mkdir(join(outDir, "charts"), { recursive: true });
+  await makeOutputDir(join(outDir, "charts"));
   const charts: RenderedChart[] = [];
   for (const [name, title, option] of specs) {
     const svg = renderChartSvg(option, { idPrefix: `${name}-` });

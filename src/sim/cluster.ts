@@ -305,6 +305,21 @@ export function simulateArm(opts: SimOptions): SimResult {
     ...(opts.endOffsetMs === undefined ? {} : { endOffsetMs: opts.endOffsetMs }),
   });
   const total = scheduled.length;
+  // A recipe whose KV cannot hold even the trace's smallest request would only measure rejections.
+  let smallest: { isl: number; osl: number } | undefined;
+  for (const { row } of scheduled) {
+    const need = { isl: row.input_length, osl: Math.max(1, row.output_length) };
+    if (!smallest || need.isl + need.osl < smallest.isl + smallest.osl) smallest = need;
+  }
+  if (smallest) {
+    for (const slot of workers.values()) {
+      if (slot.worker.canFit(smallest)) continue;
+      throw new ServelabError(
+        "RECIPE_INVALID",
+        `arm ${opts.arm}: a ${slot.worker.id} rank's KV cache (${slot.worker.settings.kvCapacityBlocks} blocks of ${slot.worker.settings.blockSize} tokens) cannot hold even the trace's smallest request (${smallest.isl} + ${smallest.osl} tokens)`,
+      );
+    }
+  }
   const targetStats = new Map<string, TargetStats>();
   const kvTransferMs: number[] = [];
   const timeline: TimelineSample[] = [];

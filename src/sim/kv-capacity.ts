@@ -1,3 +1,4 @@
+import { ServelabError } from "../errors.ts";
 import type { Recipe, WorkerGroup } from "../recipe/schema.ts";
 
 /** NVFP4 weights: 4-bit values plus one FP8 scale per 16 (simulation-anchors §3.4: ≈ 0.5625 bytes/param). */
@@ -23,6 +24,11 @@ export function kvCapacityBlocks(recipe: Recipe, group: WorkerGroup): number {
   const weightBytes = (routed * NVFP4_BYTES_PER_PARAM) / ep + (nonExpert * NON_EXPERT_BYTES_PER_PARAM) / tp;
   const free =
     (recipe.hardware.memory_per_gpu_gb * 1e9 - weightBytes) * e.kv_cache_config.free_gpu_memory_fraction;
+  if (!(free > 0))
+    throw new ServelabError(
+      "RECIPE_INVALID",
+      `${recipe.name}: the weights a GPU holds (${(weightBytes / 1e9).toFixed(1)} GB) leave no memory for KV cache in hardware.memory_per_gpu_gb ${recipe.hardware.memory_per_gpu_gb} GB`,
+    );
   // Without attention DP one sequence's KV is split over the tensor-parallel GPUs, so a rank pools their memory.
   const bytesPerToken = recipe.model.kv_cache_bytes_per_token / tp;
   let tokens = Math.max(free / bytesPerToken, 0);

@@ -1,5 +1,7 @@
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { settingLabel } from "../engine/perf/bounds.ts";
+import { ServelabError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic-write.ts";
 import { buildOutputDir, lockOutputDir } from "../io/output-dir.ts";
 import { createBlockHasher } from "../kv/block-hash.ts";
@@ -15,12 +17,13 @@ import {
 import { parseGoodput } from "../metrics/goodput.ts";
 import { summarize } from "../metrics/summary.ts";
 import { recipeSynthesisOptions } from "../recipe/load.ts";
-import type { Recipe } from "../recipe/schema.ts";
+import { armWorkerGroups, type Recipe } from "../recipe/schema.ts";
 import { readTrace } from "../trace/reader.ts";
 import { resolveTraceInput } from "../trace/resolve-dataset.ts";
 import { synthesizeTrace } from "../trace/synthesize.ts";
 import type { TraceRow } from "../trace/types.ts";
 import { type PreparedTrace, prepareTrace, type SimResult, simulateArm } from "./cluster.ts";
+import { engineSettingsFor } from "./engine-settings.ts";
 import type { PerfModelChoice } from "./perf-models.ts";
 
 export interface SimRunOptions {
@@ -62,8 +65,11 @@ export interface SimOutput {
   exporter: RecordExport;
   /** Moves the finished run into `outDir`. */
   commit(): Promise<void>;
-  /** Stops the export (if still running) and gives up the lock; what was built stays, marked incomplete. */
-  release(): Promise<void>;
+  /**
+   * Stops the export (if still running) and gives up the lock. A run that failed takes what it built with it (a
+   * simulation is rerun, not resumed); one stopped from outside leaves it, marked incomplete.
+   */
+  release(failed?: boolean): Promise<void>;
 }
 
 /** Claims `outDir` and starts the record export of a simulation of about `requests` requests. */
@@ -89,8 +95,9 @@ export async function startSimOutput(
         finished = true;
         await build.commit();
       },
-      release: async () => {
+      release: async (failed = false) => {
         if (!finished) await exporter.finish().catch(() => {});
+        if (failed && !finished) await rm(build.path, { recursive: true, force: true }).catch(() => {});
         await lock.release();
       },
     };
@@ -158,6 +165,14 @@ export async function loadRecipeTrace(
  */
 export async function runSimulation(opts: SimRunOptions): Promise<SimRunResult> {
   const { recipe } = opts;
+  // Checked before the output directory is claimed, so a typo or an impossible arm leaves nothing behind.
+  const arm = recipe.arms[opts.arm];
+  if (!arm)
+    throw new ServelabError(
+      "USAGE",
+      `recipe ${recipe.name} has no arm "${opts.arm}"; arms: ${Object.keys(recipe.arms).join(", ")}`,
+    );
+  for (const { group } of armWorkerGroups(arm)) engineSettingsFor(recipe, group);
   const hasher = await createBlockHasher();
   const kvBlock = armKvBlockSize(recipe, opts.arm);
   let output = opts.output;
@@ -173,9 +188,12 @@ export async function runSimulation(opts: SimRunOptions): Promise<SimRunResult> 
       prepared = prepareTrace(rows, hasher, kvBlock, recipe.benchmark.prompt_block_size);
     }
     output ??= await startSimOutput(recipe, opts.outDir, prepared.rows.length, opts.cliCommand);
-    return await simulateInto(opts, output, prepared, hasher);
-  } finally {
-    await output?.release();
+    const result = await simulateInto(opts, output, prepared, hasher);
+    await output.release();
+    return result;
+  } catch (e) {
+    await output?.release(true);
+    throw e;
   }
 }
 

@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { join } from "node:path";
+import { main } from "../cli/main.ts";
 import { REPO_ROOT } from "./fixtures.ts";
 
 export interface CliResult {
@@ -25,4 +26,34 @@ export function runCli(
       },
     );
   });
+}
+
+/** Runs the CLI in this process (no start-up cost), capturing what it writes to stdout and stderr. */
+export async function runInProcess(
+  args: readonly string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const capture = (stream: NodeJS.WriteStream, into: string[]) => {
+    const original = stream.write;
+    stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+      if (typeof chunk === "string") {
+        into.push(chunk);
+        return true;
+      }
+      return (original as (...a: unknown[]) => boolean).call(stream, chunk, ...rest);
+    }) as typeof stream.write;
+    return () => {
+      stream.write = original;
+    };
+  };
+  const out: string[] = [];
+  const err: string[] = [];
+  const restoreOut = capture(process.stdout, out);
+  const restoreErr = capture(process.stderr, err);
+  try {
+    const code = await main(["node", "servelab", ...args]);
+    return { code, stdout: out.join(""), stderr: err.join("") };
+  } finally {
+    restoreOut();
+    restoreErr();
+  }
 }

@@ -4,28 +4,36 @@
  * are made the most recent, so eviction takes a prefix's tail before its head, as vLLM's free-block queue does
  * (a cached tail without its head could never be hit).
  *
- * Recency is a doubly linked list over preallocated slots (a Map's insertion order would do the same job, but
- * evicting from its front skips every deleted entry and turns quadratic).
+ * Recency is a doubly linked list over slots (a Map's insertion order would do the same job, but evicting from its
+ * front skips every deleted entry and turns quadratic). Slots grow with what is cached, not with the capacity, so a
+ * cache larger than the trace costs only the trace's blocks.
  */
 export class PrefixLru {
   readonly capacityBlocks: number;
   private readonly slotOf = new Map<number, number>();
-  private readonly idAt: Float64Array;
-  private readonly prev: Int32Array;
-  private readonly next: Int32Array;
-  /** Sentinel slot: next[HEAD] is the most recent, prev[HEAD] the least recent. */
-  private readonly head: number;
+  private idAt = new Float64Array(1024);
+  private prev = new Int32Array(1024);
+  private next = new Int32Array(1024);
+  /** Sentinel slot 0: next[HEAD] is the most recent, prev[HEAD] the least recent. */
+  private readonly head = 0;
   private used = 0;
 
   constructor(capacityBlocks: number) {
-    this.capacityBlocks = Math.max(0, Math.floor(capacityBlocks));
-    const n = this.capacityBlocks + 1;
-    this.idAt = new Float64Array(n);
-    this.prev = new Int32Array(n);
-    this.next = new Int32Array(n);
-    this.head = this.capacityBlocks;
-    this.prev[this.head] = this.head;
-    this.next[this.head] = this.head;
+    if (!(capacityBlocks >= 0))
+      throw new RangeError(`LRU capacity must be >= 0 blocks, got ${capacityBlocks}`);
+    this.capacityBlocks = Math.floor(capacityBlocks);
+  }
+
+  private grow(): void {
+    const n = this.idAt.length * 2;
+    const grown = <T extends Float64Array | Int32Array>(a: T, make: (n: number) => T) => {
+      const b = make(n);
+      b.set(a);
+      return b;
+    };
+    this.idAt = grown(this.idAt, (k) => new Float64Array(k));
+    this.prev = grown(this.prev, (k) => new Int32Array(k));
+    this.next = grown(this.next, (k) => new Int32Array(k));
   }
 
   private unlink(s: number): void {
@@ -46,7 +54,8 @@ export class PrefixLru {
     if (s !== undefined) {
       this.unlink(s);
     } else if (this.used < this.capacityBlocks) {
-      s = this.used++;
+      s = ++this.used;
+      if (s >= this.idAt.length) this.grow();
     } else {
       s = this.prev[this.head]!;
       this.unlink(s);

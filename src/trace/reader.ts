@@ -1,6 +1,5 @@
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
-import { createInterface } from "node:readline";
 import { createGunzip } from "node:zlib";
 import { ServelabError } from "../errors.ts";
 import type { TraceRow } from "./types.ts";
@@ -8,6 +7,44 @@ import { formatTraceIssue, type ParseOptions, parseTraceLine, type TraceIssue } 
 
 /** How many bad lines an error message lists before it only counts the rest. */
 const MAX_LISTED_ISSUES = 20;
+
+/**
+ * Longest line a trace may hold: 256 Mi characters, room for a row whose `text_input` spells out the largest request a row
+ * may describe (10 M tokens of a few bytes each); a longer line (or a gzip member that inflates to one) is refused
+ * before it is held in memory whole.
+ */
+export const MAX_LINE_BYTES = 256 * 2 ** 20;
+
+/**
+ * Splits a byte stream into UTF-8 lines ("\n" or "\r\n"), refusing any line longer than `max` characters before
+ * it is held whole.
+ */
+async function* splitLines(input: AsyncIterable<Buffer>, file: string, max: number): AsyncGenerator<string> {
+  const decoder = new TextDecoder("utf-8");
+  let carry = "";
+  let lineNo = 1;
+  const tooLong = () =>
+    new ServelabError(
+      "TRACE_INVALID",
+      `${file}:${lineNo}: the line is longer than ${max / 2 ** 20} MiB; not a trace row`,
+    );
+  const line = (text: string) => (text.endsWith("\r") ? text.slice(0, -1) : text);
+  for await (const chunk of input) {
+    const text = decoder.decode(chunk, { stream: true });
+    let from = 0;
+    for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n", from)) {
+      if (carry.length + nl - from > max) throw tooLong();
+      yield line(carry + text.slice(from, nl));
+      carry = "";
+      lineNo++;
+      from = nl + 1;
+    }
+    if (carry.length + text.length - from > max) throw tooLong();
+    carry += text.slice(from);
+  }
+  carry += decoder.decode();
+  if (carry !== "") yield line(carry);
+}
 
 export interface ReadOptions extends ParseOptions {
   /** Called with the number of bytes consumed so far (compressed bytes for .gz), for progress display. */
@@ -39,7 +76,7 @@ async function openLines(file: string, onBytes?: ReadOptions["onBytes"]): Promis
   };
   raw.on("error", fail);
   if (stream !== raw) stream.on("error", (e: Error) => (e instanceof ServelabError ? undefined : fail(e)));
-  return createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
+  return splitLines(stream as AsyncIterable<Buffer>, file, MAX_LINE_BYTES);
 }
 
 function invalidTraceError(file: string, issues: TraceIssue[], badLines: number): ServelabError {
@@ -71,8 +108,10 @@ export async function* streamTrace(
   let lastTs = Number.NEGATIVE_INFINITY;
   let lastTsLine = 0;
   try {
-    for await (const text of lines) {
+    for await (const line of lines) {
       lineNo++;
+      // A UTF-8 byte-order mark (some editors write one) is not part of the first row.
+      const text = lineNo === 1 ? line.replace(/^\uFEFF/, "") : line;
       if (text.trim() === "") continue;
       const res = parseTraceLine(text, lineNo, opts);
       if (!res.ok) {

@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { type FileHandle, mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { type FileHandle, open, rename, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import cliProgress from "cli-progress";
 import { ServelabError } from "../errors.ts";
+import { makeDir } from "../io/make-dir.ts";
 import {
   DATASETS,
   type DatasetEntry,
@@ -307,7 +308,7 @@ async function download(
 
   const dir = path.dirname(dest);
   try {
-    await mkdir(dir, { recursive: true });
+    await makeDir(dir);
   } catch (e) {
     throw writeError(`create cache directory ${dir}`, e);
   }

@@ -2,7 +2,8 @@ import { ServelabError } from "../errors.ts";
 import { createRng, type Rng } from "../random.ts";
 import { EmpiricalSampler, roundHalfEven, searchCdf } from "./empirical-sampler.ts";
 import { buildPrefixTree, CACHE_END, END_NODE, type PrefixTree } from "./prefix-tree.ts";
-import type { SynthesisOptions, TraceRow } from "./types.ts";
+import { MAX_SYNTHESIZED_REQUESTS, type SynthesisOptions, type TraceRow } from "./types.ts";
+import { MAX_REQUEST_TOKENS } from "./validate.ts";
 
 /** Checks synthesis options; returns one message per problem, naming the option. */
 export function synthesisOptionProblems(o: SynthesisOptions): string[] {
@@ -19,6 +20,10 @@ export function synthesisOptionProblems(o: SynthesisOptions): string[] {
     }
   };
   positiveInt("num-requests", o.numRequests);
+  if (o.numRequests > MAX_SYNTHESIZED_REQUESTS)
+    problems.push(
+      `num-requests must be at most ${MAX_SYNTHESIZED_REQUESTS.toLocaleString("en-US")}, got ${o.numRequests}`,
+    );
   positive("speedup-ratio", o.speedupRatio);
   positive("prefix-len-multiplier", o.prefixLenMultiplier);
   positiveInt("prefix-root-multiplier", o.prefixRootMultiplier);
@@ -123,6 +128,15 @@ export function synthesizeTrace(
   const problems = synthesisOptionProblems(opts);
   if (problems.length > 0) throw new ServelabError("USAGE", "invalid synthesis options", problems);
   const bs = opts.blockSize;
+  // Prompts are built before the length filters apply: one longer than any request can be must not be built.
+  let longest = 0;
+  for (const r of input) longest = Math.max(longest, r.input_length);
+  const bound = longest * Math.max(opts.prefixLenMultiplier, opts.promptLenMultiplier, 1);
+  if (bound > MAX_REQUEST_TOKENS)
+    throw new ServelabError(
+      "USAGE",
+      `the multipliers would build prompts of up to ${Math.round(bound).toLocaleString("en-US")} tokens (the input's longest, ${longest}, × ${Math.max(opts.prefixLenMultiplier, opts.promptLenMultiplier)}), above the ${MAX_REQUEST_TOKENS.toLocaleString("en-US")} a request may hold`,
+    );
   const tree = buildPrefixTree(input);
   const samplers = learnSamplers(input, bs);
   const leafLengths =

@@ -66,6 +66,12 @@ export const SYNTHESIS_OPTION_KEYS = [
   "seed",
 ] as const satisfies readonly (keyof SynthesisOptions)[];
 
+/**
+ * Most requests one synthesis builds: ten million, a hundred times the default and of AIPerf-scale replays; every
+ * request is held in memory while the trace is written.
+ */
+export const MAX_SYNTHESIZED_REQUESTS = 10_000_000;
+
 export const DEFAULT_SYNTHESIS_OPTIONS: SynthesisOptions = {
   numRequests: 100_000,
   speedupRatio: 1,

@@ -40,6 +40,18 @@ const nonNegativeInteger: FieldCheck = (v) => {
   return undefined;
 };
 
+/**
+ * Most tokens one request may carry, in or out: ten million, above any model's context window (the largest public
+ * ones reach 10M), so a larger count is a damaged trace, not a workload, and would only exhaust memory.
+ */
+export const MAX_REQUEST_TOKENS = 10_000_000;
+
+const tokenCount: FieldCheck = (v) =>
+  nonNegativeInteger(v) ??
+  ((v as number) > MAX_REQUEST_TOKENS
+    ? `must be at most ${MAX_REQUEST_TOKENS.toLocaleString("en-US")} tokens, got ${v}`
+    : undefined);
+
 const nonNegativeNumber: FieldCheck = (v) => {
   if (typeof v !== "number" || !Number.isFinite(v)) return `must be a finite number, got ${describe(v)}`;
   if (v < 0) return `must not be negative, got ${v}`;
@@ -62,13 +74,13 @@ const hashIdList: FieldCheck = (v) => {
 
 const CHECKS: Record<string, FieldCheck> = {
   timestamp: nonNegativeNumber,
-  input_length: nonNegativeInteger,
-  output_length: nonNegativeInteger,
+  input_length: tokenCount,
+  output_length: tokenCount,
   hash_ids: hashIdList,
   session_id: aString,
   delay: nonNegativeNumber,
-  context_len: nonNegativeInteger,
-  unique_user_prompt_len: nonNegativeInteger,
+  context_len: tokenCount,
+  unique_user_prompt_len: tokenCount,
   text_input: aString,
 };
 
