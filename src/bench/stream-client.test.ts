@@ -482,7 +482,8 @@ describe("sendRequest", () => {
       message: "no complete response within 150 ms",
     });
     assert.equal(record.chunkNs.length, 1);
-    assert.ok(elapsed >= 145 && elapsed < 2000, `took ${elapsed} ms`);
+    // It waited for the timeout (a lower bound holds on any machine; how late it fired is load, not the client).
+    assert.ok(elapsed >= 145, `took ${elapsed} ms`);
   });
 
   it("times out a server that never sends headers", async () => {

@@ -287,24 +287,22 @@ describe("mock worker: timing", () => {
       const events = (await readEvents(res)).slice(0, -1);
       assert.equal(events.length, 10);
       const gaps = events.slice(1).map((e, i) => ms(e.at - events[i]!.at));
-      assert.ok(median(gaps) >= 18 && median(gaps) <= 30, `median gap ${median(gaps)} ms, want ~20`);
+      // Lower bounds only: a step never ends early, while a busy machine may always deliver late (the timing
+      // targets live in bench:loadgen).
+      assert.ok(median(gaps) >= 18, `median gap ${median(gaps)} ms, want ~20`);
       const span = ms(events.at(-1)!.at - events[0]!.at);
-      assert.ok(span >= 9 * 20 - 3 && span <= 9 * 20 * 1.4, `9 decode steps took ${span} ms, want ~180`);
+      assert.ok(span >= 9 * 20 - 3, `9 decode steps took ${span} ms, want ~180`);
 
       const [entry] = await requestLog(w.url);
       assert.ok(entry);
       const serverTtft = ((entry.first_token_ns as number) - (entry.enqueued_ns as number)) / 1e6;
-      assert.ok(
-        serverTtft >= 59 && serverTtft <= 90,
-        `server-side first token after ${serverTtft} ms, want ~60`,
-      );
+      assert.ok(serverTtft >= 59, `server-side first token after ${serverTtft} ms, want ~60`);
       // Server and client share this process's monotonic clock: the client sees the token after the server sent it.
       const firstSeen = Number(events[0]!.at);
       assert.ok(
         firstSeen >= (entry.first_token_ns as number),
         "client saw the first token before it was sent",
       );
-      assert.ok(firstSeen - (entry.first_token_ns as number) < 20e6, "first token took over 20 ms to arrive");
       assert.ok((entry.arrival_ns as number) >= Number(sent));
     } finally {
       await w.close();
