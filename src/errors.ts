@@ -10,6 +10,7 @@ export const ERROR_CODES = {
   OUTPUT_LOCKED: "another servelab run is writing the same output directory",
   RUN_INCOMPLETE: "an artifact directory holds a run that did not finish",
   RUN_FAILED: "every request of a run failed, or more than the allowed share",
+  INTERRUPTED: "the run was stopped (Ctrl-C or a signal) before it completed",
   ENDPOINT_CHECK: "a live endpoint does not serve what the run will send",
   TRACE_EMPTY: "a trace file holds no requests",
   TRACE_INVALID: "a trace file has invalid lines",

@@ -145,8 +145,24 @@ export function registerAbCommand(program: Command): void {
           ]);
         // The whole A/B is built beside --out and moved in when complete: a stopped run leaves the earlier one.
         const build = await buildOutputDir(outDir);
-        await runAb(recipePath, base, { work: build.path, final: outDir }, o);
-        await build.commit();
+        // Ctrl-C (or SIGTERM): stop the arms in flight and keep what completed, marked as stopped.
+        const stop = new AbortController();
+        const onSignal = () => stop.abort();
+        for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, onSignal);
+        try {
+          await runAb(recipePath, base, { work: build.path, final: outDir }, o, stop.signal);
+          await build.commit();
+        } catch (e) {
+          if (e instanceof ServelabError && e.code === "INTERRUPTED") {
+            await build.commit({ incomplete: true });
+            process.stderr.write(
+              `What completed is in ${outDir}, marked as stopped (servelab_incomplete).\n`,
+            );
+          }
+          throw e;
+        } finally {
+          for (const sig of ["SIGINT", "SIGTERM"] as const) process.off(sig, onSignal);
+        }
       } finally {
         await lock.release();
       }
@@ -176,6 +192,7 @@ async function runAb(
   base: Recipe,
   dirs: { work: string; final: string },
   o: AbOptions,
+  stop: AbortSignal,
 ): Promise<void> {
   const outDir = dirs.work;
   const shown = (a: ArmArtifacts): ArmArtifacts => ({ ...a, dir: join(dirs.final, relative(outDir, a.dir)) });
@@ -280,12 +297,13 @@ async function runAb(
       undefined,
       (r) => {
         if (!arms.includes(r.arm) || r.dir !== join(outDir, "arms", r.arm)) return;
-        const read = report().then((m) => m.readArmArtifacts(r.dir, r.arm));
+        const read = report().then(async (m) => shown(await m.readArmArtifacts(r.dir, r.arm)));
         traceStats ??= analyzeTrace();
         // Awaited below; a failing arm elsewhere must not turn it into an unhandled rejection first.
         read.catch(() => {});
         reading.set(r.arm, read);
       },
+      stop,
     );
   } finally {
     progress.stop();

@@ -95,9 +95,12 @@ export async function lockOutputDir(dir: string, command: string): Promise<Outpu
 /**
  * Starts building `dir` in a fresh directory beside it (any leftover of a killed run is removed first), marked
  * incomplete; `commit` then moves it into place, replacing what `dir` held, so readers only ever see the earlier
- * complete run or the new complete one. Hold the directory's lock (`lockOutputDir`) while building.
+ * complete run or the new complete one (or, committed `incomplete`, a run stopped on request, marked). Hold the
+ * directory's lock (`lockOutputDir`) while building.
  */
-export async function buildOutputDir(dir: string): Promise<{ path: string; commit(): Promise<void> }> {
+export async function buildOutputDir(
+  dir: string,
+): Promise<{ path: string; commit(opts?: { incomplete?: boolean }): Promise<void> }> {
   const path = partialDirOf(dir);
   try {
     await rm(path, { recursive: true, force: true });
@@ -108,9 +111,12 @@ export async function buildOutputDir(dir: string): Promise<{ path: string; commi
   }
   return {
     path,
-    commit: async () => {
+    commit: async (opts = {}) => {
       try {
-        await rm(join(path, INCOMPLETE_MARKER), { force: true });
+        // A run stopped on request keeps what it completed, marked as such.
+        if (opts.incomplete)
+          await writeFile(join(path, INCOMPLETE_MARKER), "this run was stopped before it completed\n");
+        else await rm(join(path, INCOMPLETE_MARKER), { force: true });
         await rm(dir, { recursive: true, force: true });
         await rename(path, dir);
       } catch (e) {

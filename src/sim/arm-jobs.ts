@@ -42,11 +42,24 @@ export async function runArmsInParallel(
   onProgress: (arm: string, done: number, total: number) => void,
   parallel = Math.max(1, availableParallelism()),
   onResult?: (result: ArmResult) => void,
+  stop?: AbortSignal,
 ): Promise<ArmResult[]> {
   const results = new Array<ArmResult>(jobs.length);
   const running = new Set<Worker>();
   let next = 0;
   let failure: Error | undefined;
+  // Stopping ends the threads in flight (their directories stay unfinished) and starts no more.
+  const onStop = () => {
+    const done = jobs.filter((_, i) => results[i]).map((j) => j.label ?? j.arm);
+    const left = jobs.filter((_, i) => !results[i]).map((j) => j.label ?? j.arm);
+    failure ??= new ServelabError(
+      "INTERRUPTED",
+      `stopped with ${done.length} of ${jobs.length} arm runs complete`,
+      [`complete: ${done.join(", ") || "none"}`, `stopped: ${left.join(", ")}`],
+    );
+    for (const w of running) void w.terminate();
+  };
+  stop?.addEventListener("abort", onStop, { once: true });
   const runOne = (index: number): Promise<void> =>
     new Promise((resolve, reject) => {
       const worker = startThread(new URL("./arm-worker.ts", import.meta.url), jobs[index]);
@@ -82,7 +95,11 @@ export async function runArmsInParallel(
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(parallel, jobs.length) }, lane));
+  try {
+    await Promise.all(Array.from({ length: Math.min(parallel, jobs.length) }, lane));
+  } finally {
+    stop?.removeEventListener("abort", onStop);
+  }
   if (failure) throw failure;
   return results;
 }
