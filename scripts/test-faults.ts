@@ -89,24 +89,27 @@ async function serverFinished(sinceMs: number): Promise<Map<string, number>> {
   return done;
 }
 
+/** A streaming fixed-schedule replay of `input` against the loopback worker, into `dir`. */
+const benchArgs = (input: string, dir: string) => [
+  "bench",
+  "--url",
+  url,
+  "--model",
+  "mock",
+  "--streaming",
+  "--input-file",
+  input,
+  "--custom-dataset-type",
+  "mooncake_trace",
+  "--fixed-schedule",
+  "--artifact-dir",
+  dir,
+];
+
 for (const signal of SIGNALS) {
   const dir = join(work, `bench-${signal}`);
   const startedAt = Date.now();
-  const run = start([
-    "bench",
-    "--url",
-    url,
-    "--model",
-    "mock",
-    "--streaming",
-    "--input-file",
-    trace,
-    "--custom-dataset-type",
-    "mooncake_trace",
-    "--fixed-schedule",
-    "--artifact-dir",
-    dir,
-  ]);
+  const run = start(benchArgs(trace, dir));
   // Somewhere in the sending phase (the schedule lasts 7.5 s), once the first records are out.
   for (let i = 0; i < 600 && (await lines(join(dir, "profile_export.jsonl"))).length === 0; i++)
     await sleep(20);
@@ -160,21 +163,7 @@ for (const signal of SIGNALS) {
   const dir = join(work, "bench-SIGKILL");
   const short = join(work, "short.jsonl");
   await writeFile(short, (await readFile(trace, "utf8")).split("\n").slice(0, 5).join("\n"));
-  const again = start([
-    "bench",
-    "--url",
-    url,
-    "--model",
-    "mock",
-    "--streaming",
-    "--input-file",
-    short,
-    "--custom-dataset-type",
-    "mooncake_trace",
-    "--fixed-schedule",
-    "--artifact-dir",
-    dir,
-  ]);
+  const again = start(benchArgs(short, dir));
   const code = await again.exit;
   check(code === 0, `bench after SIGKILL: exit ${code}: ${again.out().slice(-400)}`);
   check(
