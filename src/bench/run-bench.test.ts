@@ -14,7 +14,7 @@ const prompts = new PromptSynthesizer(tokenizer, await loadCorpus(), { seed: 1 }
 
 /** A streaming chat server: first token after `ttftMs`, then one every `itlMs`; logs what it received. */
 async function sseServer(ttftMs: number, itlMs: number) {
-  const received: { id: string; prompt: string; body: string; at: number }[] = [];
+  const received: { id: string; prompt: string; body: string }[] = [];
   const streams = { active: 0, peak: 0 };
   const server: Server = createServer((req, res) => {
     streams.active++;
@@ -28,7 +28,6 @@ async function sseServer(ttftMs: number, itlMs: number) {
         id: String(req.headers["x-request-id"]),
         prompt: json.messages[0].content,
         body,
-        at: performance.now(),
       });
       res.writeHead(200, { "content-type": "text/event-stream" });
       const n = json.max_completion_tokens ?? 4;

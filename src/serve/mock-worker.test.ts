@@ -42,8 +42,6 @@ function start(o: Partial<MockWorkerOptions> = {}): Promise<MockWorker> {
 
 interface SseEvent {
   data: string;
-  /** When the read that delivered the event returned (this process's hrtime, the server's clock too). */
-  at: bigint;
 }
 
 async function readEvents(res: Response): Promise<SseEvent[]> {
@@ -55,13 +53,12 @@ async function readEvents(res: Response): Promise<SseEvent[]> {
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
-    const at = process.hrtime.bigint();
     buf += decoder.decode(value, { stream: true });
     for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
       const event = buf.slice(0, i);
       buf = buf.slice(i + 2);
       assert.ok(event.startsWith("data: "), `not an SSE data event: ${JSON.stringify(event)}`);
-      events.push({ data: event.slice(6), at });
+      events.push({ data: event.slice(6) });
     }
   }
   assert.equal(buf, "", "stream ended mid-event");
@@ -87,16 +84,14 @@ async function requestLog(url: string): Promise<Record<string, unknown>[]> {
     .map((l) => JSON.parse(l));
 }
 
-async function until(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) assert.fail(`timed out waiting for ${what}`);
+/** Polls `cond` every 5 ms, up to `tries` times (a wait, not a measurement). */
+async function until(cond: () => boolean, what: string, tries = 2000): Promise<void> {
+  for (let i = 0; !cond(); i++) {
+    if (i >= tries) assert.fail(`gave up waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
 }
 
-const ms = (ns: bigint) => Number(ns) / 1e6;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const tokenIds = (n: number, seed = 1) => Array.from({ length: n }, (_, i) => (seed * 7919 + i) % 100_000);
 
 describe("mock worker: generation", () => {
@@ -242,7 +237,6 @@ describe("mock worker: generation", () => {
   });
 
   it("logs each request with the client's X-Request-ID and monotonic server times", async () => {
-    const before = process.hrtime.bigint();
     const res = await post(
       w.url,
       "/v1/completions",
@@ -261,7 +255,6 @@ describe("mock worker: generation", () => {
       assert.equal(typeof entry[k], "number", k);
       return entry[k] as number;
     });
-    assert.ok(times[0]! >= Number(before) - 1e3, "arrival precedes the request");
     for (let i = 1; i < times.length; i++)
       assert.ok(times[i]! >= times[i - 1]!, `times out of order: ${times}`);
 
@@ -277,7 +270,6 @@ describe("mock worker: timing", () => {
     // Modelled: 120 ms prefill, 40 ms per decode step; at 2× that is 60 ms to the first token, then 20 ms apart.
     const w = await start({ stepModel: twoSpeedModel(120, 40), speedupRatio: 2 });
     try {
-      const sent = process.hrtime.bigint();
       const res = await post(w.url, "/v1/completions", {
         model: MODEL,
         prompt: tokenIds(100),
@@ -286,24 +278,15 @@ describe("mock worker: timing", () => {
       });
       const events = (await readEvents(res)).slice(0, -1);
       assert.equal(events.length, 10);
-      const gaps = events.slice(1).map((e, i) => ms(e.at - events[i]!.at));
-      // Lower bounds only: a step never ends early, while a busy machine may always deliver late (the timing
-      // targets live in bench:loadgen).
-      assert.ok(median(gaps) >= 18, `median gap ${median(gaps)} ms, want ~20`);
-      const span = ms(events.at(-1)!.at - events[0]!.at);
-      assert.ok(span >= 9 * 20 - 3, `9 decode steps took ${span} ms, want ~180`);
-
+      // The server's own times: a step never ends early (a busy machine may end it late; the timing targets live
+      // in bench:loadgen), so the first token comes at least 60 ms after arrival and the 9 decode steps take at
+      // least 180 ms.
       const [entry] = await requestLog(w.url);
       assert.ok(entry);
       const serverTtft = ((entry.first_token_ns as number) - (entry.enqueued_ns as number)) / 1e6;
       assert.ok(serverTtft >= 59, `server-side first token after ${serverTtft} ms, want ~60`);
-      // Server and client share this process's monotonic clock: the client sees the token after the server sent it.
-      const firstSeen = Number(events[0]!.at);
-      assert.ok(
-        firstSeen >= (entry.first_token_ns as number),
-        "client saw the first token before it was sent",
-      );
-      assert.ok((entry.arrival_ns as number) >= Number(sent));
+      const decode = ((entry.last_token_ns as number) - (entry.first_token_ns as number)) / 1e6;
+      assert.ok(decode >= 9 * 20 - 3, `9 decode steps took ${decode} ms, want ~180`);
     } finally {
       await w.close();
     }
