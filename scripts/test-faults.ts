@@ -263,21 +263,32 @@ for (const signal of SIGNALS) {
   );
 }
 
-// Two runs into one directory at once: the second refuses.
+// A directory another live run holds is refused; once that run is gone its lock is stale and taken over.
 {
   const out = join(work, "sim-locked");
   const args = ["sim", simRecipe, "--arm", "only", "--perf-model", "polynomial", "--out", out];
-  const a = start(args);
-  await sleep(1500);
-  const b = start(args);
-  const bCode = await b.exit;
-  const aCode = await a.exit;
-  check(
-    bCode === 2 && /error\[OUTPUT_LOCKED\]/.test(b.out()),
-    `second sim into a busy directory: exit ${bCode}: ${b.out()}`,
+  const holder = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60000)"], { stdio: "ignore" });
+  await writeFile(
+    join(work, ".sim-locked.lock"),
+    JSON.stringify({ pid: holder.pid, started: new Date().toISOString(), command: "servelab sim (holder)" }),
   );
-  check(aCode === 0, `first sim: exit ${aCode}`);
-  summary.push({ command: "sim twice into one directory", first_exit: aCode, second_exit: bCode });
+  const refused = start(args);
+  const refusedCode = await refused.exit;
+  check(
+    refusedCode === 2 && /error\[OUTPUT_LOCKED\]/.test(refused.out()),
+    `sim into a directory a live run holds: exit ${refusedCode}: ${refused.out().slice(-300)}`,
+  );
+  check(!(await exists(out)), "the refused sim wrote output");
+  holder.kill("SIGKILL");
+  await once(holder, "exit");
+  const after = start(args);
+  const afterCode = await after.exit;
+  check(afterCode === 0, `sim after the holder died: exit ${afterCode}: ${after.out().slice(-300)}`);
+  summary.push({
+    command: "sim into a locked directory, then after its owner died",
+    refused_exit: refusedCode,
+    takeover_exit: afterCode,
+  });
 }
 
 await rm(work, { recursive: true, force: true });
