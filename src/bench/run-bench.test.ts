@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import { benchConfig } from "../testing/bench-config.ts";
 import { withTempDir } from "../testing/fixtures.ts";
 import { loadCorpus, loadDeepSeekTokenizer, PromptSynthesizer } from "./prompts.ts";
-import { runBench } from "./run-bench.ts";
+import { connectionLimitFromEnv, runBench } from "./run-bench.ts";
 
 const tokenizer = await loadDeepSeekTokenizer();
 const prompts = new PromptSynthesizer(tokenizer, await loadCorpus(), { seed: 1 });
@@ -99,6 +99,34 @@ describe("servelab bench runner", () => {
     } finally {
       await server.close();
     }
+  });
+
+  it("opens at most the connection limit's sockets for a burst due at one timestamp", async () => {
+    const server = await sseServer(20, 1);
+    try {
+      await withTempDir(async (dir) => {
+        const rows = Array.from({ length: 6 }, (_, i) => ({
+          timestamp: 0,
+          input_length: 100,
+          output_length: 3,
+          hash_ids: [i],
+        }));
+        const result = await runBench(benchConfig(server.url, dir, { rows, connectionLimit: 2 }), {
+          tokenizer,
+          prompts,
+        });
+        assert.equal(result.summary.request_count?.avg, 6);
+        assert.equal(server.streams.peak, 2);
+      });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("reads AIPERF_HTTP_CONNECTION_LIMIT as AIPerf does", () => {
+    assert.equal(connectionLimitFromEnv({}), 2500);
+    assert.equal(connectionLimitFromEnv({ AIPERF_HTTP_CONNECTION_LIMIT: "200" }), 200);
+    assert.throws(() => connectionLimitFromEnv({ AIPERF_HTTP_CONNECTION_LIMIT: "0" }), /positive integer/);
   });
 
   it("caps concurrency and records a refused connection as an error", async () => {

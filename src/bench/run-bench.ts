@@ -37,6 +37,11 @@ export interface BenchConfig {
   rows: readonly TraceRow[];
   mode: LoadMode;
   warmupCount: number;
+  /**
+   * Most sockets open to the server at once (AIPerf's `AIPERF_HTTP_CONNECTION_LIMIT`, default 2500): a burst of
+   * requests due at the same timestamp queues for a socket instead of opening hundreds at once.
+   */
+  connectionLimit?: number;
   /** Stop sending after this long; requests still running after the grace period are cancelled. */
   durationS?: number | undefined;
   gracePeriodS: number;
@@ -101,6 +106,22 @@ function plan(rows: readonly TraceRow[], mode: LoadMode): Plan {
     );
   }
   return { length: mode.count, at: (i) => ({ row: pick(i) }) };
+}
+
+/** AIPerf's default `AIPERF_HTTP_CONNECTION_LIMIT` (aiperf-spec: 2,500 connections per worker). */
+export const DEFAULT_CONNECTION_LIMIT = 2500;
+
+/** `AIPERF_HTTP_CONNECTION_LIMIT` from the environment, as AIPerf reads it; absent means the default. */
+export function connectionLimitFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env.AIPERF_HTTP_CONNECTION_LIMIT;
+  if (text === undefined || text.trim() === "") return DEFAULT_CONNECTION_LIMIT;
+  const v = Number(text);
+  if (!Number.isSafeInteger(v) || v < 1)
+    throw new ServelabError(
+      "USAGE",
+      `AIPERF_HTTP_CONNECTION_LIMIT must be a positive integer, got '${text}'`,
+    );
+  return v;
 }
 
 /** How far ahead of a send the requests due soon are built, so a burst is not built between its own sends. */
@@ -178,7 +199,8 @@ async function replay(
   const origin = new URL(cfg.url).origin;
   const planned = plan(cfg.rows, cfg.mode);
   const concurrencyCap = cfg.mode.kind === "fixed" ? undefined : cfg.mode.concurrency;
-  const pool = createPool(origin, concurrencyCap ? { connections: concurrencyCap } : {});
+  const limit = cfg.connectionLimit ?? DEFAULT_CONNECTION_LIMIT;
+  const pool = createPool(origin, { connections: Math.min(concurrencyCap ?? limit, limit) });
   const tokens: TokenCounting = cfg.useServerTokenCount
     ? { source: "server", fallback: (t) => deps.tokenizer.encode(t).length }
     : { source: "client", countTokens: (t) => (t === "" ? 0 : deps.tokenizer.encode(t).length) };

@@ -126,7 +126,7 @@ export function registerBenchCommand(program: Command): void {
       // Loaded here, not with the CLI: the tokenizer and the load generator take a while to load.
       const [
         { loadCorpus, loadDeepSeekTokenizer, PromptSynthesizer },
-        { runBench },
+        { runBench, connectionLimitFromEnv },
         { renderConsoleReport },
       ] = await Promise.all([
         import("../bench/prompts.ts"),
@@ -202,6 +202,7 @@ export function registerBenchCommand(program: Command): void {
             rows,
             mode,
             warmupCount: o.warmupRequestCount,
+            connectionLimit: connectionLimitFromEnv(),
             durationS: o.benchmarkDuration,
             gracePeriodS: o.benchmarkGracePeriod,
             timeoutS: o.requestTimeoutSeconds,

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { loadCorpus, loadDeepSeekTokenizer, PromptSynthesizer } from "../bench/prompts.ts";
-import { type LoadMode, runBench } from "../bench/run-bench.ts";
+import { connectionLimitFromEnv, type LoadMode, runBench } from "../bench/run-bench.ts";
 import { ServelabError } from "../errors.ts";
 import { parseGoodput } from "../metrics/goodput.ts";
 import type { Recipe } from "../recipe/schema.ts";
@@ -123,6 +123,7 @@ export async function runLiveArms(
         rows,
         mode: recipeLoadMode(recipe, rows.length),
         warmupCount: 0,
+        connectionLimit: connectionLimitFromEnv(),
         gracePeriodS: 30,
         timeoutS: recipe.benchmark.request_timeout_s,
         extraInputs: {},
