@@ -14,7 +14,7 @@ export const INCOMPLETE_MARKER = "servelab_incomplete";
 
 const lockPathOf = (dir: string) => join(dirname(dir), `.${basename(dir)}.lock`);
 /** Where a run builds an output directory before it is renamed into place. */
-export const partialDirOf = (dir: string) => join(dirname(dir), `.${basename(dir)}.partial`);
+const partialDirOf = (dir: string) => join(dirname(dir), `.${basename(dir)}.partial`);
 
 interface LockOwner {
   pid: number;

@@ -59,7 +59,6 @@ export function armKvBlockSize(recipe: Recipe, arm: string): number {
  * that replaces `outDir` only once the run is complete, and the record export streaming into it.
  */
 export interface SimOutput {
-  outDir: string;
   /** The directory the files are written to until `commit`. */
   building: string;
   exporter: RecordExport;
@@ -88,7 +87,6 @@ export async function startSimOutput(
     );
     let finished = false;
     return {
-      outDir,
       building: build.path,
       exporter,
       commit: async () => {

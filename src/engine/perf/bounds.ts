@@ -187,16 +187,6 @@ export const PROFILE_PARAMETERS: readonly ProfileParameter[] = [
   },
 ];
 
-export function parameterNamed(name: string): ProfileParameter {
-  const p = PROFILE_PARAMETERS.find((x) => x.name === name);
-  if (!p)
-    throw new ServelabError(
-      "USAGE",
-      `unknown profile parameter ${JSON.stringify(name)}; known: ${PROFILE_PARAMETERS.map((x) => x.name).join(", ")}`,
-    );
-  return p;
-}
-
 /** Applies a setting: every parameter at the setting's bound, the varied one at its own. */
 export function applySetting(setting: PerfSetting, priced: Priced, profile: AicProfile): Priced {
   let out = priced;
