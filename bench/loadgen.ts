@@ -1,7 +1,8 @@
 /**
  * Load-generator benchmark against a zero-think-time SSE server on loopback (bench/sse-server.ts, its own
  * process): schedule lag at 500 requests/s, peak concurrent streams held, streamed tokens/s received, and TTFT
- * measurement error against the server's own first-token send times. `--json` prints one JSON object.
+ * measurement error against the server's own first-token send times; then what the full load generator adds to its
+ * own measurements (bench/client-skew.ts). `--json` prints one JSON object; `--only skew` runs the last part alone.
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -12,8 +13,11 @@ import { sleepUntil } from "../src/bench/precise-sleep.ts";
 import { type Clock, createPool, sendRequest } from "../src/bench/stream-client.ts";
 import type { RequestRecord } from "../src/metrics/record.ts";
 import { percentileOfSorted } from "../src/metrics/summary.ts";
+import { measureClientSkew } from "./client-skew.ts";
 
 const json = process.argv.includes("--json");
+/** `--only skew` runs just the client-skew scenarios. */
+const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined;
 const log = (m: string) => {
   if (!json) process.stderr.write(`${m}\n`);
 };
@@ -57,7 +61,7 @@ function spec(maxTokens: number, holdMs = 0) {
   };
 }
 
-try {
+async function streamFigures() {
   // 1. Schedule lag and TTFT error at 500 requests/s (constant arrivals), after a warmup second that lets the
   // JIT compile the request path and the pool open its connections.
   const pool = createPool(origin, { connections: 4096 });
@@ -125,7 +129,7 @@ try {
   );
 
   await Promise.all([pool.close(), streamPool.close()]);
-  const result = {
+  return {
     rate_target: RATE,
     rate_achieved: Math.round(achieved * 10) / 10,
     lag_p50_ms: Math.round(percentileOfSorted(lags, 50) * 1000) / 1000,
@@ -134,6 +138,13 @@ try {
     tokens_per_s: Math.round(tokensPerS),
     ttft_error_p99_ms: Math.round(percentileOfSorted(ttftErrors, 99) * 1000) / 1000,
   };
+}
+
+try {
+  const basics = only === "skew" ? {} : await streamFigures();
+  // 4. What the full load generator (prompts, inputs.json, token counting, records) adds to its measurements.
+  const skew = await measureClientSkew(origin, { prompts: { blockSize: 512, seed: 1 } }, log);
+  const result = { ...basics, client_skew: skew };
   process.stdout.write(`${json ? JSON.stringify(result) : JSON.stringify(result, null, 2)}\n`);
 } finally {
   server.kill("SIGTERM");

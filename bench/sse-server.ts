@@ -2,23 +2,38 @@
  * A zero-think-time OpenAI-style SSE server for the load-generator benchmark, run as its own process so it does
  * not share the client's event loop. Request body: `max_completion_tokens` (tokens to stream), optional
  * `hold_ms` (spread the tokens evenly over this long, to keep streams open). It logs the monotonic time
- * (`process.hrtime`, comparable across processes on one machine) at which it sent each request's first token,
- * served as JSON at GET /log. Prints `listening <port>` when ready.
+ * (`process.hrtime`, comparable across processes on one machine) at which it sent each request's first token
+ * and the time each request's headers arrived, served as JSON at GET /log (`/log?clear` also forgets them). Prints
+ * `listening <port>` when ready.
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 
 const CHUNK = `data: ${JSON.stringify({ object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: "x" } }] })}\n\n`;
 const firstTokenNs = new Map<string, string>();
+const arrivalNs = new Map<string, string>();
 let active = 0;
 let peak = 0;
 
 const server = createServer((req, res) => {
-  if (req.method === "GET" && req.url === "/log") {
+  if (req.method === "GET" && (req.url === "/log" || req.url === "/log?clear")) {
     res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify({ firstTokenNs: Object.fromEntries(firstTokenNs), peak }));
+    res.end(
+      JSON.stringify({
+        firstTokenNs: Object.fromEntries(firstTokenNs),
+        arrivalNs: Object.fromEntries(arrivalNs),
+        peak,
+      }),
+    );
+    if (req.url === "/log?clear") {
+      firstTokenNs.clear();
+      arrivalNs.clear();
+      peak = 0;
+    }
     return;
   }
+  // The request line and headers are parsed: the moment the request reached the server.
+  arrivalNs.set(String(req.headers["x-request-id"]), process.hrtime.bigint().toString());
   let body = "";
   req.on("data", (c) => {
     body += c;

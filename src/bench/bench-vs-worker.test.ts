@@ -7,11 +7,10 @@ import { startMockWorker } from "../serve/mock-worker.ts";
 import { MOCKER_DEFAULTS } from "../serve/worker-config.ts";
 import { benchConfig } from "../testing/bench-config.ts";
 import { withTempDir } from "../testing/fixtures.ts";
-import { loadCorpus, loadDeepSeekTokenizer, PromptSynthesizer } from "./prompts.ts";
 import { runBench } from "./run-bench.ts";
 
-const tokenizer = await loadDeepSeekTokenizer();
-const prompts = new PromptSynthesizer(tokenizer, await loadCorpus(), { seed: 3 });
+/** Prompts as the load generator's own thread builds them. */
+const PROMPTS = { blockSize: 512, seed: 3 };
 
 /** 20 ms steps with prefill, 5 ms without: TTFT and ITL come out of the engine, not the network. */
 const model: StepTimeModel = {
@@ -46,7 +45,7 @@ describe("servelab bench against servelab worker", () => {
         }));
         const result = await runBench(
           benchConfig(worker.url, dir, { model: "mock", rows, useServerTokenCount: false }),
-          { tokenizer, prompts },
+          { prompts: PROMPTS },
         );
         assert.equal(result.summary.request_count?.avg, 4);
         assert.equal(result.summary.error_request_count, null);

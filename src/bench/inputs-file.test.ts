@@ -29,8 +29,9 @@ describe("inputs.json writer", () => {
         max_tokens: 3,
         stream: true,
       });
-      w.add('s"1', body);
-      w.add("s2", body);
+      // Handed over as requests finish, laid out as they were sent.
+      w.add(1, "s2", Buffer.from(body));
+      w.add(0, 's"1', body);
       await w.close();
       const expected = {
         data: [
@@ -42,12 +43,23 @@ describe("inputs.json writer", () => {
       // A file where the directory should be: the write fails, and close says which file.
       await writeFile(join(dir, "blocker"), "");
       const bad = new InputsFileWriter(join(dir, "blocker", "inputs.json"));
-      bad.add("s", body);
+      bad.add(0, "s", body);
       await assert.rejects(bad.close(), (e: Error & { code?: string }) => {
         assert.equal(e.code, "FILE_WRITE");
         assert.match(e.message, /blocker\/inputs\.json/);
         return true;
       });
+    });
+  });
+});
+
+describe("inputs.json writer, given up", () => {
+  it("leaves no file and no temporary file behind", async () => {
+    await withTempDir(async (dir) => {
+      const w = new InputsFileWriter(join(dir, "inputs.json"));
+      w.add(0, "s", JSON.stringify({ model: "m" }));
+      await w.abort();
+      assert.deepEqual(await readdir(dir), []);
     });
   });
 });

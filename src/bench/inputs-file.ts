@@ -1,68 +1,141 @@
-import { Readable } from "node:stream";
-import type { ServelabError } from "../errors.ts";
-import { writeFileAtomic } from "../io/atomic-write.ts";
+import { rename, rm } from "node:fs/promises";
+import { Worker } from "node:worker_threads";
+import { ServelabError } from "../errors.ts";
+import { tempPathFor } from "../io/atomic-write.ts";
 
 /** AIPerf's file of the payloads it sent. */
 export const INPUTS_JSON = "inputs.json";
 
-const indent = (text: string, by: string) => text.replaceAll("\n", `\n${by}`);
+/*
+ * Formatting runs in a thread of its own: re-parsing and re-indenting a 40 k-token body takes over a millisecond,
+ * and on the load generator's event loop it would sit between a send and undici's write of it, or between a chunk's
+ * arrival and its time stamp. The thread is plain JavaScript evaluated from a string (no TypeScript loader needed);
+ * it writes with blocking calls, which block only itself.
+ */
+const THREAD_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const fs = require("node:fs");
+const utf8 = new TextDecoder();
+let fd = null;
+let failure = null;
+let entries = 0;
+let next = 0;
+const waiting = new Map();
+const write = (text) => {
+  const buf = Buffer.from(text);
+  for (let at = 0; at < buf.length; ) at += fs.writeSync(fd, buf, at);
+};
+const emit = ({ sessionId, body }) => {
+  const text = typeof body === "string" ? body : utf8.decode(body);
+  const payload = JSON.stringify(JSON.parse(text), null, 2).replaceAll("\\n", "\\n        ");
+  write((entries++ === 0 ? "" : ",") + "\\n    {\\n      \\"session_id\\": " + JSON.stringify(sessionId) +
+    ",\\n      \\"payloads\\": [\\n        " + payload + "\\n      ]\\n    }");
+};
+const finish = (reply) => {
+  try {
+    if (fd !== null) fs.closeSync(fd);
+  } catch (e) {
+    failure = failure || e;
+  }
+  fd = null;
+  parentPort.postMessage(failure ? { kind: "failed", message: String(failure.message || failure) } : reply);
+};
+try {
+  fd = fs.openSync(workerData.tmp, "wx");
+  write('{\\n  "data": [');
+} catch (e) {
+  failure = e;
+}
+parentPort.on("message", (m) => {
+  if (m.kind === "abort") {
+    failure = null;
+    finish({ kind: "aborted" });
+    return;
+  }
+  try {
+    if (failure) {
+      if (m.kind === "end") finish({ kind: "done" });
+      return;
+    }
+    if (m.kind === "add") {
+      waiting.set(m.index, m);
+      while (waiting.has(next)) {
+        const e = waiting.get(next);
+        waiting.delete(next);
+        next++;
+        emit(e);
+      }
+    } else if (m.kind === "end") {
+      for (const i of [...waiting.keys()].sort((a, b) => a - b)) emit(waiting.get(i));
+      waiting.clear();
+      write(entries === 0 ? "]\\n}\\n" : "\\n  ]\\n}\\n");
+      finish({ kind: "done" });
+    }
+  } catch (e) {
+    failure = e;
+    if (m.kind === "end") finish({ kind: "done" });
+  }
+});
+`;
+
+type Reply = { kind: "done" } | { kind: "aborted" } | { kind: "failed"; message: string };
 
 /**
- * Streams AIPerf's `inputs.json` (`{"data": [{"session_id", "payloads": [body]}]}`, indent 2 throughout) while a
- * benchmark sends: each request's body is added when it goes out and formatted a moment later, off the path of the
- * send that follows, so the file never holds more than what is waiting for the disk and prompts of a long trace are
- * not kept in memory. The file appears, complete, only at `close` (written to a temporary file and renamed).
+ * Writes AIPerf's `inputs.json` (`{"data": [{"session_id", "payloads": [body]}]}`, indent 2 throughout) while a
+ * benchmark sends: each request's body is handed over once the request has finished (a copy of its bytes; the send
+ * path does nothing for this file) and laid out in request order by a thread, so prompts of a long trace are not
+ * kept in memory. The file appears, complete, only at `close` (a temporary file renamed into place; one left by a
+ * killed process is removed by `removeStaleTemps`).
  */
 export class InputsFileWriter {
   readonly file: string;
-  private readonly source = new Readable({ objectMode: true, read() {} });
-  private readonly done: Promise<void>;
-  private failure: ServelabError | null = null;
-  private entries = 0;
-  private pending: [sessionId: string, body: string][] = [];
-  private scheduled: NodeJS.Immediate | null = null;
+  private readonly tmp: string;
+  private readonly thread: Worker;
+  private readonly reply: Promise<Reply>;
+  private ended = false;
 
   constructor(file: string) {
     this.file = file;
-    this.done = writeFileAtomic(file, this.source).catch((e: ServelabError) => {
-      this.failure = e;
-    });
-    this.source.push('{\n  "data": [');
-  }
-
-  /** Adds one session's request body (a JSON text, as sent). */
-  add(sessionId: string, body: string): void {
-    if (this.failure) return;
-    this.pending.push([sessionId, body]);
-    this.scheduled ??= setImmediate(() => this.drain());
-  }
-
-  private drain(): void {
-    this.scheduled = null;
-    for (const [sessionId, body] of this.pending) {
-      const payload = indent(JSON.stringify(JSON.parse(body), null, 2), "        ");
-      this.source.push(
-        `${this.entries++ === 0 ? "" : ","}\n    {\n      "session_id": ${JSON.stringify(sessionId)},\n` +
-          `      "payloads": [\n        ${payload}\n      ]\n    }`,
+    this.tmp = tempPathFor(file);
+    this.thread = new Worker(THREAD_SOURCE, { eval: true, execArgv: [], workerData: { tmp: this.tmp } });
+    this.reply = new Promise((resolve) => {
+      this.thread.once("message", resolve);
+      this.thread.once("error", (e) => resolve({ kind: "failed", message: e.message }));
+      this.thread.once("exit", (code) =>
+        resolve({ kind: "failed", message: `the inputs.json thread exited (${code})` }),
       );
-    }
-    this.pending = [];
+    });
+  }
+
+  /** Adds the body (JSON, as sent) of the request with this send index; the file lists them by index. */
+  add(index: number, sessionId: string, body: string | Uint8Array): void {
+    if (this.ended) return;
+    this.thread.postMessage({ kind: "add", index, sessionId, body });
   }
 
   /** Gives the file up: its temporary file is removed and `inputs.json` is left as it was. */
-  abort(): void {
-    if (this.scheduled) clearImmediate(this.scheduled);
-    this.pending = [];
-    this.source.destroy(new Error("the run stopped before inputs.json was complete"));
+  async abort(): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    this.thread.postMessage({ kind: "abort" });
+    await this.reply;
+    await this.thread.terminate();
+    await rm(this.tmp, { force: true }).catch(() => {});
   }
 
   /** Ends the document and waits until it is in place. */
   async close(): Promise<void> {
-    if (this.scheduled) clearImmediate(this.scheduled);
-    this.drain();
-    this.source.push(this.entries === 0 ? "]\n}\n" : "\n  ]\n}\n");
-    this.source.push(null);
-    await this.done;
-    if (this.failure) throw this.failure;
+    if (this.ended) throw new Error("inputs.json was already closed");
+    this.ended = true;
+    this.thread.postMessage({ kind: "end" });
+    const reply = await this.reply;
+    await this.thread.terminate();
+    try {
+      if (reply.kind !== "done") throw new Error(reply.kind === "failed" ? reply.message : "aborted");
+      await rename(this.tmp, this.file);
+    } catch (e) {
+      await rm(this.tmp, { force: true }).catch(() => {});
+      throw new ServelabError("FILE_WRITE", `cannot write ${this.file}: ${(e as Error).message}`);
+    }
   }
 }

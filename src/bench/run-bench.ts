@@ -18,10 +18,14 @@ import { percentileOfSorted } from "../metrics/summary.ts";
 import { type FixedScheduleOptions, rateSchedule, scheduleRows } from "../trace/schedule.ts";
 import type { TraceRow } from "../trace/types.ts";
 import { INPUTS_JSON, InputsFileWriter } from "./inputs-file.ts";
-import { buildHeaders, buildRequestBody, ENDPOINT_PATHS, type EndpointKind } from "./openai-request.ts";
+import { buildHeaders, ENDPOINT_PATHS, type EndpointKind } from "./openai-request.ts";
 import { sleepUntil } from "./precise-sleep.ts";
-import type { PromptSynthesizer, Tokenizer } from "./prompts.ts";
-import { createHrClock, createPool, sendRequest, type TokenCounting } from "./stream-client.ts";
+import { RequestBuilder, type RequestBuilderOptions } from "./request-builder.ts";
+
+/** How prompts are synthesized from hash ids (see PromptSynthesizer); the tokenizer is DeepSeek-V3's. */
+export type PromptSource = Pick<RequestBuilderOptions, "blockSize" | "seed" | "corpusDir">;
+
+import { createHrClock, createPool, type HrClock, sendRequest, type TokenCounting } from "./stream-client.ts";
 
 export type LoadMode =
   | ({ kind: "fixed" } & FixedScheduleOptions)
@@ -56,6 +60,11 @@ export interface BenchConfig {
   useServerTokenCount: boolean;
   cliCommand: string;
   inputConfig: Readonly<Record<string, unknown>>;
+  /**
+   * The run's clock; default one zeroed at the start. A benchmark that compares the records with a server's own
+   * monotonic stamps passes one that reads `process.hrtime` unshifted.
+   */
+  clock?: HrClock;
   /** Aborting stops sending; in-flight requests then finish (or are cancelled after the grace period). */
   stop?: AbortSignal;
   /** Aborting cancels in-flight requests at once (a second Ctrl-C). */
@@ -79,7 +88,9 @@ interface Prepared {
   n: number;
   requestId: string;
   inputTokens: number;
-  body: string;
+  /** Encoded ahead of its send, so the send hands undici bytes and nothing else. */
+  body: Uint8Array;
+  headers: Record<string, string>;
 }
 
 interface Planned {
@@ -131,12 +142,13 @@ const LOOKAHEAD_MS = 100;
 const PREBUILD_TOKENS = 20_000_000;
 
 /**
- * Hands out prepared requests in order. A run whose prompts fit PREBUILD_TOKENS has them all built up front, so
- * no building competes with the measurement; a larger one builds each request once it is due within
- * LOOKAHEAD_MS of the next send, so memory stays bounded and a burst is not built between its own sends.
+ * Hands out prepared requests in order. A run whose prompts fit PREBUILD_TOKENS has them all built up front
+ * (`prebuilt` resolves then), so no building competes with the measurement; a larger one builds each request once
+ * it is due within LOOKAHEAD_MS of the next send, so memory stays bounded and a burst is not built between its own
+ * sends.
  */
-function lookahead(planned: Plan, build: (p: Planned, i: number) => Prepared) {
-  const ready = new Map<number, Prepared>();
+function lookahead(planned: Plan, build: (p: Planned, i: number) => Promise<Prepared>) {
+  const ready = new Map<number, Promise<Prepared>>();
   let next = 0;
   let total = 0;
   for (let i = 0; i < planned.length && total <= PREBUILD_TOKENS; i++)
@@ -145,7 +157,8 @@ function lookahead(planned: Plan, build: (p: Planned, i: number) => Prepared) {
     for (; next < planned.length; next++) ready.set(next, build(planned.at(next), next));
   }
   return {
-    take(i: number): Prepared {
+    prebuilt: Promise.all(ready.values()),
+    take(i: number): Promise<Prepared> {
       const horizon = (planned.at(i).atMs ?? 0) + LOOKAHEAD_MS;
       while (
         next < planned.length &&
@@ -167,10 +180,7 @@ function lookahead(planned: Plan, build: (p: Planned, i: number) => Prepared) {
  * a fixed concurrency). Each finished request goes to the metrics and to `profile_export.jsonl` at once, so an
  * interrupted run keeps everything measured so far; the summary files are written at the end, even after a stop.
  */
-export async function runBench(
-  cfg: BenchConfig,
-  deps: { tokenizer: Tokenizer; prompts: PromptSynthesizer },
-): Promise<BenchResult> {
+export async function runBench(cfg: BenchConfig, deps: { prompts: PromptSource }): Promise<BenchResult> {
   // One run at a time per artifact directory, marked unfinished until its summary is written.
   const lock = await lockOutputDir(cfg.artifactDir, cfg.cliCommand);
   try {
@@ -190,33 +200,40 @@ export async function runBench(
   }
 }
 
-async function replay(
-  cfg: BenchConfig,
-  deps: { tokenizer: Tokenizer; prompts: PromptSynthesizer },
-): Promise<BenchResult> {
-  const clock = createHrClock();
+async function replay(cfg: BenchConfig, deps: { prompts: PromptSource }): Promise<BenchResult> {
+  const clock = cfg.clock ?? createHrClock();
   const nowMs = () => clock.nowNs() / 1e6;
   const origin = new URL(cfg.url).origin;
   const planned = plan(cfg.rows, cfg.mode);
   const concurrencyCap = cfg.mode.kind === "fixed" ? undefined : cfg.mode.concurrency;
   const limit = cfg.connectionLimit ?? DEFAULT_CONNECTION_LIMIT;
   const pool = createPool(origin, { connections: Math.min(concurrencyCap ?? limit, limit) });
+  const builder = new RequestBuilder({
+    endpoint: cfg.endpoint,
+    model: cfg.model,
+    streaming: cfg.streaming,
+    extraInputs: cfg.extraInputs,
+    ...deps.prompts,
+  });
+  const count = (t: string) => builder.count(t);
   const tokens: TokenCounting = cfg.useServerTokenCount
-    ? { source: "server", fallback: (t) => deps.tokenizer.encode(t).length }
-    : { source: "client", countTokens: (t) => (t === "" ? 0 : deps.tokenizer.encode(t).length) };
+    ? { source: "server", fallback: count }
+    : { source: "client", countTokens: count };
   const collector = new MetricsCollector({ goodput: cfg.goodput });
   const jsonlPath = join(cfg.artifactDir, PROFILE_EXPORT_JSONL);
   const jsonl = await JsonlRecordWriter.open(jsonlPath);
   const inputs =
     cfg.writeInputs === false ? undefined : new InputsFileWriter(join(cfg.artifactDir, INPUTS_JSON));
   try {
-    return await measure(cfg, deps, {
+    return await measure(cfg, {
       clock,
       nowMs,
       origin,
       planned,
       pool,
       tokens,
+      builder,
+      count,
       collector,
       jsonl,
       jsonlPath,
@@ -224,10 +241,12 @@ async function replay(
     });
   } catch (e) {
     // Whatever finished is in the file already; the half-built inputs.json goes, and so do the sockets.
-    inputs?.abort();
+    await inputs?.abort();
     await jsonl.close().catch(() => {});
     await pool.close().catch(() => {});
     throw e;
+  } finally {
+    await builder.close();
   }
 }
 
@@ -238,44 +257,38 @@ interface Run {
   planned: Plan;
   pool: ReturnType<typeof createPool>;
   tokens: TokenCounting;
+  builder: RequestBuilder;
+  count: (text: string) => Promise<number>;
   collector: MetricsCollector;
   jsonl: JsonlRecordWriter;
   jsonlPath: string;
   inputs: InputsFileWriter | undefined;
 }
 
-async function measure(
-  cfg: BenchConfig,
-  deps: { tokenizer: Tokenizer; prompts: PromptSynthesizer },
-  run: Run,
-): Promise<BenchResult> {
-  const { clock, nowMs, origin, planned, pool, tokens, collector, jsonl, jsonlPath, inputs } = run;
+async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
+  const { clock, nowMs, origin, planned, pool, tokens, builder, collector, jsonl, jsonlPath, inputs } = run;
   const startDate = new Date();
   const inflight = new Set<AbortController>();
   cfg.cancel?.addEventListener("abort", () => {
     for (const c of inflight) c.abort();
   });
 
-  /** Builds a request ahead of its send time: prompt synthesis and JSON can take milliseconds for long prompts. */
-  const prepare = (row: TraceRow, profiled: boolean, n: number): Prepared => {
-    const prompt = row.text_input ?? deps.prompts.prompt(row.hash_ids, row.input_length);
-    const inputTokens =
-      row.text_input !== undefined ? deps.tokenizer.encode(row.text_input).length : row.input_length;
+  /** Builds a request ahead of its send time, its body in the builder's thread. */
+  const prepare = async (row: TraceRow, profiled: boolean, n: number): Promise<Prepared> => {
+    const { body, inputTokens } = await builder.build(row);
     const requestId = `${profiled ? "r" : "w"}${n}`;
-    const body = buildRequestBody({
-      endpoint: cfg.endpoint,
-      model: cfg.model,
-      prompt,
+    const headers = buildHeaders({
       streaming: cfg.streaming,
-      ...(row.output_length > 0 ? { maxTokens: row.output_length } : {}),
-      extraInputs: cfg.extraInputs,
+      requestId,
+      apiKey: cfg.apiKey,
+      extra: cfg.headers,
     });
-    return { row, profiled, n, requestId, inputTokens, body: JSON.stringify(body) };
+    return { row, profiled, n, requestId, inputTokens, body, headers };
   };
+  /** Sends and nothing else: what is written about the request happens once it has finished. */
   const send = async (prepared: Prepared): Promise<RequestRecord> => {
-    const { row, profiled, n, requestId, inputTokens, body } = prepared;
+    const { row, profiled, n, requestId, inputTokens, body, headers } = prepared;
     const conversationId = row.session_id ?? requestId;
-    if (profiled) inputs?.add(conversationId, body);
     const controller = new AbortController();
     inflight.add(controller);
     try {
@@ -288,12 +301,7 @@ async function measure(
           turnIndex: 0,
           origin,
           path: ENDPOINT_PATHS[cfg.endpoint],
-          headers: buildHeaders({
-            streaming: cfg.streaming,
-            requestId,
-            apiKey: cfg.apiKey,
-            extra: cfg.headers,
-          }),
+          headers,
           body,
           streaming: cfg.streaming,
           inputTokens,
@@ -303,13 +311,16 @@ async function measure(
       );
     } finally {
       inflight.delete(controller);
+      if (profiled) inputs?.add(n, conversationId, body);
     }
   };
 
+  await builder.ready();
   const ahead = lookahead(planned, (p, i) => prepare(p.row, true, i));
   // Warmup: sequential requests from the start of the input; their records are dropped.
   for (let i = 0; i < cfg.warmupCount && !cfg.stop?.aborted; i++)
-    await send(prepare(cfg.rows[i % cfg.rows.length]!, false, i));
+    await send(await prepare(cfg.rows[i % cfg.rows.length]!, false, i));
+  await ahead.prebuilt;
 
   const phaseStart = nowMs();
   const deadline = cfg.durationS === undefined ? Number.POSITIVE_INFINITY : phaseStart + cfg.durationS * 1000;
@@ -359,7 +370,7 @@ async function measure(
     for (let i = 0; i < planned.length; i++) {
       const p = planned.at(i);
       if (cfg.stop?.aborted || nowMs() >= deadline) break;
-      const ready = ahead.take(i);
+      const ready = await ahead.take(i);
       if (p.atMs !== undefined) {
         await sleepUntil(phaseStart + p.atMs, nowMs);
         lags.push(nowMs() - phaseStart - p.atMs);
@@ -379,7 +390,7 @@ async function measure(
       if (cfg.stop?.aborted) break;
       const due = phaseStart + p.atMs!;
       if (due >= deadline) break;
-      const ready = ahead.take(i);
+      const ready = await ahead.take(i);
       await sleepUntil(due, nowMs);
       lags.push(nowMs() - due);
       launch(ready);

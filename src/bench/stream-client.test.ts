@@ -304,7 +304,7 @@ describe("sendRequest", () => {
     assert.ok(sent);
     assert.equal(sent.headers.accept, "text/event-stream");
     assert.equal(sent.headers["x-correlation-id"], s.conversationId);
-    assert.deepEqual(JSON.parse(sent.body), JSON.parse(s.body));
+    assert.deepEqual(JSON.parse(sent.body), JSON.parse(String(s.body)));
   });
 
   it("takes token counts from usage when asked", async () => {

@@ -58,8 +58,14 @@ export function createHrClock(): HrClock {
  * otherwise such a response is a MissingUsageError.
  */
 export type TokenCounting =
-  | { source: "client"; countTokens: (text: string) => number }
-  | { source: "server"; fallback?: ((text: string) => number) | undefined };
+  | { source: "client"; countTokens: CountTokens }
+  | { source: "server"; fallback?: CountTokens | undefined };
+
+/**
+ * A token count; a load generator counts in another thread (a promise), so that tokenizing a long response does not
+ * stall the event loop that stamps every other response's chunks.
+ */
+export type CountTokens = (text: string) => number | Promise<number>;
 
 export interface RequestSpec {
   sessionNum: number;
@@ -72,8 +78,11 @@ export interface RequestSpec {
   path: string;
   /** Sent as given (see buildHeaders). */
   headers: Readonly<Record<string, string>>;
-  /** The serialized JSON body (serialized by the caller so the exact payload can also be exported). */
-  body: string;
+  /**
+   * The serialized JSON body (serialized by the caller so the exact payload can also be exported); bytes are sent
+   * as they are, so a caller that encodes ahead of time keeps the encoding off the send.
+   */
+  body: string | Uint8Array;
   /** Whether the body asks for a stream; the response's content type decides how it is read. */
   streaming: boolean;
   /** Prompt tokens as counted by the caller. */
@@ -247,7 +256,11 @@ export async function sendRequest(
       };
       return record;
     }
-    countTokens(record, collected, options.tokens, status);
+    try {
+      await countTokens(record, collected, options.tokens, status);
+    } catch (e) {
+      record.error = { code: status, type: "TokenCountError", message: (e as Error).message };
+    }
     return record;
   } catch (e) {
     if (cancelled) return cancel(record);
@@ -461,22 +474,31 @@ function serverError(status: number, info: ServerErrorInfo): RequestError {
   return { code: info.code ?? status, type: info.type ?? "ServerError", message: info.message };
 }
 
-function countTokens(record: RequestRecord, got: Collected, tokens: TokenCounting, status: number): void {
+async function countTokens(
+  record: RequestRecord,
+  got: Collected,
+  tokens: TokenCounting,
+  status: number,
+): Promise<void> {
   const content = got.content.join("");
   const reasoning = got.reasoning.join("");
-  const byClient = (count: (text: string) => number): void => {
-    record.outputTokens = count(content);
-    record.reasoningTokens = reasoning === "" ? undefined : count(reasoning);
+  const byClient = async (count: CountTokens): Promise<void> => {
+    const [out, thinking] = await Promise.all([
+      count(content),
+      reasoning === "" ? undefined : count(reasoning),
+    ]);
+    record.outputTokens = out;
+    record.reasoningTokens = thinking;
   };
   if (got.usage?.cachedTokens !== undefined) record.cachedTokens = got.usage.cachedTokens;
   if (tokens.source === "client") {
-    byClient(tokens.countTokens);
+    await byClient(tokens.countTokens);
     return;
   }
   const usage = got.usage;
   if (usage?.completionTokens === undefined) {
     if (tokens.fallback) {
-      byClient(tokens.fallback);
+      await byClient(tokens.fallback);
       return;
     }
     record.error = {

@@ -124,12 +124,7 @@ export function registerBenchCommand(program: Command): void {
       const url = parseServerUrl(o.url);
       const headers = Object.fromEntries((o.header ?? []).map(parseHeader));
       // Loaded here, not with the CLI: the tokenizer and the load generator take a while to load.
-      const [
-        { loadCorpus, loadDeepSeekTokenizer, PromptSynthesizer },
-        { runBench, connectionLimitFromEnv },
-        { renderConsoleReport },
-      ] = await Promise.all([
-        import("../bench/prompts.ts"),
+      const [{ runBench, connectionLimitFromEnv }, { renderConsoleReport }] = await Promise.all([
         import("../bench/run-bench.ts"),
         import("../metrics/console-table.ts"),
       ]);
@@ -174,11 +169,7 @@ export function registerBenchCommand(program: Command): void {
               // A closed loop with a duration runs until it ends.
               count: o.benchmarkDuration === undefined ? count : Number.POSITIVE_INFINITY,
             };
-      const tokenizer = await loadDeepSeekTokenizer();
-      const prompts = new PromptSynthesizer(tokenizer, await loadCorpus(), {
-        blockSize: o.promptInputTokensBlockSize,
-        seed: o.randomSeed,
-      });
+      const prompts = { blockSize: o.promptInputTokensBlockSize, seed: o.randomSeed };
       const artifactDir = o.artifactDir ?? defaultArtifactDir(o.model, o.endpointType, mode);
       const stop = new AbortController();
       const cancel = new AbortController();
@@ -232,7 +223,7 @@ export function registerBenchCommand(program: Command): void {
             cancel: cancel.signal,
             onProgress: ({ done }) => progress.update(done),
           },
-          { tokenizer, prompts },
+          { prompts },
         );
         progress.stop();
         process.stdout.write(

@@ -7,7 +7,8 @@ import { finished } from "node:stream/promises";
 import { ServelabError } from "../errors.ts";
 import { makeDir } from "./make-dir.ts";
 
-function tempPathFor(file: string): string {
+/** A temporary name beside `file` that `removeStaleTemps` recognises once its process is gone. */
+export function tempPathFor(file: string): string {
   return join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
 }
 

@@ -1,5 +1,4 @@
 import { join } from "node:path";
-import { loadCorpus, loadDeepSeekTokenizer, PromptSynthesizer } from "../bench/prompts.ts";
 import { connectionLimitFromEnv, type LoadMode, runBench } from "../bench/run-bench.ts";
 import { ServelabError } from "../errors.ts";
 import { parseGoodput } from "../metrics/goodput.ts";
@@ -106,11 +105,7 @@ export async function runLiveArms(
   onProgress: (arm: string, done: number, total: number) => void,
   model = recipe.model.served_model_name,
 ): Promise<string[]> {
-  const tokenizer = await loadDeepSeekTokenizer();
-  const prompts = new PromptSynthesizer(tokenizer, await loadCorpus(), {
-    blockSize: recipe.benchmark.prompt_block_size,
-    seed: recipe.benchmark.random_seed,
-  });
+  const prompts = { blockSize: recipe.benchmark.prompt_block_size, seed: recipe.benchmark.random_seed };
   const dirs: string[] = [];
   for (const { name, url } of endpoints) {
     const dir = join(outDir, "arms", name);
@@ -138,7 +133,7 @@ export async function runLiveArms(
         },
         onProgress: ({ done, total }) => onProgress(name, done, total),
       },
-      { tokenizer, prompts },
+      { prompts },
     );
     dirs.push(dir);
   }

