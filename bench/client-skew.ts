@@ -250,32 +250,69 @@ async function viaMinimalClient(origin: string, s: Scenario): Promise<Measured> 
   return measured;
 }
 
+/** Each figure's median over the repeats, with its range. */
+function medianOf(runs: Measured[]) {
+  const fig = (get: (m: Measured) => number) => {
+    const v = runs.map(get).sort((a, b) => a - b);
+    return { median: ms3(percentileOfSorted(v, 50)), min: v[0]!, max: v[v.length - 1]! };
+  };
+  return {
+    requests: runs[0]!.requests,
+    errors: runs.reduce((a, m) => a + m.errors, 0),
+    send_to_arrival_p50_ms: fig((m) => m.send_to_arrival_ms.p50),
+    send_to_arrival_p99_ms: fig((m) => m.send_to_arrival_ms.p99),
+    ttft_client_minus_server_p50_ms: fig((m) => m.ttft_client_minus_server_ms.p50),
+    ttft_client_minus_server_p99_ms: fig((m) => m.ttft_client_minus_server_ms.p99),
+    schedule_lag_p99_ms: fig((m) => m.schedule_lag_ms.p99),
+    event_loop_delay_p99_ms: fig((m) => m.event_loop_delay_p99_ms),
+  };
+}
+
+/**
+ * Every scenario `repeats` times, the three clients one after another in each repeat (paired, so that a noisy
+ * moment of the machine hits all three alike); figures are medians over the repeats, and "added" is servelab's
+ * median minus the minimal client's.
+ */
 export async function measureClientSkew(
   origin: string,
   deps: { prompts: PromptSource },
   log: (m: string) => void,
+  repeats = 3,
 ) {
   const out: Record<string, unknown> = {};
   for (const s of SCENARIOS) {
-    await fetchLog(origin);
-    const minimal = await viaMinimalClient(origin, s);
-    const withInputs = await viaRunBench(origin, s, true, deps);
-    const withoutInputs = await viaRunBench(origin, s, false, deps);
-    const line = (label: string, m: Measured) =>
-      log(
-        `${s.name} ${label}: send→arrival p50 ${m.send_to_arrival_ms.p50} p99 ${m.send_to_arrival_ms.p99} ms; ` +
-          `TTFT client−server p50 ${m.ttft_client_minus_server_ms.p50} p99 ${m.ttft_client_minus_server_ms.p99} ms; ` +
-          `loop delay p99 ${m.event_loop_delay_p99_ms} ms; ${m.errors} errors of ${m.requests}`,
-      );
-    line("minimal client", minimal);
-    line("servelab, inputs.json", withInputs);
-    line("servelab, no inputs.json", withoutInputs);
-    const added = (m: Measured) => ({
-      send_to_arrival_p99_ms: ms3(m.send_to_arrival_ms.p99 - minimal.send_to_arrival_ms.p99),
-      ttft_p99_ms: ms3(m.ttft_client_minus_server_ms.p99 - minimal.ttft_client_minus_server_ms.p99),
+    const runs = { minimal: [] as Measured[], withInputs: [] as Measured[], withoutInputs: [] as Measured[] };
+    for (let r = 0; r < repeats; r++) {
+      await fetchLog(origin);
+      runs.minimal.push(await viaMinimalClient(origin, s));
+      runs.withInputs.push(await viaRunBench(origin, s, true, deps));
+      runs.withoutInputs.push(await viaRunBench(origin, s, false, deps));
+      const line = (label: string, m: Measured) =>
+        log(
+          `${s.name} #${r + 1} ${label}: send→arrival p50 ${m.send_to_arrival_ms.p50} p99 ${m.send_to_arrival_ms.p99} ms; ` +
+            `TTFT client−server p50 ${m.ttft_client_minus_server_ms.p50} p99 ${m.ttft_client_minus_server_ms.p99} ms; ` +
+            `loop delay p99 ${m.event_loop_delay_p99_ms} ms; ${m.errors} errors of ${m.requests}`,
+        );
+      line("minimal client", runs.minimal.at(-1)!);
+      line("servelab, inputs.json", runs.withInputs.at(-1)!);
+      line("servelab, no inputs.json", runs.withoutInputs.at(-1)!);
+    }
+    const minimal = medianOf(runs.minimal);
+    const withInputs = medianOf(runs.withInputs);
+    const withoutInputs = medianOf(runs.withoutInputs);
+    const added = (m: ReturnType<typeof medianOf>) => ({
+      send_to_arrival_p50_ms: ms3(m.send_to_arrival_p50_ms.median - minimal.send_to_arrival_p50_ms.median),
+      send_to_arrival_p99_ms: ms3(m.send_to_arrival_p99_ms.median - minimal.send_to_arrival_p99_ms.median),
+      ttft_p50_ms: ms3(
+        m.ttft_client_minus_server_p50_ms.median - minimal.ttft_client_minus_server_p50_ms.median,
+      ),
+      ttft_p99_ms: ms3(
+        m.ttft_client_minus_server_p99_ms.median - minimal.ttft_client_minus_server_p99_ms.median,
+      ),
     });
     out[s.name] = {
       scenario: s,
+      repeats,
       minimal_client: minimal,
       servelab_with_inputs_json: withInputs,
       servelab_without_inputs_json: withoutInputs,

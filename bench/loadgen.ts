@@ -2,7 +2,8 @@
  * Load-generator benchmark against a zero-think-time SSE server on loopback (bench/sse-server.ts, its own
  * process): schedule lag at 500 requests/s, peak concurrent streams held, streamed tokens/s received, and TTFT
  * measurement error against the server's own first-token send times; then what the full load generator adds to its
- * own measurements (bench/client-skew.ts). `--json` prints one JSON object; `--only skew` runs the last part alone.
+ * own measurements (bench/client-skew.ts). `--json` prints one JSON object; `--only skew` runs the last part alone,
+ * `--repeats N` repeats each of its scenarios (default 3).
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -143,7 +144,10 @@ async function streamFigures() {
 try {
   const basics = only === "skew" ? {} : await streamFigures();
   // 4. What the full load generator (prompts, inputs.json, token counting, records) adds to its measurements.
-  const skew = await measureClientSkew(origin, { prompts: { blockSize: 512, seed: 1 } }, log);
+  const repeats = process.argv.includes("--repeats")
+    ? Number(process.argv[process.argv.indexOf("--repeats") + 1])
+    : 3;
+  const skew = await measureClientSkew(origin, { prompts: { blockSize: 512, seed: 1 } }, log, repeats);
   const result = { ...basics, client_skew: skew };
   process.stdout.write(`${json ? JSON.stringify(result) : JSON.stringify(result, null, 2)}\n`);
 } finally {

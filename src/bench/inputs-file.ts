@@ -2,6 +2,7 @@ import { rename, rm } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import { ServelabError } from "../errors.ts";
 import { tempPathFor } from "../io/atomic-write.ts";
+import { LOWER_THREAD_PRIORITY_SOURCE } from "../thread-priority.ts";
 
 /** AIPerf's file of the payloads it sent. */
 export const INPUTS_JSON = "inputs.json";
@@ -10,9 +11,10 @@ export const INPUTS_JSON = "inputs.json";
  * Formatting runs in a thread of its own: re-parsing and re-indenting a 40 k-token body takes over a millisecond,
  * and on the load generator's event loop it would sit between a send and undici's write of it, or between a chunk's
  * arrival and its time stamp. The thread is plain JavaScript evaluated from a string (no TypeScript loader needed);
- * it writes with blocking calls, which block only itself.
+ * it writes with blocking calls, which block only itself, and runs at the lowest priority, so that on a small machine
+ * it takes no core from the sending thread or the server under test.
  */
-const THREAD_SOURCE = `
+const THREAD_SOURCE = `${LOWER_THREAD_PRIORITY_SOURCE}
 const { parentPort, workerData } = require("node:worker_threads");
 const fs = require("node:fs");
 const utf8 = new TextDecoder();
@@ -58,7 +60,7 @@ parentPort.on("message", (m) => {
       return;
     }
     if (m.kind === "add") {
-      waiting.set(m.index, m);
+      for (const item of m.items) waiting.set(item.index, item);
       while (waiting.has(next)) {
         const e = waiting.get(next);
         waiting.delete(next);
@@ -78,6 +80,8 @@ parentPort.on("message", (m) => {
 });
 `;
 
+const ADD_BATCH_MS = 20;
+
 type Reply = { kind: "done" } | { kind: "aborted" } | { kind: "failed"; message: string };
 
 /**
@@ -93,6 +97,9 @@ export class InputsFileWriter {
   private readonly thread: Worker;
   private readonly reply: Promise<Reply>;
   private ended = false;
+  /** Bodies handed over together, one message per batch rather than one per request. */
+  private batch: { index: number; sessionId: string; body: string | Uint8Array }[] = [];
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(file: string) {
     this.file = file;
@@ -110,13 +117,22 @@ export class InputsFileWriter {
   /** Adds the body (JSON, as sent) of the request with this send index; the file lists them by index. */
   add(index: number, sessionId: string, body: string | Uint8Array): void {
     if (this.ended) return;
-    this.thread.postMessage({ kind: "add", index, sessionId, body });
+    this.batch.push({ index, sessionId, body });
+    this.timer ??= setTimeout(() => this.flush(), ADD_BATCH_MS);
+  }
+
+  private flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.batch.length > 0) this.thread.postMessage({ kind: "add", items: this.batch });
+    this.batch = [];
   }
 
   /** Gives the file up: its temporary file is removed and `inputs.json` is left as it was. */
   async abort(): Promise<void> {
     if (this.ended) return;
     this.ended = true;
+    if (this.timer) clearTimeout(this.timer);
     this.thread.postMessage({ kind: "abort" });
     await this.reply;
     await this.thread.terminate();
@@ -126,6 +142,7 @@ export class InputsFileWriter {
   /** Ends the document and waits until it is in place. */
   async close(): Promise<void> {
     if (this.ended) throw new Error("inputs.json was already closed");
+    this.flush();
     this.ended = true;
     this.thread.postMessage({ kind: "end" });
     const reply = await this.reply;

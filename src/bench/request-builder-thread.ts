@@ -1,12 +1,16 @@
 /**
  * The thread side of request-builder.ts: owns the tokenizer, the corpus and the prompt synthesizer, builds each
- * request's body as bytes (handed over without a copy) and counts tokens.
+ * request's body as bytes (handed over without a copy) and counts tokens, at a lower priority than the sending thread
+ * (see lowerThisThreadPriority).
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { lowerThisThreadPriority } from "../thread-priority.ts";
 import { buildRequestBody } from "./openai-request.ts";
 import { loadCorpus, loadDeepSeekTokenizer, PromptSynthesizer } from "./prompts.ts";
 import type { BuilderMessage, BuilderReply, RequestBuilderOptions } from "./request-builder.ts";
 
+// Below the sending thread, not at the bottom: in a run too long to build ahead, it must keep up with the sends.
+lowerThisThreadPriority(10);
 const opts = (workerData as { data: RequestBuilderOptions }).data;
 const port = parentPort!;
 const ready = (async () => {
@@ -23,7 +27,8 @@ ready.catch(() => {});
 async function answer(m: BuilderMessage): Promise<BuilderReply> {
   const { tokenizer, prompts } = await ready;
   if (m.kind === "ready") return { id: m.id, ready: true };
-  if (m.kind === "count") return { id: m.id, count: m.text === "" ? 0 : tokenizer.encode(m.text).length };
+  if (m.kind === "count")
+    return { id: m.id, counts: m.texts.map((t) => (t === "" ? 0 : tokenizer.encode(t).length)) };
   const { row } = m;
   const prompt = row.text_input ?? prompts.prompt(row.hash_ids, row.input_length);
   const inputTokens =

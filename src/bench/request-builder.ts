@@ -22,14 +22,17 @@ export type BuilderMessage =
       id: number;
       row: Pick<TraceRow, "hash_ids" | "input_length" | "output_length" | "text_input">;
     }
-  | { kind: "count"; id: number; text: string }
+  | { kind: "count"; id: number; texts: string[] }
   | { kind: "ready"; id: number };
 
 export type BuilderReply =
   | { id: number; body: Uint8Array; inputTokens: number }
-  | { id: number; count: number }
+  | { id: number; counts: number[] }
   | { id: number; ready: true }
   | { id: number; error: string; code?: string };
+
+/** How long a finished response's text waits to be counted with others: records reach the file soon after. */
+const COUNT_BATCH_MS = 5;
 
 export interface BuiltRequest {
   /** The JSON body, encoded. */
@@ -49,6 +52,9 @@ export class RequestBuilder {
   private readonly pending = new Map<number, { resolve(r: BuilderReply): void; reject(e: Error): void }>();
   private nextId = 0;
   private failure: Error | null = null;
+  /** Texts waiting to be counted, sent together: one message and one thread wake-up per batch, not per text. */
+  private counting: { text: string; resolve(n: number): void; reject(e: Error): void }[] = [];
+  private countTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: RequestBuilderOptions) {
     this.thread = startThread(new URL("./request-builder-thread.ts", import.meta.url), opts);
@@ -100,13 +106,35 @@ export class RequestBuilder {
     await this.ask({ kind: "ready", id: this.nextId++ });
   }
 
-  async count(text: string): Promise<number> {
-    if (text === "") return 0;
-    return ((await this.ask({ kind: "count", id: this.nextId++, text })) as { count: number }).count;
+  /** The tokens of `text`; counted within COUNT_BATCH_MS, together with the other texts of that time. */
+  count(text: string): Promise<number> {
+    if (text === "") return Promise.resolve(0);
+    return new Promise((resolve, reject) => {
+      this.counting.push({ text, resolve, reject });
+      this.countTimer ??= setTimeout(() => this.flushCounts(), COUNT_BATCH_MS);
+    });
+  }
+
+  private flushCounts(): void {
+    this.countTimer = null;
+    const batch = this.counting;
+    this.counting = [];
+    this.ask({ kind: "count", id: this.nextId++, texts: batch.map((b) => b.text) }).then(
+      (reply) => {
+        const { counts } = reply as { counts: number[] };
+        for (const [i, b] of batch.entries()) b.resolve(counts[i]!);
+      },
+      (e: Error) => {
+        for (const b of batch) b.reject(e);
+      },
+    );
   }
 
   async close(): Promise<void> {
+    if (this.countTimer) clearTimeout(this.countTimer);
     this.failure ??= new Error("the request builder is closed");
+    for (const b of this.counting) b.reject(this.failure);
+    this.counting = [];
     await this.thread.terminate();
   }
 }

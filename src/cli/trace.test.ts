@@ -3,14 +3,13 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { skipWithoutData } from "../testing/data-dir.ts";
 import { CONVERSATION_TRACE, SHARED_DATA_DIR, withTempDir, writeLines } from "../testing/fixtures.ts";
 import { randomTrace } from "../testing/random-trace.ts";
 import { runCli } from "../testing/run-cli.ts";
 
-const hasData = existsSync(CONVERSATION_TRACE);
-
 describe("servelab trace analyze", () => {
-  it("analyzes a dataset by name as JSON", { skip: !hasData }, async () => {
+  it("analyzes a dataset by name as JSON", { skip: skipWithoutData(CONVERSATION_TRACE) }, async () => {
     const r = await runCli([
       "trace",
       "analyze",
@@ -97,7 +96,9 @@ describe("servelab trace synthesize", () => {
     });
   });
 
-  it("takes its parameters from a recipe, flags overriding", { skip: !hasData }, async () => {
+  it("takes its parameters from a recipe, flags overriding", {
+    skip: skipWithoutData(CONVERSATION_TRACE),
+  }, async () => {
     await withTempDir(async (dir) => {
       const out = join(dir, "recipe.jsonl");
       const r = await runCli(

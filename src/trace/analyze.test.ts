@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { describe, it } from "node:test";
+import { skipWithoutData } from "../testing/data-dir.ts";
 import { CONVERSATION_TRACE } from "../testing/fixtures.ts";
 import { analyzeRows } from "./analyze.ts";
 import { readTrace } from "./reader.ts";
@@ -59,7 +59,7 @@ describe("trace analyzer", () => {
   });
 
   it("reproduces the Mooncake conversation trace's published statistics", {
-    skip: !existsSync(CONVERSATION_TRACE),
+    skip: skipWithoutData(CONVERSATION_TRACE),
   }, async () => {
     const a = analyzeRows(await readTrace(CONVERSATION_TRACE), { cacheSizesTokens: [25.6e6] });
     assert.equal(a.requests, 12_031);

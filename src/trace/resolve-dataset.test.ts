@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -8,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { isServelabError, type ServelabError } from "../errors.ts";
+import { skipWithoutData } from "../testing/data-dir.ts";
 import {
   DATASETS,
   type DatasetEntry,
@@ -145,7 +145,7 @@ describe("dataset registry", () => {
 
 describe("resolveDataset", () => {
   test("resolves mooncake/conversation from SERVELAB_DATA_DIR", {
-    skip: !existsSync(SHARED_TRACE),
+    skip: skipWithoutData(SHARED_TRACE),
   }, async () => {
     const cacheDir = await tempDir();
     const got = await resolveDataset("mooncake/conversation", {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { describe, it } from "node:test";
 import { ServelabError } from "../errors.ts";
+import { skipWithoutData } from "../testing/data-dir.ts";
 import { CONVERSATION_TRACE } from "../testing/fixtures.ts";
 import { randomTrace } from "../testing/random-trace.ts";
 import { analyzeRows } from "./analyze.ts";
@@ -169,7 +169,7 @@ describe("trace synthesizer on random traces", () => {
 });
 
 describe("recipe trace from the Mooncake conversation trace", {
-  skip: !existsSync(CONVERSATION_TRACE),
+  skip: skipWithoutData(CONVERSATION_TRACE),
 }, () => {
   // The published dataset (Dynamo recipe README) and the spread a correct implementation shows across seeds.
   const recipe = { prefixLenMultiplier: 16, promptLenMultiplier: 10, maxIsl: 110_000, numRequests: 10_000 };

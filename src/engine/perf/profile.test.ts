@@ -1,14 +1,13 @@
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { deriveAicProfile, PROFILE_PATH } from "../../../scripts/derive-aic-profile.ts";
+import { skipWithoutData } from "../../testing/data-dir.ts";
 import { SHARED_DATA_DIR } from "../../testing/fixtures.ts";
 import { DSV32_GB200_DEP8 as profile } from "./registry.ts";
 
 const dataDir = join(SHARED_DATA_DIR, "aic-gb200");
-const haveData = existsSync(join(dataDir, "SOURCE.md"));
 
 describe("committed DSV3.2 / GB200 / DEP8 profile", () => {
   it("has a latency for every collected grid point and none beyond AIC's coverage", () => {
@@ -49,7 +48,7 @@ describe("committed DSV3.2 / GB200 / DEP8 profile", () => {
 });
 
 describe("profile derivation from ../shared/data/aic-gb200", {
-  skip: !haveData && "AIC data not present",
+  skip: skipWithoutData(join(dataDir, "SOURCE.md")),
 }, () => {
   it("regenerates the committed profile exactly", async () => {
     const committed = JSON.parse(await readFile(PROFILE_PATH, "utf8"));
