@@ -16,11 +16,3 @@ export function lowerThisThreadPriority(nice = 19): void {
     // Not Linux, or not allowed: the thread keeps its priority.
   }
 }
-
-/** The same, as source text for threads evaluated from a string (CommonJS, no loader). */
-export const LOWER_THREAD_PRIORITY_SOURCE = `
-try {
-  const tid = Number(require("node:fs").readlinkSync("/proc/thread-self").split("/").pop());
-  if (Number.isSafeInteger(tid) && tid > 0) require("node:os").setPriority(tid, 19);
-} catch {}
-`;

@@ -11,7 +11,12 @@ import {
   settingLabel,
 } from "../engine/perf/bounds.ts";
 import { DSV32_GB200_DEP8 } from "../engine/perf/registry.ts";
+import { describePerfModels, uncalibratedWarning } from "../engine/perf-models.ts";
 import { ServelabError } from "../errors.ts";
+import type { ArmRunRequest, Backend } from "../experiment/backend.ts";
+import { checkEndpoints, endpointBackend, parseEndpoints } from "../experiment/endpoint.ts";
+import { EXPERIMENT_MANIFEST, parseLoads, parseSeedCount, planExperiment } from "../experiment/plan.ts";
+import { simulatorBackend } from "../experiment/simulator.ts";
 import { writeFileAtomic } from "../io/atomic-write.ts";
 import { buildOutputDir, lockOutputDir } from "../io/output-dir.ts";
 import {
@@ -21,16 +26,16 @@ import {
   parseMaxErrorRate,
 } from "../metrics/error-rate.ts";
 import { PROFILE_EXPORT_JSON } from "../metrics/exporters.ts";
-import { loadRecipe, resolvedRecipeYaml } from "../recipe/load.ts";
-import type { Recipe } from "../recipe/schema.ts";
+import { parseGoodput } from "../metrics/goodput.ts";
+import { loadRecipe, recipeSynthesisOptions, resolvedRecipeYaml } from "../recipe/load.ts";
+import { armGpuCount, type Recipe } from "../recipe/schema.ts";
 import type { ArmArtifacts } from "../report/artifacts.ts";
 import { withAttributionArms } from "../report/attribution.ts";
-import { runArmsInParallel } from "../sim/arm-jobs.ts";
-import { describePerfModels, uncalibratedWarning } from "../sim/perf-models.ts";
-import { prepareSharedTrace } from "../sim/shared-trace.ts";
+import { prepareSharedTrace, type SharedTrace } from "../sim/shared-trace.ts";
 import { analyzeRows, type TraceAnalysis } from "../trace/analyze.ts";
 import { readTrace } from "../trace/reader.ts";
 import { prepareRecipeTrace } from "../trace/recipe-trace.ts";
+import type { TraceRow } from "../trace/types.ts";
 import { intOption } from "./options.ts";
 
 /**
@@ -38,11 +43,16 @@ import { intOption } from "./options.ts";
  * spent while the last arms run than before any starts.
  */
 async function reportModules() {
-  const [artifacts, report] = await Promise.all([
+  const [artifacts, report, capacity] = await Promise.all([
     import("../report/artifacts.ts"),
     import("../report/report.ts"),
+    import("../report/capacity-runs.ts"),
   ]);
-  return { readArmArtifacts: artifacts.readArmArtifacts, writeReport: report.writeReport };
+  return {
+    readArmArtifacts: artifacts.readArmArtifacts,
+    writeReport: report.writeReport,
+    readCapacityRuns: capacity.readCapacityRuns,
+  };
 }
 
 /** `2026-11-25T22-52-24Z`: sortable, and valid in file names everywhere. */
@@ -126,6 +136,16 @@ export function registerAbCommand(program: Command): void {
       "--sensitivity",
       "also rerun the A/B with each uncertain profile parameter alone at its ends, and rank the parameters by how far they move the verdict",
     )
+    .option(
+      "--load <factors>",
+      "sweep the offered load: arrival-rate factors, comma-separated (each divides the trace's timestamps, Dynamo's --speedup-ratio), e.g. 0.5,0.75,1,1.25,1.5",
+      parseLoads,
+    )
+    .option(
+      "--seeds <n>",
+      "replicates: synthesize the trace with seeds 1..N and run every arm (at every load) on each",
+      parseSeedCount,
+    )
     .option("--data-dir <dir>", "where named datasets are looked up first")
     .option(
       "--endpoint <name=url>",
@@ -181,11 +201,19 @@ type AbOptions = {
   force?: true | undefined;
   maxErrorRate: number;
   model?: string | undefined;
+  load?: number[] | undefined;
+  seeds?: number | undefined;
 };
+
+/** The recipe with its trace synthesized from `seed` (a replicate); the recipe itself for undefined. */
+function withTraceSeed(recipe: Recipe, seed: number | undefined): Recipe {
+  return seed === undefined ? recipe : { ...recipe, trace: { ...recipe.trace, seed } };
+}
 
 /**
  * Runs the A/B into `dirs.work`, to be moved to `dirs.final` when it completes: what it prints and what the report
- * records name the final directory.
+ * records name the final directory. Every arm at every load and trace seed is planned once (src/experiment) and run
+ * on one backend: the simulator, or live endpoints.
  */
 async function runAb(
   recipePath: string,
@@ -200,19 +228,30 @@ async function runAb(
   const attribution = o.attribution ? withAttributionArms(base) : undefined;
   const recipe = attribution?.recipe ?? base;
   const recipeDir = dirname(recipePath);
-  const trace = await prepareRecipeTrace(
-    recipe,
-    recipeDir,
-    o.dataDir === undefined ? {} : { dataDir: o.dataDir },
-  );
+  const seeds = o.seeds === undefined ? null : Array.from({ length: o.seeds }, (_, i) => i + 1);
+  if (seeds && !recipeSynthesisOptions(recipe))
+    throw new ServelabError(
+      "USAGE",
+      `--seeds synthesizes the trace with each seed, but recipe ${recipe.name} replays its trace as it is (no synthesis parameters)`,
+    );
+  const loads = o.load ?? [1];
   const cliCommand = ["servelab", ...process.argv.slice(2)].join(" ");
-  const live = o.endpoint?.length ? await import("../report/live-arms.ts") : undefined;
-  const endpoints = live ? live.parseEndpoints(o.endpoint ?? []) : [];
+  const endpoints = o.endpoint?.length ? parseEndpoints(o.endpoint) : [];
   if (endpoints.length === 1)
     throw new ServelabError("USAGE", "an A/B against live endpoints needs two or more --endpoint");
+  const live = endpoints.length > 0;
   const model = o.model ?? recipe.model.served_model_name;
-  if (live) await live.checkEndpoints(endpoints, model);
-  const arms = endpoints.length > 0 ? endpoints.map((e) => e.name) : Object.keys(recipe.arms);
+  if (live) await checkEndpoints(endpoints, model);
+  const arms = live ? endpoints.map((e) => e.name) : Object.keys(recipe.arms);
+  const manifest = planExperiment(recipe.name, arms, loads, seeds);
+  // One trace per seed, synthesized (or found in the cache) before any arm starts.
+  const traces = new Map<number | undefined, { recipe: Recipe; file: string; cached: boolean }>();
+  for (const seed of seeds ?? [undefined]) {
+    const r = withTraceSeed(recipe, seed);
+    const t = await prepareRecipeTrace(r, recipeDir, o.dataDir === undefined ? {} : { dataDir: o.dataDir });
+    traces.set(seed, { recipe: r, file: t.file, cached: t.cached });
+  }
+  const mainTrace = traces.get(manifest.main.traceSeed)!;
   const bounds = parsePerfBounds(o.perfBounds);
   const main: PerfSetting = { bound: bounds.includes("nominal") ? "nominal" : bounds[0]! };
   // The A/B itself: the recipe's own first two arms (attribution arms are not rerun under every bound).
@@ -229,88 +268,84 @@ async function runAb(
     const described = describePerfModels(o.perfModel, recipe, arms, main);
     if (!described.calibrated) process.stderr.write(uncalibratedWarning(described.models));
   }
-  const extraJobs = extra.flatMap((setting) =>
-    [baseArm!, candidateArm!].map((arm) => ({
-      setting,
-      arm,
-      label: `${arm} @ ${settingLabel(setting)}`,
-    })),
-  );
-  const progress = armProgress([...arms, ...extraJobs.map((j) => j.label)]);
+  const requests: ArmRunRequest[] = [
+    ...manifest.runs.map((run) => {
+      const t = traces.get(run.point.traceSeed)!;
+      return {
+        recipe: t.recipe,
+        arm: run.arm,
+        label: run.label,
+        dir: join(outDir, run.dir),
+        traceFile: t.file,
+        load: run.point.load,
+        perfSetting: main,
+      };
+    }),
+    // Bounds and sensitivity runs at the main point.
+    ...extra.flatMap((setting) =>
+      [baseArm!, candidateArm!].map((arm) => ({
+        recipe: mainTrace.recipe,
+        arm,
+        label: `${arm} @ ${settingLabel(setting)}`,
+        dir: boundsDir(outDir, setting, arm),
+        traceFile: mainTrace.file,
+        load: manifest.main.load,
+        perfSetting: setting,
+      })),
+    ),
+  ];
+  const mainDirs = new Map(arms.map((arm) => [join(outDir, "arms", arm), arm]));
+  const progress = armProgress(requests.map((r) => r.label));
   const t0 = performance.now();
   // Loaded when the first arm finishes, beside the arms still running (not while the arms' threads start).
   let reportLoad: ReturnType<typeof reportModules> | undefined;
   const report = () => (reportLoad ??= reportModules());
-  const rows = await readTrace(trace.file, { blockSize: recipe.benchmark.prompt_block_size });
-  const analyzeTrace = () => analyzeRows(rows, { blockSize: recipe.benchmark.prompt_block_size });
-  if (live) {
-    let liveDirs: string[];
-    try {
-      liveDirs = await live.runLiveArms(recipe, rows, endpoints, outDir, cliCommand, progress.update, model);
-    } finally {
-      progress.stop();
-    }
-    await writeFileAtomic(join(outDir, "recipe.resolved.yaml"), [resolvedRecipeYaml(recipe)]);
-    const { readArmArtifacts, writeReport } = await report();
-    const artifacts = (await Promise.all(liveDirs.map((d, i) => readArmArtifacts(d, arms[i]!)))).map(shown);
-    const written = await writeReport(outDir, artifacts, {
-      title: `${recipe.name}: ${arms.join(" vs ")} (live)`,
-      recipe,
-      trace: analyzeTrace(),
-      traceFile: trace.file,
-      command: cliCommand,
-      seed: o.seed ?? recipe.trace.seed,
-    });
-    process.stdout.write(`${written.console}\nReport: ${reportPath}\n`);
-    checkArmErrors(artifacts, o.maxErrorRate);
-    return;
-  }
-  // An arm's artifacts, and the trace statistics, are read as soon as a thread finishes, on the core it frees,
-  // while other arms still run.
+  const rowsOf = new Map<string, TraceRow[]>();
+  for (const t of traces.values())
+    rowsOf.set(t.file, await readTrace(t.file, { blockSize: recipe.benchmark.prompt_block_size }));
+  const analyzeTrace = () =>
+    analyzeRows(rowsOf.get(mainTrace.file)!, { blockSize: recipe.benchmark.prompt_block_size });
+  // An arm's artifacts, and the trace statistics, are read as soon as its run finishes, on the core it frees.
   const reading = new Map<string, Promise<ArmArtifacts>>();
   let traceStats: TraceAnalysis | undefined;
-  // The arms replay one trace: it is hashed and its blocks numbered once, for all of them.
-  const shared = await prepareSharedTrace(recipe, arms, rows);
+  const sharedTraces = new Map<string, SharedTrace>();
+  if (!live)
+    for (const t of traces.values()) {
+      // The arms replay one trace per seed: it is hashed and its blocks numbered once, for all of them.
+      const shared = await prepareSharedTrace(t.recipe, arms, rowsOf.get(t.file)!);
+      if (shared) sharedTraces.set(t.file, shared);
+    }
+  const backend: Backend = live
+    ? endpointBackend({ endpoints, model, cliCommand })
+    : simulatorBackend({
+        recipePath,
+        recipeDir,
+        perfModel: o.perfModel,
+        cliCommand,
+        seed: o.seed,
+        sharedTraces,
+      });
   try {
-    const job = (arm: string, setting: PerfSetting, dir: string) => ({
-      recipePath,
-      recipeDir,
-      ...(attribution ? { recipeOverride: recipe } : {}),
-      arm,
-      traceFile: trace.file,
-      ...(shared ? { trace: shared } : {}),
-      ...(o.seed === undefined ? {} : { seed: o.seed }),
-      outDir: dir,
-      perfModel: o.perfModel,
-      perfSetting: setting,
-      cliCommand,
-    });
-    await runArmsInParallel(
-      [
-        ...arms.map((arm) => job(arm, main, join(outDir, "arms", arm))),
-        ...extraJobs.map((j) => ({
-          ...job(j.arm, j.setting, boundsDir(outDir, j.setting, j.arm)),
-          label: j.label,
-        })),
-      ],
-      progress.update,
-      undefined,
-      (r) => {
-        if (!arms.includes(r.arm) || r.dir !== join(outDir, "arms", r.arm)) return;
-        const read = report().then(async (m) => shown(await m.readArmArtifacts(r.dir, r.arm)));
+    await backend.run(requests, {
+      onProgress: progress.update,
+      onDone: (req) => {
+        const arm = mainDirs.get(req.dir);
+        if (arm === undefined) return;
+        const read = report().then(async (m) => shown(await m.readArmArtifacts(req.dir, arm)));
         traceStats ??= analyzeTrace();
         // Awaited below; a failing arm elsewhere must not turn it into an unhandled rejection first.
         read.catch(() => {});
-        reading.set(r.arm, read);
+        reading.set(arm, read);
       },
       stop,
-    );
+    });
   } finally {
     progress.stop();
   }
-  const simSeconds = (performance.now() - t0) / 1000;
+  const runSeconds = (performance.now() - t0) / 1000;
   await writeFileAtomic(join(outDir, "recipe.resolved.yaml"), [resolvedRecipeYaml(recipe)]);
-  const { readArmArtifacts, writeReport } = await report();
+  await writeFileAtomic(join(outDir, EXPERIMENT_MANIFEST), [`${JSON.stringify(manifest, null, 2)}\n`]);
+  const { readArmArtifacts, writeReport, readCapacityRuns } = await report();
   const artifacts = await Promise.all(
     arms.map((arm) => reading.get(arm) ?? readArmArtifacts(join(outDir, "arms", arm), arm).then(shown)),
   );
@@ -329,19 +364,31 @@ async function runAb(
           await settingRun(main, (arm) => join(outDir, "arms", arm)),
           ...(await Promise.all(extra.map((s) => settingRun(s, (arm) => boundsDir(outDir, s, arm))))),
         ];
+  const seed = o.seed ?? recipe.trace.seed;
+  const slos = parseGoodput(recipe.benchmark.goodput);
+  const capacity =
+    manifest.runs.length > arms.length
+      ? await readCapacityRuns(outDir, manifest, {
+          slos,
+          seed,
+          gpusOf: (arm) => (recipe.arms[arm] ? armGpuCount(recipe.arms[arm]) : null),
+        })
+      : undefined;
   const written = await writeReport(outDir, artifacts, {
-    title: `${recipe.name}: ${arms.join(" vs ")}`,
+    title: `${recipe.name}: ${arms.join(" vs ")}${live ? " (live)" : ""}`,
     recipe,
     trace: traceStats ?? analyzeTrace(),
-    traceFile: trace.file,
+    traceFile: mainTrace.file,
     command: cliCommand,
-    seed: o.seed ?? recipe.trace.seed,
+    seed,
     ...(attribution ? { attribution: attribution.steps } : {}),
     ...(boundRuns ? { bounds: { baseline: baseArm!, candidate: candidateArm!, runs: boundRuns } } : {}),
+    ...(capacity ? { capacity: { runs: capacity, loads, seeds } } : {}),
   });
   process.stdout.write(written.console);
+  const what = `${manifest.runs.length} arm runs${extra.length > 0 ? ` and ${extra.length * 2} bound runs` : ""}`;
   process.stdout.write(
-    `\nSimulated ${arms.length} arms${extraJobs.length > 0 ? ` and ${extraJobs.length} bound runs` : ""} in ${simSeconds.toFixed(1)} s (trace ${trace.cached ? "from cache" : "synthesized"}).\nReport: ${reportPath}\n`,
+    `\n${live ? "Ran" : "Simulated"} ${what} in ${runSeconds.toFixed(1)} s (${traces.size === 1 ? `trace ${mainTrace.cached ? "from cache" : "synthesized"}` : `${traces.size} traces`}).\nReport: ${reportPath}\n`,
   );
   checkArmErrors(artifacts, o.maxErrorRate);
 }

@@ -1,8 +1,8 @@
 import { join } from "node:path";
 import { type Command, Option } from "@commander-js/extra-typings";
-import { parseExtraInputs } from "../bench/openai-request.ts";
-import type { LoadMode } from "../bench/run-bench.ts";
 import { ServelabError } from "../errors.ts";
+import { parseExtraInputs } from "../loadgen/openai-request.ts";
+import type { LoadMode } from "../loadgen/run-bench.ts";
 import { checkErrorRate, DEFAULT_MAX_ERROR_RATE, parseMaxErrorRate } from "../metrics/error-rate.ts";
 import { parseGoodput } from "../metrics/goodput.ts";
 import { readTrace } from "../trace/reader.ts";
@@ -125,7 +125,7 @@ export function registerBenchCommand(program: Command): void {
       const headers = Object.fromEntries((o.header ?? []).map(parseHeader));
       // Loaded here, not with the CLI: the tokenizer and the load generator take a while to load.
       const [{ runBench, connectionLimitFromEnv }, { renderConsoleReport }] = await Promise.all([
-        import("../bench/run-bench.ts"),
+        import("../loadgen/run-bench.ts"),
         import("../metrics/console-table.ts"),
       ]);
       const rows = await readTrace(await resolveTraceInput(o.inputFile), {

@@ -14,7 +14,7 @@ export function registerRecipeCommands(program: Command): void {
       const arms = Object.keys(r.arms);
       const noun = arms.length === 1 ? "arm" : "arms";
       process.stdout.write(`ok: ${file} (recipe ${r.name}, ${arms.length} ${noun}: ${arms.join(", ")})\n`);
-      const { describePerfModels, uncalibratedWarning } = await import("../sim/perf-models.ts");
+      const { describePerfModels, uncalibratedWarning } = await import("../engine/perf-models.ts");
       const d = describePerfModels(o.perfModel, r);
       for (const [arm, roles] of Object.entries(d.models))
         for (const [role, model] of Object.entries(roles))

@@ -1,10 +1,10 @@
 import { type Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
+import { PERF_MODEL_CHOICES } from "../engine/perf-models.ts";
 import { ServelabError } from "../errors.ts";
 import { loadRecipe } from "../recipe/load.ts";
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS, startMockWorker } from "../serve/mock-worker.ts";
 import { createDeepSeekTokenizer } from "../serve/tokenizer.ts";
 import { MOCKER_DEFAULTS, resolveWorkerConfig, WORKER_GROUPS } from "../serve/worker-config.ts";
-import { PERF_MODEL_CHOICES } from "../sim/perf-models.ts";
 import { intOption, positiveNumberOption } from "./options.ts";
 
 function portOption(text: string): number {

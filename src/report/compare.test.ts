@@ -187,7 +187,7 @@ describe("verdict", () => {
       metric: "time_to_first_token",
       statistic: "p99",
       direction: "improvement",
-      text: "disagg-kv cuts TTFT p99 by 41 % (95 % CI 35–47 %) vs agg-round-robin; the distributions differ (p < 0.001)",
+      text: "disagg-kv cuts TTFT p99 by 41 % (95 % CI 35–47 %) vs agg-round-robin — better; the distributions as a whole differ too (p < 0.001)",
     });
   });
 
@@ -197,8 +197,8 @@ describe("verdict", () => {
     assert.equal(v.direction, "regression");
     assert.equal(
       v.text,
-      "disagg-kv raises request latency mean by 23 % (95 % CI 10–35 %) vs agg-round-robin; " +
-        "the distributions differ (p = 0.012)",
+      "disagg-kv raises request latency mean by 23 % (95 % CI 10–35 %) vs agg-round-robin — worse; " +
+        "the distributions as a whole differ too (p = 0.012)",
     );
   });
 
@@ -207,12 +207,12 @@ describe("verdict", () => {
       [
         { estimate: 1.12, lo: 1.05, hi: 1.2 },
         "improvement",
-        /^disagg-kv raises output token throughput per user p50 by 12 % \(95 % CI 5\.0–20 %\)/,
+        /^disagg-kv raises output token throughput per user p50 by 12 % \(95 % CI 5\.0–20 %\) vs agg-round-robin — better/,
       ],
       [
         { estimate: 0.95, lo: 0.92, hi: 0.98 },
         "regression",
-        /^disagg-kv cuts output token throughput per user p50 by 5\.0 % \(95 % CI 2\.0–8\.0 %\)/,
+        /^disagg-kv cuts output token throughput per user p50 by 5\.0 % \(95 % CI 2\.0–8\.0 %\) vs agg-round-robin — worse/,
       ],
     ] as const) {
       const v = verdict(fixed("output_token_throughput_per_user", ratio, diff, 0.003, true), "p50", NAMES);
@@ -228,7 +228,7 @@ describe("verdict", () => {
     assert.equal(
       v.text,
       "no significant difference in TTFT p99 between disagg-kv and agg-round-robin (ratio 0.98, 95 % CI 0.93–1.04); " +
-        "the distributions do not differ significantly (p = 0.21)",
+        "nor do the distributions as a whole (p = 0.21)",
     );
     const shifted = verdict(
       fixed("time_to_first_token", { estimate: 1, lo: 0.9, hi: 1.1 }, diff, 0.004),
@@ -236,7 +236,7 @@ describe("verdict", () => {
       NAMES,
     );
     assert.equal(shifted.direction, "no-difference");
-    assert.match(shifted.text, /the distributions differ \(p = 0\.0040\)$/);
+    assert.match(shifted.text, /although the distributions as a whole differ \(p = 0\.0040\)$/);
   });
 
   it("falls back to the difference when there is no ratio", () => {
@@ -248,7 +248,7 @@ describe("verdict", () => {
     assert.equal(up.direction, "regression");
     assert.match(
       up.text,
-      /^disagg-kv raises ITL p50 by 0\.50 ms \(95 % CI 0\.20–0\.80 ms\) vs agg-round-robin;/,
+      /^disagg-kv raises ITL p50 by 0\.50 ms \(95 % CI 0\.20–0\.80 ms\) vs agg-round-robin — worse;/,
     );
     const none = verdict(
       fixed("inter_token_latency", null, { estimate: 0.1, lo: -0.2, hi: 0.4 }, 0.5),
@@ -261,10 +261,13 @@ describe("verdict", () => {
 
   it("honours alpha for the rank test", () => {
     const c = fixed("time_to_first_token", { estimate: 0.9, lo: 0.85, hi: 0.95 }, diff, 0.03);
-    assert.match(verdict(c, "p50", NAMES).text, /the distributions differ \(p = 0\.030\)/);
+    assert.match(
+      verdict(c, "p50", NAMES).text,
+      /— better; the distributions as a whole differ too \(p = 0\.030\)/,
+    );
     assert.match(
       verdict(c, "p50", NAMES, { alpha: 0.01 }).text,
-      /do not differ significantly \(p = 0\.030\)/,
+      /— better; a change in this statistic only: the distributions as a whole do not differ significantly \(p = 0\.030\)/,
     );
   });
 });

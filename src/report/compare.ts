@@ -822,13 +822,21 @@ export function verdict(
     }
   }
   const p = comparison.shift.p;
-  const shift =
-    p < alpha
-      ? `the distributions differ (${formatP(p)})`
-      : `the distributions do not differ significantly (${formatP(p)})`;
   const good = comparison.largerIsBetter ? change > 0 : change < 0;
   const direction: VerdictDirection = change === 0 ? "no-difference" : good ? "improvement" : "regression";
-  return { metric: comparison.metric, statistic, direction, text: `${body}; ${shift}` };
+  // Said as better or worse, so that a latency that falls never reads as a loss; and the whole-distribution test
+  // is phrased against the statistic's own call, so that the two never seem to contradict each other.
+  const judged = change === 0 ? body : `${body} — ${good ? "better" : "worse"}`;
+  const shifted = p < alpha;
+  const shift =
+    change === 0
+      ? shifted
+        ? `although the distributions as a whole differ (${formatP(p)})`
+        : `nor do the distributions as a whole (${formatP(p)})`
+      : shifted
+        ? `the distributions as a whole differ too (${formatP(p)})`
+        : `a change in this statistic only: the distributions as a whole do not differ significantly (${formatP(p)})`;
+  return { metric: comparison.metric, statistic, direction, text: `${judged}; ${shift}` };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

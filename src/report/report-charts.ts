@@ -55,8 +55,10 @@ export function chartData(arm: ArmArtifacts, report: ArmReport | undefined): Arm
 export async function renderReportCharts(
   outDir: string,
   arms: readonly ArmChartData[],
+  extra: readonly [name: string, title: string, option: EChartsOption][] = [],
 ): Promise<RenderedChart[]> {
   const specs: [string, string, EChartsOption][] = [
+    ...extra,
     ["ttft-cdf", "TTFT distribution", cdfChartOption(arms, "time_to_first_token")],
     ["itl-cdf", "ITL distribution", cdfChartOption(arms, "inter_token_latency")],
     ["latency-cdf", "Request latency distribution", cdfChartOption(arms, "request_latency")],

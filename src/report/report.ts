@@ -18,7 +18,10 @@ import {
   sensitivityRows,
   settingVerdicts,
 } from "./bounds-report.ts";
+import { type CapacityRun, capacityCurves } from "./capacity.ts";
+import { capacityChartSpecs, capacityTables } from "./capacity-report.ts";
 import { type ArmComparison, type ArmInput, compareArms, formatNumber, METRIC_LABELS } from "./compare.ts";
+import { headlineLines } from "./headline.ts";
 import { chartData, echartsBrowserScript, renderReportCharts } from "./report-charts.ts";
 import type { Estimate } from "./stats.ts";
 
@@ -39,6 +42,10 @@ export interface ReportContext {
    * summaries of arm `baseline` and arm `candidate` under each setting.
    */
   bounds?: { baseline: string; candidate: string; runs: SettingRun[] } | undefined;
+  /** Every arm at every load (and trace seed) of a sweep, reduced to its capacity figures. */
+  capacity?:
+    | { runs: readonly CapacityRun[]; loads: readonly number[]; seeds: readonly number[] | null }
+    | undefined;
 }
 
 export interface ReportFiles {
@@ -183,6 +190,17 @@ export async function writeReport(
 
   const md: string[] = [`# ${ctx.title}`, ""];
   const html: string[] = [];
+  const models = stepTimeModels(arms);
+  const curves = ctx.capacity ? capacityCurves(ctx.capacity.runs) : undefined;
+  // The decision first: B against A on the decision metric, the knees, overload, and the model's standing.
+  const verdictLines = headlineLines(comparisons[0]!, { curves, models });
+  md.push("## Verdict", "", `**${verdictLines[0]}**`, "", ...verdictLines.slice(1).map((l) => `- ${l}`), "");
+  html.push(
+    `<div class="verdict"><p><strong>${escapeHtml(verdictLines[0]!)}</strong></p><ul>${verdictLines
+      .slice(1)
+      .map((l) => `<li>${escapeHtml(l)}</li>`)
+      .join("")}</ul></div>`,
+  );
   const warnings = runWarnings(arms);
   if (warnings.length > 0) {
     md.push("## Before reading on", "", ...warnings.map((w) => `- **${w}**`), "");
@@ -190,7 +208,6 @@ export async function writeReport(
       `<div class="banner"><p>Before reading on:</p><ul>${warnings.map((w) => `<li>${escapeHtml(w)}</li>`).join("")}</ul></div>`,
     );
   }
-  const models = stepTimeModels(arms);
   if (models.uncalibrated) {
     const banner =
       "UNCALIBRATED: at least one arm ran a step-time model with no measured profile behind it (the polynomial mocker model), so the figures below are illustrative, not a prediction.";
@@ -201,25 +218,6 @@ export async function writeReport(
     md.push("Step-time models:", "", ...models.lines.map((l) => `- ${l}`), "");
     html.push(
       `<p>Step-time models:</p><ul>${models.lines.map((l) => `<li>${escapeHtml(l)}</li>`).join("")}</ul>`,
-    );
-  }
-  for (const c of comparisons) {
-    const heading = `${c.candidate.name} vs ${c.baseline.name}`;
-    const verdicts = c.verdicts.filter(
-      (v) => v.statistic === "p50" || v.statistic === "p99" || v.statistic === "avg",
-    );
-    md.push(`## ${heading}`, "", ...verdicts.map((v) => `- ${v.text}`), "");
-    md.push(mdTable(ARM_HEAD, armRows(c, arms)), "", mdTable(METRIC_HEAD, metricRows(c)), "");
-    if (c.goodput)
-      md.push(
-        `Goodput difference: ${formatNumber(c.goodput.goodputDifference.estimate)} req/s [${formatNumber(c.goodput.goodputDifference.lo)}, ${formatNumber(c.goodput.goodputDifference.hi)}].`,
-        "",
-      );
-    html.push(
-      `<h2>${escapeHtml(heading)}</h2>`,
-      `<ul>${verdicts.map((v) => `<li class="${v.direction}">${escapeHtml(v.text)}</li>`).join("")}</ul>`,
-      htmlTable(ARM_HEAD, armRows(c, arms)),
-      htmlTable(METRIC_HEAD, metricRows(c)),
     );
   }
   if (attribution.length > 0) {
@@ -246,6 +244,31 @@ export async function writeReport(
     md.push("## Attribution", "", mdTable(head, rows), "");
     html.push("<h2>Attribution</h2>", htmlTable(head, rows));
   }
+  if (curves) {
+    for (const t of capacityTables(curves, ctx.capacity!)) {
+      md.push(`## ${t.title}`, "", t.note, "", mdTable(t.head, t.rows), "");
+      html.push(`<h2>${escapeHtml(t.title)}</h2>`, `<p>${escapeHtml(t.note)}</p>`, htmlTable(t.head, t.rows));
+    }
+  }
+  for (const c of comparisons) {
+    const heading = `${c.candidate.name} vs ${c.baseline.name}`;
+    const verdicts = c.verdicts.filter(
+      (v) => v.statistic === "p50" || v.statistic === "p99" || v.statistic === "avg",
+    );
+    md.push(`## ${heading}`, "", ...verdicts.map((v) => `- ${v.text}`), "");
+    md.push(mdTable(ARM_HEAD, armRows(c, arms)), "", mdTable(METRIC_HEAD, metricRows(c)), "");
+    if (c.goodput)
+      md.push(
+        `Goodput difference: ${formatNumber(c.goodput.goodputDifference.estimate)} req/s [${formatNumber(c.goodput.goodputDifference.lo)}, ${formatNumber(c.goodput.goodputDifference.hi)}].`,
+        "",
+      );
+    html.push(
+      `<h2>${escapeHtml(heading)}</h2>`,
+      `<ul>${verdicts.map((v) => `<li class="${v.direction}">${escapeHtml(v.text)}</li>`).join("")}</ul>`,
+      htmlTable(ARM_HEAD, armRows(c, arms)),
+      htmlTable(METRIC_HEAD, metricRows(c)),
+    );
+  }
   const boundsTables = ctx.bounds ? boundsSections(ctx.bounds) : [];
   for (const t of boundsTables) {
     md.push(`## ${t.title}`, "", t.note, "", mdTable(t.head, t.rows), "");
@@ -255,6 +278,7 @@ export async function writeReport(
   const charts = await renderReportCharts(
     outDir,
     arms.map((a, i) => chartData(a, reports[i])),
+    curves ? capacityChartSpecs(curves, slos) : [],
   );
   md.push("## Charts", "", ...charts.map((c) => `![${c.title}](${c.png})`), "");
   const chartDivs = charts.map(
@@ -278,6 +302,7 @@ body{font-family:system-ui,sans-serif;margin:2rem;max-width:80rem;color:#222}
 table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}
 td:first-child,th:first-child{text-align:left}li.improvement{color:#156e2e}li.regression{color:#a11}
 .banner{background:#fde8e8;border:2px solid #a11;color:#a11;padding:.75rem;font-weight:bold}
+.verdict{background:#eef4fb;border:2px solid #4e79a7;padding:.5rem 1rem;font-size:1.05rem}
 pre{background:#f6f6f6;padding:1rem;overflow:auto;font-size:.8rem}.chart{width:960px;height:480px}
 </style></head><body>
 <h1>${escapeHtml(ctx.title)}</h1>
@@ -305,29 +330,8 @@ for (const el of document.querySelectorAll(".chart")) {
   await writeFileAtomic(mdPath, [md.join("\n")]);
   await writeFileAtomic(htmlPath, [page]);
 
-  const table = new Table({
-    head: ["metric", ...arms.map((a) => a.name), ...rest.map((a) => `${a.name} / ${base!.name} p50`)],
-    ...TABLE_STYLE,
-  });
-  for (const m of comparisons[0]!.metrics) {
-    table.push([
-      `${METRIC_LABELS[m.metric]} avg (${m.unit})`,
-      formatNumber(m.statistics.avg.baseline),
-      ...comparisons.map((c) =>
-        formatNumber(c.metrics.find((x) => x.metric === m.metric)?.statistics.avg.candidate ?? Number.NaN),
-      ),
-      ...comparisons.map((c) => ratio(c.metrics.find((x) => x.metric === m.metric)?.statistics.p50.ratio)),
-    ]);
-  }
-  const goodputRow = [
-    "goodput (req/s)",
-    ...[comparisons[0]!.baseline, ...comparisons.map((c) => c.candidate)].map((r) =>
-      r.goodput ? formatNumber(r.goodput.goodputPerS.estimate) : "–",
-    ),
-    ...comparisons.map(() => ""),
-  ];
-  table.push(goodputRow);
-  let console = `${table.toString()}\n`;
+  // One table for two arms; with more, one compact table per comparison, so that the terminal never has to wrap.
+  let console = `${verdictLines.join("\n")}\n\n${comparisons.map((c) => `${consoleTable(c, comparisons.length > 1)}\n`).join("\n")}`;
   for (const t of boundsTables) {
     const bt = new Table({ head: t.head, ...TABLE_STYLE });
     for (const r of t.rows) bt.push(r);
@@ -339,6 +343,29 @@ for (const el of document.querySelectorAll(".chart")) {
     console = `UNCALIBRATED step-time model: the figures are illustrative only.\n${console}`;
   if (warnings.length > 0) console = `${warnings.map((w) => `warning: ${w}\n`).join("")}${console}`;
   return { md: mdPath, html: htmlPath, console };
+}
+
+/** Each metric's average in both arms and their ratio (of the averages, the row's statistic), then goodput. */
+function consoleTable(c: ArmComparison, titled: boolean): string {
+  const a = c.baseline.name;
+  const b = c.candidate.name;
+  const table = new Table({ head: ["metric (avg)", a, b, `${b} / ${a} [95 % CI]`], ...TABLE_STYLE });
+  for (const m of c.metrics)
+    table.push([
+      `${METRIC_LABELS[m.metric]} (${m.unit})`,
+      formatNumber(m.statistics.avg.baseline),
+      formatNumber(m.statistics.avg.candidate),
+      ratio(m.statistics.avg.ratio),
+    ]);
+  const g = (r: typeof c.baseline) => (r.goodput ? formatNumber(r.goodput.goodputPerS.estimate) : "–");
+  const d = c.goodput?.goodputDifference;
+  table.push([
+    "goodput (req/s)",
+    g(c.baseline),
+    g(c.candidate),
+    d ? `Δ ${formatNumber(d.estimate)} [${formatNumber(d.lo)}, ${formatNumber(d.hi)}]` : "",
+  ]);
+  return `${titled ? `${b} vs ${a}\n` : ""}${table.toString()}`;
 }
 
 /**
@@ -365,19 +392,25 @@ function runWarnings(arms: readonly ArmArtifacts[]): string[] {
 }
 
 /** Which step-time model each simulated arm ran, and whether any ran one without a measured profile. */
-function stepTimeModels(arms: readonly ArmArtifacts[]): { lines: string[]; uncalibrated: boolean } {
+function stepTimeModels(arms: readonly ArmArtifacts[]): {
+  lines: string[];
+  names: string[];
+  uncalibrated: boolean;
+} {
   let uncalibrated = false;
   const lines: string[] = [];
+  const names = new Set<string>();
   for (const a of arms) {
     const m = a.sim?.step_time_model;
     if (!m) continue;
     if (!m.calibrated) uncalibrated = true;
     const roles = Object.entries(m.models).map(([role, name]) => `${role}: ${name}`);
+    for (const name of Object.values(m.models)) names.add(name);
     lines.push(
       `${a.name}: ${roles.join("; ")} — ${m.calibrated ? "measured profile" : "uncalibrated"}, bounds ${m.bounds}`,
     );
   }
-  return { lines, uncalibrated };
+  return { lines, names: [...names], uncalibrated };
 }
 
 /** The verdict under each bound, and the sensitivity table when parameters were moved one at a time. */

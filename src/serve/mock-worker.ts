@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { BlockIds } from "../engine/block-ids.ts";
 import {
   type EngineRequest,
   type EngineSettings,
@@ -9,7 +10,6 @@ import {
 } from "../engine/engine-worker.ts";
 import type { StepTimeModel } from "../engine/perf-model.ts";
 import { createBlockHasher } from "../kv/block-hash.ts";
-import { BlockIds } from "../sim/block-ids.ts";
 import { ApiError, invalidParam, sendError } from "./openai-errors.ts";
 import { type Endpoint, type ParsedRequest, parseRequestBody } from "./openai-request.ts";
 import {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
+import { kvCapacityBlocks } from "../engine/kv-capacity.ts";
 import { loadRecipe, parseRecipe } from "../recipe/load.ts";
 import type { Recipe } from "../recipe/schema.ts";
-import { kvCapacityBlocks } from "../sim/kv-capacity.ts";
 import { assertServelabError } from "../testing/assert-errors.ts";
 import { FOUNDING_RECIPE, TINY_RECIPE } from "../testing/recipes.ts";
 import { MOCKER_DEFAULTS, resolveWorkerConfig } from "./worker-config.ts";

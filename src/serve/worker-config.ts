@@ -1,10 +1,10 @@
+import { engineSettingsFor } from "../engine/engine-settings.ts";
 import type { EngineSettings, WorkerRole } from "../engine/engine-worker.ts";
 import { getStepTimeModel } from "../engine/perf/registry.ts";
 import type { StepTimeModel } from "../engine/perf-model.ts";
+import { perfModelChoice } from "../engine/perf-models.ts";
 import { ServelabError } from "../errors.ts";
 import type { GroupRole, Recipe } from "../recipe/schema.ts";
-import { engineSettingsFor } from "../sim/engine-settings.ts";
-import { perfModelChoice } from "../sim/perf-models.ts";
 
 export const WORKER_GROUPS = ["workers", "prefill", "decode"] as const satisfies readonly GroupRole[];
 

@@ -23,6 +23,8 @@ export interface ArmJob {
   perfModel: string;
   /** The step-time profile's bounds (nominal when absent). */
   perfSetting?: PerfSetting;
+  /** Arrival-rate factor: the trace's timestamps divided by it (default 1). */
+  load?: number;
   cliCommand: string;
 }
 

@@ -3,10 +3,10 @@
  * are independent, so each gets a thread and a core. Messages: progress while it runs, then a result or an error.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { perfModelChoice } from "../engine/perf-models.ts";
 import { isServelabError } from "../errors.ts";
 import { loadRecipe } from "../recipe/load.ts";
 import type { ArmJob, ArmMessage } from "./arm-jobs.ts";
-import { perfModelChoice } from "./perf-models.ts";
 import { runSimulation } from "./run-sim.ts";
 import { unshareTrace } from "./shared-trace.ts";
 
@@ -22,6 +22,7 @@ try {
     traceFile: job.traceFile,
     ...(job.trace ? { prepared: unshareTrace(job.trace) } : {}),
     ...(job.seed === undefined ? {} : { seed: job.seed }),
+    ...(job.load === undefined ? {} : { load: job.load }),
     outDir: job.outDir,
     perfModel: perfModelChoice(job.perfModel, recipe, job.perfSetting),
     cliCommand: job.cliCommand,

@@ -1,5 +1,9 @@
+import { BlockIds } from "../engine/block-ids.ts";
+import { engineSettingsFor } from "../engine/engine-settings.ts";
 import type { EngineRequest, WorkerRole } from "../engine/engine-worker.ts";
 import { EngineWorker } from "../engine/engine-worker.ts";
+import { kvCapacityBlocks } from "../engine/kv-capacity.ts";
+import type { PerfModelFor } from "../engine/perf-models.ts";
 import { ServelabError } from "../errors.ts";
 import type { BlockHasher } from "../kv/block-hash.ts";
 import type { KvIndex } from "../kv/kv-index.ts";
@@ -12,12 +16,8 @@ import { KvRouter, type KvRouterOptions } from "../router/kv-router.ts";
 import { decisionLabel, type Router, type RouterPolicy } from "../router/router.ts";
 import { scheduleRows } from "../trace/schedule.ts";
 import type { TraceRow } from "../trace/types.ts";
-import { BlockIds } from "./block-ids.ts";
-import { engineSettingsFor } from "./engine-settings.ts";
 import { EventQueue } from "./event-queue.ts";
-import { kvCapacityBlocks } from "./kv-capacity.ts";
 import { type Link, LinkNetwork, link } from "./link-network.ts";
-import type { PerfModelFor } from "./perf-models.ts";
 
 /** A trace with its router block hashes and block ids computed once, to be shared by the arms that replay it. */
 export interface PreparedTrace {

@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { perfModelChoice } from "../engine/perf-models.ts";
 import { loadRecipe } from "../recipe/load.ts";
 import { withTempDir } from "../testing/fixtures.ts";
 import { writeTinyRecipe } from "../testing/recipes.ts";
-import { perfModelChoice } from "./perf-models.ts";
 import { runSimulation, startSimOutput } from "./run-sim.ts";
 
 describe("simulation runs", () => {

@@ -1,6 +1,8 @@
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
+import { engineSettingsFor } from "../engine/engine-settings.ts";
 import { settingLabel } from "../engine/perf/bounds.ts";
+import type { PerfModelChoice } from "../engine/perf-models.ts";
 import { ServelabError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic-write.ts";
 import { buildOutputDir, lockOutputDir } from "../io/output-dir.ts";
@@ -20,11 +22,10 @@ import { recipeSynthesisOptions } from "../recipe/load.ts";
 import { armWorkerGroups, type Recipe } from "../recipe/schema.ts";
 import { readTrace } from "../trace/reader.ts";
 import { resolveTraceInput } from "../trace/resolve-dataset.ts";
+import { scaleArrivals } from "../trace/schedule.ts";
 import { synthesizeTrace } from "../trace/synthesize.ts";
 import type { TraceRow } from "../trace/types.ts";
 import { type PreparedTrace, prepareTrace, type SimResult, simulateArm } from "./cluster.ts";
-import { engineSettingsFor } from "./engine-settings.ts";
-import type { PerfModelChoice } from "./perf-models.ts";
 
 export interface SimRunOptions {
   recipe: Recipe;
@@ -35,6 +36,8 @@ export interface SimRunOptions {
   traceFile?: string;
   dataDir?: string;
   seed?: number;
+  /** Arrival-rate factor (Dynamo's `--speedup-ratio`): the trace's timestamps divided by it. Default 1. */
+  load?: number;
   outDir: string;
   perfModel: PerfModelChoice;
   cliCommand: string;
@@ -205,10 +208,11 @@ async function simulateInto(
   const { exporter, building } = output;
   // The simulator always replays the trace's timestamps; the window options exist in fixed-schedule mode only.
   const schedule = recipe.benchmark.mode === "fixed_schedule" ? recipe.benchmark : undefined;
+  const load = opts.load ?? 1;
   const result = simulateArm({
     recipe,
     arm: opts.arm,
-    trace: prepared,
+    trace: load === 1 ? prepared : { ...prepared, rows: scaleArrivals(prepared.rows, load) },
     hasher,
     perfModel: opts.perfModel.forGroup,
     ...(opts.seed === undefined ? {} : { seed: opts.seed }),
@@ -259,6 +263,7 @@ async function simulateInto(
       perf_model: opts.perfModel.requested,
       perf_bounds: extras.step_time_model.bounds,
       seed: extras.seed,
+      load,
       goodput: recipe.benchmark.goodput,
     },
     wasCancelled: false,

@@ -1,7 +1,7 @@
+import { BlockIds, type SharedBlockIds } from "../engine/block-ids.ts";
 import { createBlockHasher } from "../kv/block-hash.ts";
 import type { Recipe } from "../recipe/schema.ts";
 import type { TraceRow } from "../trace/types.ts";
-import { BlockIds, type SharedBlockIds } from "./block-ids.ts";
 import { type PreparedTrace, prepareTrace } from "./cluster.ts";
 import { armKvBlockSize } from "./run-sim.ts";
 

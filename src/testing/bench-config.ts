@@ -1,4 +1,4 @@
-import type { BenchConfig } from "../bench/run-bench.ts";
+import type { BenchConfig } from "../loadgen/run-bench.ts";
 
 /** A fixed-schedule streaming chat run against `url`, writing into `dir`, with the given changes. */
 export function benchConfig(url: string, dir: string, o: Partial<BenchConfig> = {}): BenchConfig {

@@ -66,3 +66,14 @@ export function rateSchedule(
   }
   return times;
 }
+
+/**
+ * The trace at `load` times its arrival rate, as Dynamo's `--speedup-ratio` makes it: every timestamp divided by
+ * `load` (rows without one are left as they are). The same rows when `load` is 1.
+ */
+export function scaleArrivals(rows: readonly TraceRow[], load: number): readonly TraceRow[] {
+  if (!(load > 0) || !Number.isFinite(load))
+    throw new ServelabError("USAGE", `a load factor must be positive and finite, got ${load}`);
+  if (load === 1) return rows;
+  return rows.map((r) => (r.timestamp === undefined ? r : { ...r, timestamp: r.timestamp / load }));
+}

@@ -1,16 +1,10 @@
-import type { WorkerRole } from "../engine/engine-worker.ts";
-import {
-  applySetting,
-  HOST_OVERHEAD,
-  NOMINAL,
-  type PerfSetting,
-  settingLabel,
-} from "../engine/perf/bounds.ts";
-import { DSV32_GB200_DEP8, getStepTimeModel, stepTimeModelNames } from "../engine/perf/registry.ts";
-import { createTableModel, type TableVariant } from "../engine/perf/table.ts";
-import type { StepTimeModel } from "../engine/perf-model.ts";
 import { ServelabError } from "../errors.ts";
 import type { Recipe, WorkerGroup } from "../recipe/schema.ts";
+import type { WorkerRole } from "./engine-worker.ts";
+import { applySetting, HOST_OVERHEAD, NOMINAL, type PerfSetting, settingLabel } from "./perf/bounds.ts";
+import { DSV32_GB200_DEP8, getStepTimeModel, stepTimeModelNames } from "./perf/registry.ts";
+import { createTableModel, type TableVariant } from "./perf/table.ts";
+import type { StepTimeModel } from "./perf-model.ts";
 
 export type PerfModelFor = (group: WorkerGroup, role: WorkerRole) => StepTimeModel;
 

@@ -1,9 +1,11 @@
-import { join } from "node:path";
-import { connectionLimitFromEnv, type LoadMode, runBench } from "../bench/run-bench.ts";
 import { ServelabError } from "../errors.ts";
+import { connectionLimitFromEnv, type LoadMode, runBench } from "../loadgen/run-bench.ts";
 import { parseGoodput } from "../metrics/goodput.ts";
 import type { Recipe } from "../recipe/schema.ts";
+import { readTrace } from "../trace/reader.ts";
+import { scaleArrivals } from "../trace/schedule.ts";
 import type { TraceRow } from "../trace/types.ts";
+import type { Backend } from "./backend.ts";
 
 /** `NAME=URL` from `--endpoint`. */
 export function parseEndpoint(spec: string): { name: string; url: string } {
@@ -91,51 +93,65 @@ export function recipeLoadMode(recipe: Recipe, rows: number): LoadMode {
   };
 }
 
+/** Where the arms of a live A/B run: each arm (an endpoint's name) at its URL. */
+export interface EndpointBackendOptions {
+  endpoints: readonly { name: string; url: string }[];
+  /** The model name the requests carry. */
+  model: string;
+  cliCommand: string;
+}
+
 /**
- * Replays the recipe's trace against each live endpoint in turn, with the recipe's benchmark settings, writing
- * each endpoint's AIPerf-compatible artifacts to `<outDir>/arms/<name>` — the same layout the simulated arms use, so
- * the same report follows.
+ * Live endpoints as a backend: each arm run replays its trace (scaled to its load) against the endpoint named as
+ * the arm, with the recipe's benchmark settings, one run after another so that they do not load each other.
  */
-export async function runLiveArms(
-  recipe: Recipe,
-  rows: readonly TraceRow[],
-  endpoints: readonly { name: string; url: string }[],
-  outDir: string,
-  cliCommand: string,
-  onProgress: (arm: string, done: number, total: number) => void,
-  model = recipe.model.served_model_name,
-): Promise<string[]> {
-  const prompts = { blockSize: recipe.benchmark.prompt_block_size, seed: recipe.benchmark.random_seed };
-  const dirs: string[] = [];
-  for (const { name, url } of endpoints) {
-    const dir = join(outDir, "arms", name);
-    await runBench(
-      {
-        url,
-        endpoint: "chat",
-        model,
-        streaming: recipe.benchmark.streaming,
-        rows,
-        mode: recipeLoadMode(recipe, rows.length),
-        warmupCount: 0,
-        connectionLimit: connectionLimitFromEnv(),
-        gracePeriodS: 30,
-        timeoutS: recipe.benchmark.request_timeout_s,
-        extraInputs: {},
-        headers: {},
-        goodput: parseGoodput(recipe.benchmark.goodput),
-        artifactDir: dir,
-        useServerTokenCount: false,
-        cliCommand,
-        inputConfig: {
-          endpoint: { url, model_names: [model] },
-          goodput: recipe.benchmark.goodput,
-        },
-        onProgress: ({ done, total }) => onProgress(name, done, total),
-      },
-      { prompts },
-    );
-    dirs.push(dir);
-  }
-  return dirs;
+export function endpointBackend(opts: EndpointBackendOptions): Backend {
+  const urls = new Map(opts.endpoints.map((e) => [e.name, e.url]));
+  return {
+    kind: "endpoint",
+    async run(requests, hooks) {
+      const traces = new Map<string, readonly TraceRow[]>();
+      for (const req of requests) {
+        if (hooks.stop?.aborted)
+          throw new ServelabError("INTERRUPTED", `stopped before ${req.label}`, [`stopped: ${req.label}`]);
+        const url = urls.get(req.arm);
+        if (!url) throw new ServelabError("USAGE", `no --endpoint is named ${req.arm}`);
+        const { recipe } = req;
+        let rows = traces.get(req.traceFile);
+        if (!rows) {
+          rows = await readTrace(req.traceFile, { blockSize: recipe.benchmark.prompt_block_size });
+          traces.set(req.traceFile, rows);
+        }
+        const scaled = scaleArrivals(rows, req.load);
+        await runBench(
+          {
+            url,
+            endpoint: "chat",
+            model: opts.model,
+            streaming: recipe.benchmark.streaming,
+            rows: scaled,
+            mode: recipeLoadMode(recipe, scaled.length),
+            warmupCount: 0,
+            connectionLimit: connectionLimitFromEnv(),
+            gracePeriodS: 30,
+            timeoutS: recipe.benchmark.request_timeout_s,
+            extraInputs: {},
+            headers: {},
+            goodput: parseGoodput(recipe.benchmark.goodput),
+            artifactDir: req.dir,
+            useServerTokenCount: false,
+            cliCommand: opts.cliCommand,
+            inputConfig: {
+              endpoint: { url, model_names: [opts.model] },
+              goodput: recipe.benchmark.goodput,
+              load: req.load,
+            },
+            onProgress: ({ done, total }) => hooks.onProgress(req.label, done, total),
+          },
+          { prompts: { blockSize: recipe.benchmark.prompt_block_size, seed: recipe.benchmark.random_seed } },
+        );
+        hooks.onDone?.(req);
+      }
+    },
+  };
 }

@@ -1,5 +1,5 @@
-import type { EngineSettings } from "../engine/engine-worker.ts";
 import type { Recipe, WorkerGroup } from "../recipe/schema.ts";
+import type { EngineSettings } from "./engine-worker.ts";
 import { kvCapacityBlocks } from "./kv-capacity.ts";
 
 /** KV kept free at admission (Dynamo mocker's watermark: TRT-LLM documents none, so the mocker's stands). */
