@@ -22,10 +22,12 @@ describe("servelab ab and servelab report", () => {
       const out = join(dir, "out");
       const ab = await runCli(["ab", join(dir, "ab.yaml"), "--out", out, "--perf-model", "polynomial"]);
       assert.equal(ab.code, 0, ab.stderr);
-      assert.match(ab.stdout, /TTFT avg \(ms\)/);
+      assert.match(ab.stdout, /^kv vs rr: .* goodput .*SLO attainment/m);
+      assert.match(ab.stdout, /metric \(avg\).*kv \/ rr \[95 % CI\]/);
+      assert.match(ab.stdout, /TTFT \(ms\)/);
       assert.match(ab.stdout, /Report: .*report\.html/);
       const md = await readFile(join(out, "report.md"), "utf8");
-      assert.match(md, /^# tiny: rr vs kv/);
+      assert.match(md, /^# tiny: rr vs kv\n\n## Verdict\n\n\*\*kv vs rr: /);
       assert.match(md, /## kv vs rr/);
       assert.match(md, /\| rr \| 60 \| 0 \|/);
       assert.match(md, /## Trace[\s\S]*\| requests \| 60 \|/);
@@ -69,6 +71,71 @@ describe("servelab ab and servelab report", () => {
       // Same statistics from the artifacts as from the run (same seed): the comparison section is identical.
       const section = (t: string) => t.slice(t.indexOf("## kv vs rr"), t.indexOf("## Charts"));
       assert.equal(section(md2), section(md));
+    });
+  });
+
+  it("sweeps the load on several traces, and the report gives each arm's knee and the A/B on each trace", async () => {
+    await withTempDir(async (dir) => {
+      const recipe = AB_RECIPE.replace(
+        "  source: trace.jsonl",
+        "  source: trace.jsonl\n  synthesis: { num_requests: 80 }\n  seed: 1",
+      );
+      await writeFile(join(dir, "ab.yaml"), recipe);
+      await writeLines(dir, "trace.jsonl", randomTrace(8, 60));
+      const out = join(dir, "out");
+      const env = { XDG_CACHE_HOME: join(dir, "cache") };
+      const ab = await runCli(
+        [
+          "ab",
+          join(dir, "ab.yaml"),
+          "--out",
+          out,
+          "--perf-model",
+          "polynomial",
+          "--load",
+          "1,4,0.5",
+          "--seeds",
+          "2",
+        ],
+        env,
+      );
+      assert.equal(ab.code, 0, ab.stderr);
+      assert.match(ab.stdout, /^kv vs rr: .*, knee .* → .*\.$/m);
+      assert.match(ab.stdout, /Simulated 12 arm runs in .* \(2 traces\)/);
+      const manifest = JSON.parse(await readFile(join(out, "experiment.json"), "utf8"));
+      assert.deepEqual(manifest.loads, [0.5, 1, 4]);
+      assert.deepEqual(manifest.seeds, [1, 2]);
+      assert.equal(manifest.runs.length, 12);
+      // Every run left AIPerf's artifacts where the manifest says.
+      for (const run of manifest.runs)
+        assert.ok((await readFile(join(out, run.dir, "profile_export_aiperf.json"), "utf8")).length > 0);
+      // The two seeds replayed different traces.
+      const first = (seed: number) =>
+        readFile(join(out, "points", "load-4", `seed-${seed}`, "rr", "profile_export.jsonl"), "utf8");
+      assert.notEqual(await first(1), await first(2));
+      const md = await readFile(join(out, "report.md"), "utf8");
+      for (const heading of [
+        "## Verdict",
+        "## Headroom: the knee of each arm",
+        "## Capacity curves",
+        "## Replicates",
+      ])
+        assert.ok(md.includes(heading), heading);
+      assert.match(md, /\| rr \| ×0\.5 \|/);
+      assert.match(md, /\| ×4 \| .* → .* \| .* → .* \| .*\[.*\] \|/);
+      for (const chart of ["capacity", "latency-vs-load", "pareto"])
+        assert.ok((await readFile(join(out, "charts", `${chart}.png`))).length > 1000, chart);
+      // The report rebuilds the whole sweep from the directory alone.
+      const again = await runCli(["report", out, "--out", join(dir, "rep")]);
+      assert.equal(again.code, 0, again.stderr);
+      const md2 = await readFile(join(dir, "rep", "report.md"), "utf8");
+      const capacity = (t: string) => t.slice(t.indexOf("## Headroom"), t.indexOf("## kv vs rr"));
+      assert.equal(capacity(md2), capacity(md));
+      // Replicates need a trace the recipe synthesizes.
+      await writeFile(join(dir, "raw.yaml"), AB_RECIPE);
+      const raw = await runCli(["ab", join(dir, "raw.yaml"), "--out", join(dir, "o2"), "--seeds", "2"], env);
+      assert.equal(raw.code, 2);
+      assert.match(raw.stderr, /^error\[USAGE\]: --seeds synthesizes the trace/m);
     });
   });
 

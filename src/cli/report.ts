@@ -1,8 +1,13 @@
+import { access, readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
 import { ServelabError } from "../errors.ts";
+import { artifactsBackend } from "../experiment/artifacts.ts";
+import { EXPERIMENT_MANIFEST, type ExperimentManifest } from "../experiment/plan.ts";
 import { makeOutputDir } from "../io/make-dir.ts";
 import { parseGoodput } from "../metrics/goodput.ts";
+import { loadRecipe } from "../recipe/load.ts";
+import { armGpuCount } from "../recipe/schema.ts";
 import { intOption } from "./options.ts";
 
 export function registerReportCommand(program: Command): void {
@@ -11,7 +16,10 @@ export function registerReportCommand(program: Command): void {
     .description(
       "build the A/B report from existing artifact directories (servelab's or AIPerf's); the first is the baseline",
     )
-    .argument("<dirs...>", "artifact directories holding profile_export.jsonl")
+    .argument(
+      "<dirs...>",
+      "artifact directories holding profile_export.jsonl, or one directory `servelab ab` wrote (its sweep included)",
+    )
     .option("--out <dir>", "where report.md and report.html go", join("results", "report"))
     .option("--seed <n>", "seed for the bootstrap resampling", intOption(0), 0)
     .option(
@@ -23,6 +31,10 @@ export function registerReportCommand(program: Command): void {
       'SLOs, e.g. "time_to_first_token:20000 inter_token_latency:50" (default: the run\'s own)',
     )
     .action(async (dirs, o) => {
+      if (dirs.length === 1 && (await isExperimentDir(dirs[0]!))) {
+        await reportExperiment(dirs[0]!, o);
+        return;
+      }
       if (dirs.length < 2)
         throw new ServelabError(
           "USAGE",
@@ -36,6 +48,11 @@ export function registerReportCommand(program: Command): void {
         import("../report/report.ts"),
       ]);
       const allowIncomplete = o.allowIncomplete === true;
+      // The artifacts backend: nothing runs, each directory must hold the records a report reads.
+      await artifactsBackend().run(
+        dirs.map((d) => ({ label: d, dir: d })),
+        { onProgress: () => {} },
+      );
       const arms = await Promise.all(
         dirs.map((d) => readArmArtifacts(d, basename(d.replace(/\/+$/, "")), { allowIncomplete })),
       );
@@ -54,4 +71,73 @@ export function registerReportCommand(program: Command): void {
       });
       process.stdout.write(`${report.console}Report: ${report.html}\n`);
     });
+}
+
+async function isExperimentDir(dir: string): Promise<boolean> {
+  try {
+    await access(join(dir, EXPERIMENT_MANIFEST));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The report of a directory `servelab ab` wrote, rebuilt from its artifacts alone: the main point's arms, and the
+ * capacity curves when it swept the load or the trace seed. The recipe comes from its `recipe.resolved.yaml`.
+ */
+async function reportExperiment(
+  dir: string,
+  o: { out: string; seed: number; allowIncomplete?: true | undefined; goodput?: string | undefined },
+): Promise<void> {
+  let manifest: ExperimentManifest;
+  try {
+    manifest = JSON.parse(await readFile(join(dir, EXPERIMENT_MANIFEST), "utf8")) as ExperimentManifest;
+  } catch (e) {
+    throw new ServelabError(
+      "FILE_READ",
+      `cannot read ${join(dir, EXPERIMENT_MANIFEST)}: ${(e as Error).message}`,
+    );
+  }
+  if (
+    !Array.isArray(manifest.runs) ||
+    !Array.isArray(manifest.loads) ||
+    typeof manifest.main?.load !== "number"
+  )
+    throw new ServelabError("FILE_READ", `${join(dir, EXPERIMENT_MANIFEST)} is not an experiment manifest`);
+  await makeOutputDir(o.out);
+  await artifactsBackend().run(
+    manifest.runs.map((r) => ({ label: r.label, dir: join(dir, r.dir) })),
+    { onProgress: () => {} },
+  );
+  const recipe = await loadRecipe(join(dir, "recipe.resolved.yaml"));
+  const [{ readArmArtifacts }, { writeReport }, { readCapacityRuns }] = await Promise.all([
+    import("../report/artifacts.ts"),
+    import("../report/report.ts"),
+    import("../report/capacity-runs.ts"),
+  ]);
+  const main = manifest.runs.filter((r) => r.dir.startsWith("arms/") || r.dir.startsWith("arms\\"));
+  const arms = await Promise.all(
+    main.map((r) =>
+      readArmArtifacts(join(dir, r.dir), r.arm, { allowIncomplete: o.allowIncomplete === true }),
+    ),
+  );
+  const slos = o.goodput !== undefined ? parseGoodput(o.goodput) : parseGoodput(recipe.benchmark.goodput);
+  const capacity =
+    manifest.runs.length > main.length
+      ? await readCapacityRuns(dir, manifest, {
+          slos,
+          seed: o.seed,
+          gpusOf: (arm) => (recipe.arms[arm] ? armGpuCount(recipe.arms[arm]) : null),
+        })
+      : undefined;
+  const report = await writeReport(o.out, arms, {
+    slos,
+    recipe,
+    title: `${recipe.name}: ${arms.map((a) => a.name).join(" vs ")}`,
+    command: ["servelab", ...process.argv.slice(2)].join(" "),
+    seed: o.seed,
+    ...(capacity ? { capacity: { runs: capacity, loads: manifest.loads, seeds: manifest.seeds } } : {}),
+  });
+  process.stdout.write(`${report.console}Report: ${report.html}\n`);
 }

@@ -2,13 +2,13 @@ import { access } from "node:fs/promises";
 import { join } from "node:path";
 import { ServelabError } from "../errors.ts";
 import { PROFILE_EXPORT_JSONL } from "../metrics/exporters.ts";
-import type { Backend } from "./backend.ts";
+import type { ArtifactTarget, Backend } from "./backend.ts";
 
 /**
  * Artifacts already on disk as a backend (a run made earlier, by servelab or by AIPerf, or copied back from a
  * cluster): it runs nothing, and checks that each requested directory holds the records a report reads.
  */
-export function artifactsBackend(): Backend {
+export function artifactsBackend(): Backend<ArtifactTarget> {
   return {
     kind: "artifacts",
     async run(requests, hooks) {

@@ -6,13 +6,17 @@ import type { Recipe } from "../recipe/schema.ts";
  * `profile_export_aiperf.json`, …) in `dir`. Every backend takes these and nothing else, so that a sweep, a set of
  * replicates or a plain A/B is planned once whatever runs it.
  */
-export interface ArmRunRequest {
-  recipe: Recipe;
-  arm: string;
+/** Where a run's artifacts are, and what to call it. */
+export interface ArtifactTarget {
   /** What progress and errors call the run. */
   label: string;
-  /** Absolute. */
+  /** The artifact directory. */
   dir: string;
+}
+
+export interface ArmRunRequest extends ArtifactTarget {
+  recipe: Recipe;
+  arm: string;
   /** The trace to replay, already synthesized. */
   traceFile: string;
   /** Arrival-rate factor (Dynamo's `--speedup-ratio`). */
@@ -21,16 +25,16 @@ export interface ArmRunRequest {
   perfSetting?: PerfSetting | undefined;
 }
 
-export interface BackendHooks {
+export interface BackendHooks<R extends ArtifactTarget = ArmRunRequest> {
   onProgress(label: string, done: number, total: number): void;
   /** A run's artifacts are complete in its directory. */
-  onDone?(request: ArmRunRequest): void;
+  onDone?(request: R): void;
   /** Aborting stops the runs in flight: the backend rejects with INTERRUPTED. */
   stop?: AbortSignal | undefined;
 }
 
 /** Something that runs arms: the simulator, live endpoints, or (running nothing) artifacts already on disk. */
-export interface Backend {
+export interface Backend<R extends ArtifactTarget = ArmRunRequest> {
   readonly kind: "simulator" | "endpoint" | "artifacts";
-  run(requests: readonly ArmRunRequest[], hooks: BackendHooks): Promise<void>;
+  run(requests: readonly R[], hooks: BackendHooks<R>): Promise<void>;
 }
