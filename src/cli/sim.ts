@@ -4,6 +4,7 @@ import Table from "cli-table3";
 import { PERF_BOUNDS, parsePerfBounds } from "../engine/perf/bounds.ts";
 import { describePerfModels, perfModelChoice, uncalibratedWarning } from "../engine/perf-models.ts";
 import { ServelabError } from "../errors.ts";
+import { parseLoads } from "../experiment/plan.ts";
 import { loadRecipe } from "../recipe/load.ts";
 import type { SimExtras } from "../sim/run-sim.ts";
 import { intOption } from "./options.ts";
@@ -59,12 +60,22 @@ export function registerSimCommand(program: Command): void {
       `where the table profile's uncertain parameters are read: ${PERF_BOUNDS.join(", ")}`,
       "nominal",
     )
+    .option(
+      "--load <factor>",
+      "arrival-rate factor: the trace's timestamps divided by it (Dynamo's --speedup-ratio); default 1",
+      (v: string) => {
+        const loads = parseLoads(v);
+        if (loads.length !== 1)
+          throw new ServelabError("USAGE", "servelab sim runs one load; servelab ab --load sweeps several");
+        return loads[0]!;
+      },
+    )
     .option("--data-dir <dir>", "where named datasets are looked up first")
     .option("--json", "print the summary as profile_export_aiperf.json plus a servelab object")
     .action(async (recipePath, o) => {
       const recipe = await loadRecipe(recipePath);
-      const [{ runSimulation }, { renderConsoleReport }] = await Promise.all([
-        import("../sim/run-sim.ts"),
+      const [{ simulateArmHere }, { renderConsoleReport }] = await Promise.all([
+        import("../experiment/simulator.ts"),
         import("../metrics/console-table.ts"),
       ]);
       const bounds = parsePerfBounds(o.perfBounds);
@@ -79,13 +90,14 @@ export function registerSimCommand(program: Command): void {
       const outDir = o.out ?? join("results", "sim", recipe.name, o.arm);
       const progress = startProgress("simulate", 1, "requests");
       const t0 = performance.now();
-      const run = await runSimulation({
+      const run = await simulateArmHere({
         recipe,
         recipeDir: dirname(recipePath),
         arm: o.arm,
         ...(o.trace === undefined ? {} : { traceFile: o.trace }),
         ...(o.dataDir === undefined ? {} : { dataDir: o.dataDir }),
         ...(o.seed === undefined ? {} : { seed: o.seed }),
+        ...(o.load === undefined ? {} : { load: o.load }),
         outDir,
         perfModel,
         cliCommand: ["servelab", ...process.argv.slice(2)].join(" "),

@@ -1,5 +1,6 @@
 import type { Recipe } from "../recipe/schema.ts";
 import { type ArmJob, runArmsInParallel } from "../sim/arm-jobs.ts";
+import { runSimulation, type SimRunOptions, type SimRunResult } from "../sim/run-sim.ts";
 import type { SharedTrace } from "../sim/shared-trace.ts";
 import type { ArmRunRequest, Backend } from "./backend.ts";
 
@@ -55,4 +56,12 @@ export function simulatorBackend(opts: SimulatorBackendOptions): Backend {
       );
     },
   };
+}
+
+/**
+ * One arm on the simulator in this thread (`servelab sim`): the same run a backend thread makes, with its progress
+ * and result at hand.
+ */
+export function simulateArmHere(opts: SimRunOptions): Promise<SimRunResult> {
+  return runSimulation(opts);
 }

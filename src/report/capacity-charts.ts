@@ -1,15 +1,9 @@
 import type { EChartsOption, LineSeriesOption } from "echarts";
 import { type CapacityCurve, KNEE_ATTAINMENT } from "./capacity.ts";
-import { ARM_COLORS, armColor } from "./charts.ts";
+import { ARM_COLORS, armColor, legendLayout } from "./charts.ts";
 
 const round = (v: number | null | undefined) =>
   v === null || v === undefined || !Number.isFinite(v) ? null : Number(v.toPrecision(6));
-
-const legendOf = (names: readonly string[]) => ({
-  bottom: 8,
-  itemGap: 16 + names.reduce((m, s) => Math.max(m, s.length), 0),
-  data: [...names],
-});
 
 function line(
   curve: CapacityCurve,
@@ -44,14 +38,15 @@ const rateAxis = (gridIndex: number) => ({
 
 /** Goodput and SLO attainment against the offered request rate, one line per arm, the knee's threshold marked. */
 export function capacityChartOption(curves: readonly CapacityCurve[], subtitle: string): EChartsOption {
+  const legend = legendLayout(curves.map((c) => c.arm));
   return {
     color: [...ARM_COLORS],
     title: { text: "Goodput and SLO attainment vs offered load", subtext: subtitle, left: "center" },
     tooltip: { trigger: "axis" },
-    legend: legendOf(curves.map((c) => c.arm)),
+    legend: legend.legend,
     grid: [
-      { left: 70, right: "54%", top: 90, bottom: 90 },
-      { left: "58%", right: 30, top: 90, bottom: 90 },
+      { left: 70, right: "54%", top: 90, bottom: 70 + legend.extra },
+      { left: "58%", right: 30, top: 90, bottom: 70 + legend.extra },
     ],
     xAxis: [rateAxis(0), rateAxis(1)],
     yAxis: [
@@ -98,14 +93,15 @@ export function latencyCurveOption(curves: readonly CapacityCurve[]): EChartsOpt
     nameLocation: "middle" as const,
     nameGap: 50,
   });
+  const legend = legendLayout(curves.map((c) => c.arm));
   return {
     color: [...ARM_COLORS],
     title: { text: "TTFT and ITL vs offered load", subtext: "p50 solid, p99 dashed", left: "center" },
     tooltip: { trigger: "axis" },
-    legend: legendOf(curves.map((c) => c.arm)),
+    legend: legend.legend,
     grid: [
-      { left: 80, right: "54%", top: 90, bottom: 90 },
-      { left: "58%", right: 30, top: 90, bottom: 90 },
+      { left: 80, right: "54%", top: 90, bottom: 70 + legend.extra },
+      { left: "58%", right: 30, top: 90, bottom: 70 + legend.extra },
     ],
     xAxis: [rateAxis(0), rateAxis(1)],
     yAxis: [logAxis(0, "TTFT (ms)"), logAxis(1, "ITL (ms)")],
@@ -123,6 +119,7 @@ export function latencyCurveOption(curves: readonly CapacityCurve[]): EChartsOpt
  * (1000 / ITL avg), one line per arm through its load points. Up and to the right is better.
  */
 export function paretoChartOption(curves: readonly CapacityCurve[]): EChartsOption {
+  const legend = legendLayout(curves.map((c) => c.arm));
   return {
     color: [...ARM_COLORS],
     title: {
@@ -134,8 +131,8 @@ export function paretoChartOption(curves: readonly CapacityCurve[]): EChartsOpti
       trigger: "item",
       formatter: "{a}: load ×{@[2]}<br/>{@[0]} tokens/s per user, {@[1]} tokens/s per GPU",
     },
-    legend: legendOf(curves.map((c) => c.arm)),
-    grid: { left: 80, right: 40, top: 90, bottom: 90 },
+    legend: legend.legend,
+    grid: { left: 80, right: 40, top: 90, bottom: 70 + legend.extra },
     xAxis: {
       type: "value",
       scale: true,

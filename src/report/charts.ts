@@ -54,6 +54,8 @@ export interface ArmChartData {
   goodput?: ChartEstimate | undefined;
   /** Fraction of requests meeting every SLO, 0–1. */
   sloAttainment?: ChartEstimate | undefined;
+  /** Requests per second the schedule offered, marked on the goodput panel (goodput cannot exceed it). */
+  offeredRate?: number | undefined;
 }
 
 export type AxisScale = "auto" | "log" | "linear";
@@ -77,14 +79,72 @@ export function armColor(index: number): string {
 }
 
 const TEXT_COLOR = "#333";
+/** Subtitle text: 12 px, about 7 px a character in DejaVu Sans; a line is 16 px. */
+const SUBTITLE_CHAR_PX = 7;
+const SUBTITLE_LINE_PX = 16;
+
 /**
- * A legend along the bottom. Server-side, ECharts lays text out with Arial's widths, while the PNG (and many a
- * browser showing the SVG) draws it in DejaVu Sans, up to about an eighth wider; the gap grows with the longest
- * name so each entry's text stays clear of the next entry's symbol.
+ * A title with its subtitle wrapped to the chart's width (at " · " separators, else at spaces), so that a long list
+ * of arms is never cut off at the edges; `extraTop` is the height the lines past the first take, which the plot
+ * areas must leave free.
  */
-function legend(names: readonly string[]): { bottom: number; itemGap: number; data: string[] } {
-  const longest = names.reduce((m, s) => Math.max(m, s.length), 0);
-  return { bottom: 8, itemGap: 16 + longest, data: [...names] };
+export function titleLayout(text: string, subtext: string | undefined, chartWidth = DEFAULT_CHART_WIDTH) {
+  if (subtext === undefined) return { title: { text, left: "center" }, extraTop: 0 };
+  const max = Math.floor((chartWidth - 40) / SUBTITLE_CHAR_PX);
+  const parts = subtext.includes(" · ") ? subtext.split(" · ") : subtext.split(" ");
+  const sep = subtext.includes(" · ") ? " · " : " ";
+  const lines: string[] = [];
+  for (const part of parts) {
+    const last = lines[lines.length - 1];
+    if (last !== undefined && last.length + sep.length + part.length <= max)
+      lines[lines.length - 1] = last + sep + part;
+    else lines.push(part);
+  }
+  return {
+    title: {
+      text,
+      subtext: lines.join("\n"),
+      left: "center",
+      subtextStyle: { lineHeight: SUBTITLE_LINE_PX },
+    },
+    extraTop: (lines.length - 1) * SUBTITLE_LINE_PX,
+  };
+}
+
+/** Legend text: 12 px; its average glyph in DejaVu Sans (the PNG's font) is about 7 px wide, Arial's less. */
+const LEGEND_CHAR_PX = 7.2;
+const LEGEND_ICON_PX = 30;
+const LEGEND_GAP_PX = 14;
+const LEGEND_ROW_PX = 26;
+/** Names longer than this are cut with an ellipsis (the tooltip and the tables still give them whole). */
+const LEGEND_MAX_CHARS = 40;
+
+/**
+ * A legend along the bottom, and the height it takes. Server-side, ECharts lays text out with Arial's widths,
+ * while the PNG (and many a browser showing the SVG) draws it in DejaVu Sans, up to about an eighth wider: every
+ * entry gets a fixed text width, measured at DejaVu's, so both lay out alike. Entries that do not fit one row wrap;
+ * `extra` is the height the rows past the first take, which the plot areas must leave free.
+ */
+export function legendLayout(names: readonly string[], chartWidth = DEFAULT_CHART_WIDTH) {
+  const longest = Math.min(
+    LEGEND_MAX_CHARS,
+    names.reduce((m, s) => Math.max(m, s.length), 0),
+  );
+  const textWidth = Math.ceil(longest * LEGEND_CHAR_PX);
+  const item = LEGEND_ICON_PX + textWidth + LEGEND_GAP_PX;
+  const perRow = Math.max(1, Math.floor((chartWidth - 40) / item));
+  const rows = Math.max(1, Math.ceil(names.length / perRow));
+  return {
+    legend: {
+      bottom: 8,
+      left: "center",
+      width: chartWidth - 40,
+      itemGap: LEGEND_GAP_PX,
+      textStyle: { width: textWidth, overflow: "truncate" as const },
+      data: [...names],
+    },
+    extra: (rows - 1) * LEGEND_ROW_PX,
+  };
 }
 /**
  * Stacked panels share one x scale, so their plot areas must line up exactly: ECharts' default shrinks each grid
@@ -92,6 +152,7 @@ function legend(names: readonly string[]): { bottom: number; itemGap: number; da
  */
 const FIXED_BOUNDS = { outerBoundsMode: "none" } as const;
 const GUIDE_COLOR = "#999";
+const SLO_COLOR = "#a11";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Numeric helpers
@@ -244,6 +305,8 @@ export interface CdfChartOptions {
   xScale?: AxisScale;
   /** Points per arm; 500 by default. */
   maxPoints?: number;
+  /** A goodput SLO on this metric: marked as a vertical line at its threshold. */
+  slo?: { threshold: number; largerIsBetter: boolean } | undefined;
 }
 
 /** Horizontal guides at the percentiles people quote. */
@@ -290,10 +353,25 @@ export function cdfChartOption(
       symbol: "none",
       animation: false,
       lineStyle: { type: "dashed", color: GUIDE_COLOR, width: 1 },
-      data: CDF_GUIDES.map(([y, label]) => ({
-        yAxis: y,
-        label: { formatter: label, position: "insideStartTop", color: GUIDE_COLOR },
-      })),
+      data: [
+        ...CDF_GUIDES.map(([y, label]) => ({
+          yAxis: y,
+          label: { formatter: label, position: "insideStartTop" as const, color: GUIDE_COLOR },
+        })),
+        ...(options.slo
+          ? [
+              {
+                xAxis: options.slo.threshold,
+                lineStyle: { type: "solid" as const, color: SLO_COLOR, width: 1.5 },
+                label: {
+                  formatter: `SLO ${options.slo.largerIsBetter ? "≥" : "≤"} ${formatNumber(options.slo.threshold)} ${info.unit}`,
+                  position: "insideEndTop" as const,
+                  color: SLO_COLOR,
+                },
+              },
+            ]
+          : []),
+      ],
     };
   }
   const axisName = `${info.header} (${info.unit})${scale === "log" ? ", log scale" : ""}`;
@@ -307,16 +385,17 @@ export function cdfChartOption(
           minorSplitLine: { show: true, lineStyle: { color: "#f0f0f0" } },
         }
       : { type: "value", name: axisName, scale: false };
+  const legendOf = legendLayout(arms.map((a) => a.name));
+  const titled = titleLayout(
+    options.title ?? `${info.header}: CDF`,
+    `requests: ${arms.map((a, i) => `${a.name} ${sorted[i]!.length}`).join(" · ")}`,
+  );
   return {
     color: [...ARM_COLORS],
-    title: {
-      text: options.title ?? `${info.header}: CDF`,
-      subtext: `requests: ${arms.map((a, i) => `${a.name} ${sorted[i]!.length}`).join(" · ")}`,
-      left: "center",
-    },
-    legend: legend(arms.map((a) => a.name)),
+    title: titled.title,
+    legend: legendOf.legend,
     tooltip: { trigger: "axis" },
-    grid: { left: 70, right: 40, top: 80, bottom: 90 },
+    grid: { left: 70, right: 40, top: 80 + titled.extraTop, bottom: 90 + legendOf.extra },
     xAxis: { ...xAxis, nameLocation: "middle", nameGap: 30 } as XAXisComponentOption,
     yAxis: {
       type: "value",
@@ -522,6 +601,7 @@ export function timeSeriesChartOption(
     nameGap: 60,
   };
   const legendNames = arms.flatMap((a) => [a.name, `${a.name} p90`]);
+  const legendOf = legendLayout(legendNames);
   return {
     color: [...ARM_COLORS],
     title: {
@@ -529,15 +609,15 @@ export function timeSeriesChartOption(
       subtext: `median (solid) and p90 (dashed) of requests sent in each ${round6(windowS)} s window`,
       left: "center",
     },
-    legend: legend(legendNames),
+    legend: legendOf.legend,
     tooltip: { trigger: "axis" },
     axisPointer: { link: [{ xAxisIndex: "all" }] },
     grid: hasQueue
       ? [
           { ...FIXED_BOUNDS, left: 85, right: 40, top: 80, bottom: "47%" },
-          { ...FIXED_BOUNDS, left: 85, right: 40, top: "60%", bottom: 90 },
+          { ...FIXED_BOUNDS, left: 85, right: 40, top: "60%", bottom: 90 + legendOf.extra },
         ]
-      : [{ left: 85, right: 40, top: 80, bottom: 90 }],
+      : [{ left: 85, right: 40, top: 80, bottom: 90 + legendOf.extra }],
     xAxis: hasQueue ? [timeAxis(0, false), timeAxis(1, true)] : [timeAxis(0, true)],
     yAxis: hasQueue
       ? [
@@ -625,18 +705,25 @@ export function targetChartOption(
       : { show: false },
     ...(labelled && !many ? { name: "target", nameLocation: "middle", nameGap: labelSpace + 8 } : {}),
   });
+  const legendOf = legendLayout(withTargets.map((a) => a.arm.name));
+  const titled = titleLayout(
+    options.title ?? "Load and prefix-cache hit rate per target",
+    withTargets.length > 0 ? `busiest target / mean requests: ${spread}` : "no per-target data",
+  );
   return {
     color: [...ARM_COLORS],
-    title: {
-      text: options.title ?? "Load and prefix-cache hit rate per target",
-      subtext: withTargets.length > 0 ? `busiest target / mean requests: ${spread}` : "no per-target data",
-      left: "center",
-    },
-    legend: legend(withTargets.map((a) => a.arm.name)),
+    title: titled.title,
+    legend: legendOf.legend,
     tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
     grid: [
-      { ...FIXED_BOUNDS, left: 85, right: 30, top: 80, bottom: "55%" },
-      { ...FIXED_BOUNDS, left: 85, right: 30, top: "52%", bottom: labelSpace + (many ? 50 : 70) },
+      { ...FIXED_BOUNDS, left: 85, right: 30, top: 80 + titled.extraTop, bottom: "55%" },
+      {
+        ...FIXED_BOUNDS,
+        left: 85,
+        right: 30,
+        top: "52%",
+        bottom: labelSpace + (many ? 50 : 70) + legendOf.extra,
+      },
     ],
     xAxis: [categoryAxis(0, false), categoryAxis(1, true)],
     yAxis: [
@@ -733,6 +820,33 @@ function estimateSeries(
   return out;
 }
 
+/** A dashed line on the goodput panel at the highest offered request rate: the ceiling goodput can reach. */
+function withOfferedLoad(
+  series: Array<BarSeriesOption | LineSeriesOption>,
+  arms: readonly ArmChartData[],
+): Array<BarSeriesOption | LineSeriesOption> {
+  const offered = Math.max(...arms.map((a) => a.offeredRate ?? Number.NaN).filter(Number.isFinite));
+  const bar = series[0];
+  if (!Number.isFinite(offered) || !bar) return series;
+  bar.markLine = {
+    silent: true,
+    symbol: "none",
+    animation: false,
+    lineStyle: { type: "dashed", color: GUIDE_COLOR, width: 1 },
+    data: [
+      {
+        yAxis: round6(offered),
+        label: {
+          formatter: `offered ${formatNumber(offered)} req/s`,
+          position: "insideEndTop",
+          color: GUIDE_COLOR,
+        },
+      },
+    ],
+  };
+  return series;
+}
+
 /**
  * Goodput (good requests per second) and SLO attainment (% of requests meeting every SLO) per arm, side by side,
  * with the confidence intervals given. An arm without a figure keeps its slot, empty.
@@ -774,7 +888,10 @@ export function goodputChartOption(
       },
     ],
     series: [
-      ...estimateSeries(arms, (a) => a.goodput, 1, "", 0),
+      ...withOfferedLoad(
+        estimateSeries(arms, (a) => a.goodput, 1, "", 0),
+        arms,
+      ),
       ...estimateSeries(arms, (a) => a.sloAttainment, 100, " %", 1),
     ],
   };

@@ -11,6 +11,7 @@ import { parseRecipe } from "../recipe/load.ts";
 import { REPO_ROOT, withTempDir } from "../testing/fixtures.ts";
 import { TINY_RECIPE } from "../testing/recipes.ts";
 import { readArmArtifacts } from "./artifacts.ts";
+import type { CapacityRun } from "./capacity.ts";
 import { writeReport } from "./report.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -33,6 +34,61 @@ function records(speed: number): RequestRecord[] {
     };
   });
 }
+
+const BROWSER_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+async function writeArm(dir: string, name: string, speed: number) {
+  const armDir = join(dir, "arms", name);
+  await mkdir(armDir, { recursive: true });
+  await writeFile(
+    join(armDir, "profile_export.jsonl"),
+    `${records(speed)
+      .map((r) => formatRecordLine(r))
+      .join("\n")}\n`,
+  );
+  return readArmArtifacts(armDir, name);
+}
+
+interface Box {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+const overlaps = (a: Box, b: Box) =>
+  a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+
+/** ECharts' own layout boxes of every chart on the page: plot areas (grids), legends and titles. */
+const LAYOUT_SCRIPT = `[...document.querySelectorAll(".chart")].map((el) => {
+  const inst = echarts.getInstanceByDom(el);
+  const model = inst.getModel();
+  const box = (view) => {
+    const g = view.group;
+    const r = g.getBoundingRect().clone();
+    const m = g.getComputedTransform();
+    if (m) r.applyTransform(m);
+    return { x: r.x, y: r.y, width: r.width, height: r.height };
+  };
+  const grids = [];
+  model.eachComponent("grid", (g) => {
+    const r = g.coordinateSystem.getRect();
+    grids.push({ x: r.x, y: r.y, width: r.width, height: r.height });
+  });
+  const legends = [];
+  model.eachComponent("legend", (c) => legends.push(box(inst.getViewOfComponentModel(c))));
+  const titles = [];
+  model.eachComponent("title", (c) => titles.push(box(inst.getViewOfComponentModel(c))));
+  return { id: el.id, width: inst.getWidth(), height: inst.getHeight(), grids, legends, titles };
+})`;
 
 describe("report.html in a browser", () => {
   // Skipped where Chromium is missing, and counted as a skip (.ci/run installs it).
@@ -65,18 +121,7 @@ describe("report.html in a browser", () => {
         command: "test",
         seed: 1,
       });
-      const browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: [
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-        ],
-      });
+      const browser = await chromium.launch({ executablePath: CHROMIUM, args: BROWSER_ARGS });
       try {
         const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
         const problems: string[] = [];
@@ -100,6 +145,95 @@ describe("report.html in a browser", () => {
         assert.deepEqual(problems, []);
         await mkdir(join(REPO_ROOT, "test-artifacts"), { recursive: true });
         await page.screenshot({ path: join(REPO_ROOT, "test-artifacts", "report.png"), fullPage: true });
+      } finally {
+        await browser.close();
+      }
+    });
+  });
+
+  it("keeps five arms' charts legible: legends and titles clear of every plot area, nothing clipped", {
+    skip: !existsSync(CHROMIUM) && `${CHROMIUM} is not installed`,
+  }, async () => {
+    await withTempDir(async (dir) => {
+      // Long names, as attribution arms have them.
+      const names = [
+        "agg-round-robin",
+        "agg-round-robin+kv-events",
+        "agg-kv-router-with-events",
+        "disagg-round-robin-prefill-decode",
+        "disagg-kv-router-prefill-decode",
+      ];
+      const arms = [];
+      for (const [i, name] of names.entries()) arms.push(await writeArm(dir, name, 2 - i * 0.3));
+      const recipe = parseRecipe(
+        TINY_RECIPE.replace("hardware:", "benchmark: { goodput: { time_to_first_token: 300 } }\nhardware:"),
+        "tiny.yaml",
+      );
+      const runs: CapacityRun[] = names.flatMap((arm, i) =>
+        [0.5, 1, 1.5].map((load) => ({
+          arm,
+          load,
+          traceSeed: undefined,
+          offeredRate: 2 * load,
+          gpus: 8,
+          goodput: 2 * load * Math.max(0, 1 - load * (0.5 - i * 0.08)),
+          attainment: { estimate: Math.max(0, 1 - load * (0.5 - i * 0.08)), lo: 0, hi: 1 },
+          ttftP50: 100 * load * (2 - i * 0.3),
+          ttftP99: 400 * load * (2 - i * 0.3),
+          itlP50: 10 + i,
+          itlP99: 30 + i,
+          outputTokensPerS: 300 * load,
+          tokensPerSPerUser: 100 / load,
+          overloaded: load > 1 && i === 0,
+        })),
+      );
+      const report = await writeReport(dir, arms, {
+        title: "five arms",
+        recipe,
+        command: "test",
+        seed: 1,
+        capacity: { runs, loads: [0.5, 1, 1.5], seeds: null },
+      });
+      const browser = await chromium.launch({ executablePath: CHROMIUM, args: BROWSER_ARGS });
+      try {
+        const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+        const problems: string[] = [];
+        page.on("pageerror", (e) => problems.push(e.message));
+        await page.goto(pathToFileURL(report.html).href);
+        await page.waitForFunction("document.querySelectorAll('.chart').length > 0");
+        const layouts = (await page.evaluate(LAYOUT_SCRIPT)) as {
+          id: string;
+          width: number;
+          height: number;
+          grids: Box[];
+          legends: Box[];
+          titles: Box[];
+        }[];
+        assert.ok(layouts.length >= 7, JSON.stringify(layouts.map((l) => l.id)));
+        const shots = join(REPO_ROOT, "test-artifacts", "five-arms");
+        await mkdir(shots, { recursive: true });
+        for (const l of layouts) {
+          await page.locator(`#${l.id}`).screenshot({ path: join(shots, `${l.id}.png`) });
+          // Axis labels and names sit below each plot area: keep the legend clear of them too.
+          const withAxes = l.grids.map((g) => ({ ...g, height: g.height + 30 }));
+          for (const legend of l.legends) {
+            assert.ok(legend.width > 0, `${l.id}: legend not drawn`);
+            for (const g of withAxes)
+              assert.ok(
+                !overlaps(legend, g),
+                `${l.id}: legend ${JSON.stringify(legend)} overlaps ${JSON.stringify(g)}`,
+              );
+            assert.ok(legend.x >= 0 && legend.x + legend.width <= l.width + 0.5, `${l.id}: legend clipped`);
+          }
+          for (const t of l.titles) {
+            assert.ok(
+              t.x >= 0 && t.x + t.width <= l.width + 0.5,
+              `${l.id}: title clipped ${JSON.stringify(t)}`,
+            );
+            for (const g of l.grids) assert.ok(!overlaps(t, g), `${l.id}: title overlaps a plot area`);
+          }
+        }
+        assert.deepEqual(problems, []);
       } finally {
         await browser.close();
       }

@@ -3,6 +3,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import type { EChartsOption } from "echarts";
 import { makeOutputDir } from "../io/make-dir.ts";
+import type { GoodputSlo } from "../metrics/goodput.ts";
 import type { ArmArtifacts } from "./artifacts.ts";
 import { svgToPng } from "./chart-png.ts";
 import {
@@ -34,6 +35,7 @@ export function chartData(arm: ArmArtifacts, report: ArmReport | undefined): Arm
     ttftMs: arm.ttftMs,
     timeline: arm.sim?.timeline,
     targets: arm.sim?.targets?.filter((t) => t.role !== "decode"),
+    offeredRate: offeredRateOf(arm),
     ...(report?.goodput
       ? {
           goodput: {
@@ -51,17 +53,32 @@ export function chartData(arm: ArmArtifacts, report: ArmReport | undefined): Arm
   };
 }
 
+/** Requests per second the arm's schedule sent (first to last send). */
+function offeredRateOf(arm: ArmArtifacts): number | undefined {
+  let first = Number.POSITIVE_INFINITY;
+  let last = Number.NEGATIVE_INFINITY;
+  for (const r of arm.records) {
+    first = Math.min(first, r.startNs);
+    last = Math.max(last, r.startNs);
+  }
+  return last > first ? (arm.records.length - 1) / ((last - first) / 1e9) : undefined;
+}
+
 /** Renders the report's charts and writes each as SVG and PNG under `charts/`. */
 export async function renderReportCharts(
   outDir: string,
   arms: readonly ArmChartData[],
   extra: readonly [name: string, title: string, option: EChartsOption][] = [],
+  slos: readonly GoodputSlo[] = [],
 ): Promise<RenderedChart[]> {
+  const sloOf = (tag: string) => slos.find((s) => s.tag === tag);
+  const cdf = (tag: "time_to_first_token" | "inter_token_latency" | "request_latency") =>
+    cdfChartOption(arms, tag, { slo: sloOf(tag) });
   const specs: [string, string, EChartsOption][] = [
     ...extra,
-    ["ttft-cdf", "TTFT distribution", cdfChartOption(arms, "time_to_first_token")],
-    ["itl-cdf", "ITL distribution", cdfChartOption(arms, "inter_token_latency")],
-    ["latency-cdf", "Request latency distribution", cdfChartOption(arms, "request_latency")],
+    ["ttft-cdf", "TTFT distribution", cdf("time_to_first_token")],
+    ["itl-cdf", "ITL distribution", cdf("inter_token_latency")],
+    ["latency-cdf", "Request latency distribution", cdf("request_latency")],
     ["ttft-queue-over-time", "TTFT and queue length over trace time", timeSeriesChartOption(arms)],
   ];
   if (arms.some((a) => a.targets && a.targets.length > 0)) {

@@ -279,6 +279,7 @@ export async function writeReport(
     outDir,
     arms.map((a, i) => chartData(a, reports[i])),
     curves ? capacityChartSpecs(curves, slos) : [],
+    slos,
   );
   md.push("## Charts", "", ...charts.map((c) => `![${c.title}](${c.png})`), "");
   const chartDivs = charts.map(
