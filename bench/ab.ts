@@ -35,7 +35,9 @@ function run(out: string): { wall_s: number; trace_cached: boolean; arm_runs: nu
   );
   const wall = (performance.now() - t0) / 1000;
   if (r.status !== 0) throw new Error(`servelab ab failed (${r.status}): ${r.stderr}`);
-  const m = /Simulated (\d+) arm runs.* in .* \((?:trace (from cache|synthesized)|\d+ traces)\)/.exec(r.stdout);
+  const m = /Simulated (\d+) arm runs.* in .* \((?:trace (from cache|synthesized)|\d+ traces)\)/.exec(
+    r.stdout,
+  );
   if (!m) throw new Error(`unexpected output:\n${r.stdout}`);
   return {
     wall_s: Math.round(wall * 100) / 100,

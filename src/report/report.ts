@@ -346,14 +346,19 @@ for (const el of document.querySelectorAll(".chart")) {
   return { md: mdPath, html: htmlPath, console };
 }
 
+/** Shorter names where the report's own would widen the terminal table past 120 columns. */
+const CONSOLE_LABELS: Partial<Record<string, string>> = {
+  output_token_throughput_per_user: "output tokens/s per user",
+};
+
 /** Each metric's average in both arms and their ratio (of the averages, the row's statistic), then goodput. */
 function consoleTable(c: ArmComparison, titled: boolean): string {
   const a = c.baseline.name;
   const b = c.candidate.name;
-  const table = new Table({ head: ["metric (avg)", a, b, `${b} / ${a} [95 % CI]`], ...TABLE_STYLE });
+  const table = new Table({ head: ["metric (avg)", a, b, "ratio [95 % CI]"], ...TABLE_STYLE });
   for (const m of c.metrics)
     table.push([
-      `${METRIC_LABELS[m.metric]} (${m.unit})`,
+      CONSOLE_LABELS[m.metric] ?? `${METRIC_LABELS[m.metric]} (${m.unit})`,
       formatNumber(m.statistics.avg.baseline),
       formatNumber(m.statistics.avg.candidate),
       ratio(m.statistics.avg.ratio),
@@ -366,7 +371,7 @@ function consoleTable(c: ArmComparison, titled: boolean): string {
     g(c.candidate),
     d ? `Δ ${formatNumber(d.estimate)} [${formatNumber(d.lo)}, ${formatNumber(d.hi)}]` : "",
   ]);
-  return `${titled ? `${b} vs ${a}\n` : ""}${table.toString()}`;
+  return `${titled ? `${b} vs ${a} (ratio: ${b} / ${a})` : `ratio: ${b} / ${a}`}\n${table.toString()}`;
 }
 
 /**
