@@ -52,7 +52,9 @@ export function headlineLines(
   lines.push(
     overloaded.length === 0
       ? "Neither arm was overloaded at the main load point."
-      : overloaded.map((r) => `${r.name} was overloaded (${r.overload.reason}).`).join(" "),
+      : overloaded
+          .map((r) => `${r.name} was overloaded (${r.overload.reason.replace(/^overloaded: /, "")}).`)
+          .join(" "),
   );
   if (o.curves) {
     const where = o.curves
