@@ -288,13 +288,15 @@ describe("sendRequest", () => {
     assert.equal(record.requestId, s.requestId);
     assert.equal(record.chunkNs.length, TOKENS.length);
     assertIncreasing(record);
-    const ttftMs = (chunks(record)[0]! - record.startNs) / MS;
-    assert.ok(ttftMs >= FIRST_TOKEN_DELAY_MS - 2, `TTFT ${ttftMs} ms`);
-    assert.ok(ttftMs < FIRST_TOKEN_DELAY_MS + 250, `TTFT ${ttftMs} ms`);
+    // Causal bounds only (a loaded machine can delay any stamp, never advance one): chunk i cannot arrive before
+    // the server sent it, the first-token delay and i token gaps after the request started.
     const stamps = chunks(record);
-    for (let i = 1; i < stamps.length; i++) {
-      const gap = (stamps[i]! - stamps[i - 1]!) / MS;
-      assert.ok(gap >= TOKEN_GAP_MS - 2, `gap ${gap} ms`);
+    for (let i = 0; i < stamps.length; i++) {
+      const sinceStartMs = (stamps[i]! - record.startNs) / MS;
+      assert.ok(
+        sinceStartMs >= FIRST_TOKEN_DELAY_MS + i * TOKEN_GAP_MS - 2,
+        `chunk ${i} at ${sinceStartMs} ms`,
+      );
     }
     assert.equal(record.outputTokens, words(TOKENS.join("")));
     assert.equal(record.inputTokens, 2);

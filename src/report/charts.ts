@@ -31,6 +31,8 @@ export interface ChartTargetStat {
   requests: number;
   /** Fraction of prompt tokens served from the prefix cache, 0–1. */
   hit_rate: number;
+  /** A decode rank receives its KV from prefill: it has requests but no prefix-cache hit rate. */
+  role?: string;
 }
 
 /** A point estimate with an optional confidence interval. */
@@ -689,11 +691,19 @@ export function targetChartOption(
     });
     series.push(
       bars(0, (t) => t?.requests),
-      bars(1, (t) => (t?.hit_rate === undefined ? undefined : round6(t.hit_rate * 100))),
+      bars(1, (t) =>
+        t?.hit_rate === undefined || t.role === "decode" ? undefined : round6(t.hit_rate * 100),
+      ),
     );
   }
   const spread = withTargets
-    .map(({ arm }) => `${arm.name} ${formatNumber(imbalance(arm.targets!))}`)
+    .map(({ arm }) => {
+      // Prefill and decode ranks carry different loads by design: each pool's balance is its own.
+      const pools = [...new Set(arm.targets!.map((t) => t.role ?? ""))];
+      return pools.length === 1
+        ? `${arm.name} ${formatNumber(imbalance(arm.targets!))}`
+        : `${arm.name} ${pools.map((p) => `${p} ${formatNumber(imbalance(arm.targets!.filter((t) => (t.role ?? "") === p)))}`).join(", ")}`;
+    })
     .join(" · ");
   const categoryAxis = (gridIndex: number, labelled: boolean): XAXisComponentOption => ({
     type: "category",

@@ -34,7 +34,12 @@ export function chartData(arm: ArmArtifacts, report: ArmReport | undefined): Arm
     sendTimesS: arm.sendTimesS,
     ttftMs: arm.ttftMs,
     timeline: arm.sim?.timeline,
-    targets: arm.sim?.targets?.filter((t) => t.role !== "decode"),
+    targets: arm.sim?.targets?.map((t) => ({
+      target: t.target,
+      requests: t.requests,
+      hit_rate: t.hit_rate,
+      role: t.role,
+    })),
     offeredRate: offeredRateOf(arm),
     ...(report?.goodput
       ? {
