@@ -31,6 +31,7 @@ import { loadRecipe, recipeSynthesisOptions, resolvedRecipeYaml } from "../recip
 import { armGpuCount, type Recipe } from "../recipe/schema.ts";
 import type { ArmArtifacts } from "../report/artifacts.ts";
 import { withAttributionArms } from "../report/attribution.ts";
+import { simEpochNs } from "../sim/run-sim.ts";
 import { prepareSharedTrace, type SharedTrace } from "../sim/shared-trace.ts";
 import { analyzeRows, type TraceAnalysis } from "../trace/analyze.ts";
 import { readTrace } from "../trace/reader.ts";
@@ -146,6 +147,10 @@ export function registerAbCommand(program: Command): void {
       "replicates: synthesize the trace with seeds 1..N and run every arm (at every load) on each",
       parseSeedCount,
     )
+    .option(
+      "--start-time <iso>",
+      "when simulated runs start, e.g. 2026-01-01T00:00:00Z: their records carry epoch nanoseconds from it (default: the recipe's benchmark.start_time)",
+    )
     .option("--data-dir <dir>", "where named datasets are looked up first")
     .option(
       "--endpoint <name=url>",
@@ -203,6 +208,7 @@ type AbOptions = {
   model?: string | undefined;
   load?: number[] | undefined;
   seeds?: number | undefined;
+  startTime?: string | undefined;
 };
 
 /** The recipe with its trace synthesized from `seed` (a replicate); the recipe itself for undefined. */
@@ -235,6 +241,7 @@ async function runAb(
       `--seeds synthesizes the trace with each seed, but recipe ${recipe.name} replays its trace as it is (no synthesis parameters)`,
     );
   const loads = o.load ?? [1];
+  if (o.startTime !== undefined) simEpochNs(recipe, o.startTime);
   const cliCommand = ["servelab", ...process.argv.slice(2)].join(" ");
   const endpoints = o.endpoint?.length ? parseEndpoints(o.endpoint) : [];
   if (endpoints.length === 1)
@@ -324,6 +331,7 @@ async function runAb(
         cliCommand,
         seed: o.seed,
         sharedTraces,
+        startTime: o.startTime,
       });
   try {
     await backend.run(requests, {

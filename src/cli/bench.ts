@@ -183,6 +183,7 @@ export function registerBenchCommand(program: Command): void {
           ? { update: () => {}, stop: () => {} }
           : startProgress("bench", mode.kind === "fixed" ? rows.length : count, "requests");
       const cliCommand = ["servelab", ...process.argv.slice(2)].join(" ");
+      const slos = o.goodput === undefined ? [] : parseGoodput(o.goodput);
       try {
         const result = await runBench(
           {
@@ -200,24 +201,18 @@ export function registerBenchCommand(program: Command): void {
             extraInputs: parseExtraInputs(o.extraInputs ?? []),
             headers,
             apiKey: o.apiKey,
-            goodput: o.goodput === undefined ? [] : parseGoodput(o.goodput),
+            goodput: slos,
             artifactDir,
             writeInputs: o.inputsJson,
             useServerTokenCount: o.useServerTokenCount === true,
             cliCommand,
+            // The rest of input_config comes from the run itself (see runBench).
             inputConfig: {
-              endpoint: {
-                model_names: [o.model],
-                type: o.endpointType,
-                streaming: o.streaming === true,
-                url: o.url,
-              },
               input: {
                 file: o.inputFile,
                 custom_dataset_type: o.customDatasetType,
                 random_seed: o.randomSeed,
               },
-              loadgen: mode,
             },
             stop: stop.signal,
             cancel: cancel.signal,

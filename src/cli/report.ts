@@ -6,6 +6,7 @@ import { artifactsBackend } from "../experiment/artifacts.ts";
 import { EXPERIMENT_MANIFEST, type ExperimentManifest } from "../experiment/plan.ts";
 import { makeOutputDir } from "../io/make-dir.ts";
 import { parseGoodput } from "../metrics/goodput.ts";
+import { recordedGoodput } from "../metrics/input-config.ts";
 import { loadRecipe } from "../recipe/load.ts";
 import { armGpuCount } from "../recipe/schema.ts";
 import { intOption } from "./options.ts";
@@ -60,8 +61,7 @@ export function registerReportCommand(program: Command): void {
         if (a.incomplete)
           process.stderr.write(`warning: ${a.dir} is an unfinished run (${a.requests} records)\n`);
       // Without --goodput, the SLOs the runs were made with (servelab records them in input_config).
-      const recorded = (arms[0]?.summary.input_config as { goodput?: Record<string, unknown> } | undefined)
-        ?.goodput;
+      const recorded = recordedGoodput(arms[0]?.summary.input_config);
       const slos = o.goodput !== undefined ? parseGoodput(o.goodput) : recorded ? parseGoodput(recorded) : [];
       const report = await writeReport(o.out, arms, {
         slos,

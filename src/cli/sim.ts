@@ -70,6 +70,10 @@ export function registerSimCommand(program: Command): void {
         return loads[0]!;
       },
     )
+    .option(
+      "--start-time <iso>",
+      "when the simulated run starts, e.g. 2026-01-01T00:00:00Z: its records carry epoch nanoseconds from it (default: the recipe's benchmark.start_time)",
+    )
     .option("--data-dir <dir>", "where named datasets are looked up first")
     .option("--json", "print the summary as profile_export_aiperf.json plus a servelab object")
     .action(async (recipePath, o) => {
@@ -78,6 +82,8 @@ export function registerSimCommand(program: Command): void {
         import("../experiment/simulator.ts"),
         import("../metrics/console-table.ts"),
       ]);
+      if (o.startTime !== undefined && !Number.isFinite(Date.parse(o.startTime)))
+        throw new ServelabError("USAGE", `--start-time '${o.startTime}' is not an ISO 8601 date and time`);
       const bounds = parsePerfBounds(o.perfBounds);
       if (bounds.length !== 1)
         throw new ServelabError(
@@ -98,6 +104,7 @@ export function registerSimCommand(program: Command): void {
         ...(o.dataDir === undefined ? {} : { dataDir: o.dataDir }),
         ...(o.seed === undefined ? {} : { seed: o.seed }),
         ...(o.load === undefined ? {} : { load: o.load }),
+        ...(o.startTime === undefined ? {} : { startTime: o.startTime }),
         outDir,
         perfModel,
         cliCommand: ["servelab", ...process.argv.slice(2)].join(" "),

@@ -141,10 +141,14 @@ export function endpointBackend(opts: EndpointBackendOptions): Backend {
             artifactDir: req.dir,
             useServerTokenCount: false,
             cliCommand: opts.cliCommand,
+            // The rest of input_config comes from the run itself (see runBench).
             inputConfig: {
-              endpoint: { url, model_names: [opts.model] },
-              goodput: recipe.benchmark.goodput,
-              load: req.load,
+              input: {
+                file: req.traceFile,
+                custom_dataset_type: "mooncake_trace",
+                random_seed: recipe.benchmark.random_seed,
+              },
+              servelab: { recipe: recipe.name, arm: req.arm, load: req.load, backend: "endpoint" },
             },
             onProgress: ({ done, total }) => hooks.onProgress(req.label, done, total),
           },

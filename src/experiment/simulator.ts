@@ -17,6 +17,8 @@ export interface SimulatorBackendOptions {
   sharedTraces?: ReadonlyMap<string, SharedTrace>;
   /** Threads at once; default one per core. */
   parallel?: number;
+  /** When the simulated runs start (ISO 8601); default the recipe's `start_time`. */
+  startTime?: string | undefined;
 }
 
 /**
@@ -38,6 +40,7 @@ export function simulatorBackend(opts: SimulatorBackendOptions): Backend {
     perfModel: opts.perfModel,
     ...(req.perfSetting ? { perfSetting: req.perfSetting } : {}),
     load: req.load,
+    ...(opts.startTime === undefined ? {} : { startTime: opts.startTime }),
     cliCommand: opts.cliCommand,
   });
   return {

@@ -65,8 +65,17 @@ describe("servelab bench against servelab worker", () => {
         );
         // Identical hash ids gave identical prompt prefixes: requests 3 and 4 reuse the prefix of 1 and 2.
         const byClient = new Map(log.map((e) => [e.client_request_id, e]));
-        assert.ok(byClient.get("r2")!.cached_tokens >= 960, `${byClient.get("r2")!.cached_tokens}`);
-        assert.ok(byClient.get("r1")!.cached_tokens >= 448, `${byClient.get("r1")!.cached_tokens}`);
+        // Request ids are uuid4s: the records say which request of the schedule each was.
+        const idOf = new Map(
+          (await readFile(join(dir, "profile_export.jsonl"), "utf8"))
+            .trim()
+            .split("\n")
+            .map((l) => JSON.parse(l).metadata)
+            .map((m) => [m.session_num as number, m.x_request_id as string]),
+        );
+        const entry = (n: number) => byClient.get(idOf.get(n)!)!;
+        assert.ok(entry(2).cached_tokens >= 960, `${entry(2).cached_tokens}`);
+        assert.ok(entry(1).cached_tokens >= 448, `${entry(1).cached_tokens}`);
       });
     } finally {
       await worker.close();

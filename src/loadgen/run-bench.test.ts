@@ -4,6 +4,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { UUID_PATTERN } from "../metrics/record-ids.ts";
 import { benchConfig } from "../testing/bench-config.ts";
 import { withTempDir } from "../testing/fixtures.ts";
 import { loadCorpus, loadDeepSeekTokenizer, PromptSynthesizer } from "./prompts.ts";
@@ -87,12 +88,18 @@ describe("servelab bench runner", () => {
         assert.equal(lines.length, 6);
         // inputs.json holds every body exactly as the server received it, in AIPerf's layout.
         const text = await readFile(join(dir, "inputs.json"), "utf8");
-        assert.ok(text.startsWith('{\n  "data": [\n    {\n      "session_id": "r0",'), text.slice(0, 80));
+        assert.ok(text.startsWith('{\n  "data": [\n    {\n      "session_id": "'), text.slice(0, 80));
         const inputs = JSON.parse(text) as { data: { session_id: string; payloads: unknown[] }[] };
+        // Request ids are uuid4s, as AIPerf's; inputs.json lists the sessions in send order.
+        const bySend = lines
+          .map((l) => JSON.parse(l).metadata)
+          .sort((x, y) => x.session_num - y.session_num)
+          .map((m) => m.conversation_id);
         assert.deepEqual(
           inputs.data.map((d) => d.session_id),
-          ["r0", "r1", "r2", "r3", "r4", "r5"],
+          bySend,
         );
+        for (const id of bySend) assert.match(id, UUID_PATTERN);
         for (const r of server.received) {
           const entry = inputs.data.find((d) => d.session_id === r.id)!;
           assert.deepEqual(entry.payloads, [JSON.parse(r.body)]);

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ServelabError } from "../errors.ts";
@@ -13,7 +14,9 @@ import {
   writeAiperfSummaryFiles,
 } from "../metrics/exporters.ts";
 import type { GoodputSlo } from "../metrics/goodput.ts";
+import { aiperfInputConfig } from "../metrics/input-config.ts";
 import type { RequestRecord } from "../metrics/record.ts";
+import { recordIds } from "../metrics/record-ids.ts";
 import { percentileOfSorted } from "../metrics/summary.ts";
 import { type FixedScheduleOptions, rateSchedule, scheduleRows } from "../trace/schedule.ts";
 import type { TraceRow } from "../trace/types.ts";
@@ -119,6 +122,34 @@ function plan(rows: readonly TraceRow[], mode: LoadMode): Plan {
   return { length: mode.count, at: (i) => ({ row: pick(i) }) };
 }
 
+/**
+ * The run's `input_config` in AIPerf's shape, from what the run itself knows (endpoint, model, schedule, SLOs),
+ * with the caller's sections (the input file, the dataset type…) merged over it section by section.
+ */
+function runInputConfig(cfg: BenchConfig): Record<string, unknown> {
+  const base = aiperfInputConfig({
+    models: [cfg.model],
+    endpointType: cfg.endpoint,
+    streaming: cfg.streaming,
+    url: cfg.url,
+    goodput: cfg.goodput,
+    load: cfg.mode,
+    warmupRequestCount: cfg.warmupCount,
+    benchmarkDurationS: cfg.durationS,
+    benchmarkGracePeriodS: cfg.gracePeriodS,
+    requestTimeoutS: cfg.timeoutS,
+  });
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(cfg.inputConfig)) {
+    const mine = base[key];
+    out[key] =
+      mine && typeof mine === "object" && value && typeof value === "object" && !Array.isArray(value)
+        ? { ...mine, ...value }
+        : value;
+  }
+  return out;
+}
+
 /** AIPerf's default `AIPERF_HTTP_CONNECTION_LIMIT` (aiperf-spec: 2,500 connections per worker). */
 export const DEFAULT_CONNECTION_LIMIT = 2500;
 
@@ -221,7 +252,8 @@ async function replay(cfg: BenchConfig, deps: { prompts: PromptSource }): Promis
     : { source: "client", countTokens: count };
   const collector = new MetricsCollector({ goodput: cfg.goodput });
   const jsonlPath = join(cfg.artifactDir, PROFILE_EXPORT_JSONL);
-  const jsonl = await JsonlRecordWriter.open(jsonlPath);
+  const ids = recordIds();
+  const jsonl = await JsonlRecordWriter.open(jsonlPath, { ids });
   const inputs =
     cfg.writeInputs === false ? undefined : new InputsFileWriter(join(cfg.artifactDir, INPUTS_JSON));
   try {
@@ -276,7 +308,8 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
   /** Builds a request ahead of its send time, its body in the builder's thread. */
   const prepare = async (row: TraceRow, profiled: boolean, n: number): Promise<Prepared> => {
     const { body, inputTokens } = await builder.build(row);
-    const requestId = `${profiled ? "r" : "w"}${n}`;
+    // AIPerf sends a uuid4 per request as X-Request-ID.
+    const requestId = randomUUID();
     const headers = buildHeaders({
       streaming: cfg.streaming,
       requestId,
@@ -340,6 +373,7 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
       ...rec,
       startNs: rec.startNs + wall,
       ackNs: rec.ackNs === undefined ? undefined : rec.ackNs + wall,
+      endNs: rec.endNs === undefined ? undefined : rec.endNs + wall,
       chunkNs: Array.from(rec.chunkNs, (t) => t + wall),
     };
     if (exported.error) errors++;
@@ -417,7 +451,7 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
   const summary = collector.finish();
   const errorSummary = collector.errorSummary();
   const files = await writeAiperfSummaryFiles(cfg.artifactDir, summary, {
-    inputConfig: { ...cfg.inputConfig, cli_command: cfg.cliCommand },
+    inputConfig: { ...runInputConfig(cfg), cli_command: cfg.cliCommand },
     wasCancelled: cfg.stop?.aborted === true,
     errorSummary,
     startTime: naiveLocalIsoTimestamp(startDate),

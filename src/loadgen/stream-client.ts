@@ -176,6 +176,7 @@ export async function sendRequest(
 
   if (spec.signal?.aborted) {
     record.startNs = clock.nowNs();
+    record.endNs = record.startNs;
     return cancel(record);
   }
 
@@ -277,6 +278,8 @@ export async function sendRequest(
   } finally {
     if (timer !== undefined) clearTimeout(timer);
     spec.signal?.removeEventListener("abort", onCallerAbort);
+    // A failed request's end is the time of its error (AIPerf's request_end_ns).
+    if (record.error) record.endNs = clock.nowNs();
   }
 }
 

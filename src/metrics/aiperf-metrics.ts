@@ -183,9 +183,14 @@ export interface RecordMetricValues {
 export interface RecordMetrics {
   /** Null when the request counts as a success (AIPerf's validity rule); then the timing metrics are present. */
   error: ErrorDetails | null;
-  /** Arrival of the last content response (AIPerf `request_end_ns`), or null when there was none. */
-  endNs: number | null;
+  /**
+   * Arrival of the last content response (AIPerf `request_end_ns`); for a request with none, when it ended (its
+   * `endNs`, else the last time it is known to have been alive: headers, or its start).
+   */
+  endNs: number;
   values: RecordMetricValues;
+  /** Whether the request met every goodput SLO (1) or not (0); set by a collector that has SLOs, valid requests only. */
+  good?: 0 | 1;
 }
 
 function fail(record: RequestRecord, what: string): never {
@@ -260,7 +265,7 @@ export function computeRecordMetrics(record: RequestRecord): RecordMetrics {
   checkRecord(record);
   const chunks = record.chunkNs;
   const n = chunks.length;
-  const endNs = n > 0 ? chunks[n - 1]! : null;
+  const endNs = n > 0 ? chunks[n - 1]! : (record.endNs ?? record.ackNs ?? record.startNs);
   const error = recordError(record);
   if (error) return { error, endNs, values: { error_isl: record.inputTokens } };
 

@@ -94,14 +94,17 @@ export class MetricsCollector {
       else this.buffer(tag).pushAll(value);
     }
     this.minStartNs = Math.min(this.minStartNs, record.startNs);
-    this.maxEndNs = Math.max(this.maxEndNs, metrics.endNs!);
+    this.maxEndNs = Math.max(this.maxEndNs, metrics.endNs);
     this.totalIsl += record.inputTokens;
     this.totalOsl += v.output_sequence_length!;
     this.totalOutputTokens += record.outputTokens;
     if (record.reasoningTokens !== undefined) {
       this.totalReasoningTokens = (this.totalReasoningTokens ?? 0) + record.reasoningTokens;
     }
-    if (this.slos.length > 0 && meetsSlos(v, this.slos)) this.good++;
+    if (this.slos.length > 0) {
+      metrics.good = meetsSlos(v, this.slos) ? 1 : 0;
+      this.good += metrics.good;
+    }
     return metrics;
   }
 

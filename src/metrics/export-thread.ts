@@ -6,7 +6,7 @@ import { makeDir } from "../io/make-dir.ts";
 import { startThread } from "../threads.ts";
 import type { AiperfSummary, ErrorSummaryEntry } from "./aiperf-metrics.ts";
 import { MetricsCollector } from "./collector.ts";
-import { JsonlRecordWriter } from "./exporters.ts";
+import { JsonlRecordWriter, type RecordProcessIds } from "./exporters.ts";
 import type { GoodputSlo } from "./goodput.ts";
 import type { RequestRecord } from "./record.ts";
 import { type RecordBatch, RecordPacker } from "./record-batch.ts";
@@ -14,6 +14,8 @@ import { type RecordBatch, RecordPacker } from "./record-batch.ts";
 export interface ExportSetup {
   jsonlPath: string;
   goodput: readonly GoodputSlo[];
+  /** The worker and record processor the lines name. */
+  ids?: RecordProcessIds;
 }
 
 export type ExportRequest = { type: "records"; batch: RecordBatch } | { type: "finish" };
@@ -39,7 +41,7 @@ const THREAD_MIN_RECORDS = 2000;
 export async function startRecordExport(setup: ExportSetup, expectedRecords: number): Promise<RecordExport> {
   if (expectedRecords >= THREAD_MIN_RECORDS) return ExportThread.start(setup);
   const collector = new MetricsCollector({ goodput: setup.goodput });
-  const jsonl = await JsonlRecordWriter.open(setup.jsonlPath);
+  const jsonl = await JsonlRecordWriter.open(setup.jsonlPath, setup.ids ? { ids: setup.ids } : {});
   return {
     add: (record) => jsonl.write(record, collector.add(record)),
     finish: async () => {

@@ -22,7 +22,10 @@ const fail = (e: unknown) =>
 
 try {
   const collector = new MetricsCollector({ goodput: setup.goodput });
-  const jsonl = await JsonlRecordWriter.open(setup.jsonlPath, { blocking: true });
+  const jsonl = await JsonlRecordWriter.open(setup.jsonlPath, {
+    blocking: true,
+    ...(setup.ids ? { ids: setup.ids } : {}),
+  });
   let failed = false;
   port.on("message", async (m: ExportRequest) => {
     if (failed) return;

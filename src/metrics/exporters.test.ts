@@ -217,7 +217,10 @@ describe("profile_export.jsonl lines", () => {
     assert.deepEqual(doc.error, { code: 500, type: "Internal Server Error", message: "boom" });
     const cancelled = JSON.parse(formatRecordLine(makeRecord({ startMs: 0, chunksMs: [], cancelled: true })));
     assert.equal(cancelled.metadata.was_cancelled, true);
-    assert.equal(cancelled.metadata.request_end_ns, null);
+    // AIPerf's request_end_ns is required: for a request with no content, when it ended (here: at its start).
+    assert.equal(cancelled.metadata.request_end_ns, 0);
+    const ended = JSON.parse(formatRecordLine({ ...makeRecord({ startMs: 1, chunksMs: [] }), endNs: 2.6e6 }));
+    assert.equal(ended.metadata.request_end_ns, 2_600_000);
     assert.equal(cancelled.metadata.request_ack_ns, null);
     assert.equal(cancelled.error.code, 499);
   });

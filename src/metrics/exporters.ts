@@ -158,13 +158,38 @@ export function naiveLocalIsoTimestamp(date: Date): string {
   return ms === 0 ? base : `${base}.${pad(ms * 1000, 6)}`;
 }
 
+/** The same layout in UTC: a simulated run's times, which must not depend on the machine's time zone. */
+export function naiveUtcIsoTimestamp(date: Date): string {
+  if (Number.isNaN(date.getTime())) throw new RangeError("naiveUtcIsoTimestamp: invalid date");
+  const base = date.toISOString().slice(0, 19);
+  const ms = date.getUTCMilliseconds();
+  return ms === 0 ? base : `${base}.${pad(ms * 1000, 6)}`;
+}
+
+/** The worker and record processor a run's records name (AIPerf's `worker_id`, `record_processor_id`). */
+export interface RecordProcessIds {
+  workerId: string;
+  recordProcessorId: string;
+}
+
+/** For callers that have no run of their own (tests, one-off conversions). */
+export const DEFAULT_PROCESS_IDS: RecordProcessIds = {
+  workerId: "worker_00000000",
+  recordProcessorId: "record_processor_00000000",
+};
+
+/** AIPerf's `*_ns` fields are integers; the simulator's times are fractional nanoseconds. */
+const intNs = (v: number | undefined) => (v === undefined ? null : Math.round(v));
+
 /**
- * One `profile_export.jsonl` line (no newline) in AIPerf's `MetricRecordInfo` shape. Fields servelab does not
- * track (correlation id, worker and record-processor ids, cancellation time) are null; values are in display units.
+ * One `profile_export.jsonl` line (no newline) in AIPerf's `MetricRecordInfo` shape: `*_ns` as integers, the
+ * worker and record-processor ids as strings, `good_request_count` (1 or 0) when the run has goodput SLOs, values in
+ * display units. Fields servelab does not track (correlation id, cancellation time) are null.
  */
 export function formatRecordLine(
   record: RequestRecord,
   metrics: RecordMetrics = computeRecordMetrics(record),
+  ids: RecordProcessIds = DEFAULT_PROCESS_IDS,
 ): string {
   // Built as text rather than through JSON.stringify of an object so that the numbers of the long per-chunk arrays
   // can come from `numberText`; the layout is what JSON.stringify would print.
@@ -190,17 +215,19 @@ export function formatRecordLine(
     }
     fields.push(`"${tag}":{"value":${value},"unit":${JSON.stringify(METRICS[tag].unit)}}`);
   }
+  if (metrics.good !== undefined)
+    fields.push(`"good_request_count":{"value":${metrics.good},"unit":"requests"}`);
   const metadata = JSON.stringify({
     session_num: record.sessionNum,
     x_request_id: record.requestId,
     x_correlation_id: null,
     conversation_id: record.conversationId,
     turn_index: record.turnIndex,
-    request_start_ns: record.startNs,
-    request_ack_ns: record.ackNs ?? null,
-    request_end_ns: metrics.endNs,
-    worker_id: null,
-    record_processor_id: null,
+    request_start_ns: intNs(record.startNs),
+    request_ack_ns: intNs(record.ackNs),
+    request_end_ns: intNs(metrics.endNs),
+    worker_id: ids.workerId,
+    record_processor_id: ids.recordProcessorId,
     benchmark_phase: "profiling",
     was_cancelled: record.cancelled ?? false,
     cancellation_time_ns: null,
@@ -237,6 +264,8 @@ export interface JsonlRecordWriterOptions {
    * drain at the end, and no event-loop turns are needed to move it along.
    */
   blocking?: boolean;
+  /** The worker and record processor the lines name. */
+  ids?: RecordProcessIds;
 }
 
 /**
@@ -269,6 +298,7 @@ export class JsonlRecordWriter {
     batchSize: number,
     blocking: boolean,
     flushMs: number,
+    private readonly ids: RecordProcessIds,
   ) {
     this.file = file;
     this.handle = handle;
@@ -293,6 +323,7 @@ export class JsonlRecordWriter {
         batchSize,
         options.blocking ?? false,
         flushMs,
+        options.ids ?? DEFAULT_PROCESS_IDS,
       );
     } catch (e) {
       throw new ServelabError("FILE_WRITE", `cannot write ${file}: ${(e as Error).message}`);
@@ -308,7 +339,7 @@ export class JsonlRecordWriter {
   write(record: RequestRecord, metrics?: RecordMetrics): void {
     if (this.closed) throw new Error(`${this.file}: write after close`);
     if (this.failure) throw this.failure;
-    this.batch.push(formatRecordLine(record, metrics));
+    this.batch.push(formatRecordLine(record, metrics, this.ids));
     this.count++;
     if (this.batch.length >= this.batchSize) this.handOff();
     else if (!this.timer && !this.blocking) this.timer = setTimeout(() => this.handOff(), this.flushMs);

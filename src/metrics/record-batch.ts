@@ -18,7 +18,7 @@ const CANCELLED = 4;
 const HAS_ERROR = 8;
 const HAS_TARGET = 16;
 /** Fixed numbers per record before its chunk times. */
-const HEAD = 10;
+const HEAD = 11;
 
 const orNaN = (v: number | undefined) => (v === undefined ? Number.NaN : v);
 const orUndefined = (v: number) => (Number.isNaN(v) ? undefined : v);
@@ -57,6 +57,7 @@ export class RecordPacker {
     n[o++] = r.outputTokens;
     n[o++] = orNaN(r.reasoningTokens);
     n[o++] = orNaN(r.cachedTokens);
+    n[o++] = orNaN(r.endNs);
     n[o++] = chunks.length;
     for (let i = 0; i < chunks.length; i++) n[o++] = chunks[i]!;
     this.used = o;
@@ -84,7 +85,7 @@ export function unpackRecords(batch: RecordBatch): RequestRecord[] {
   let e = 0;
   while (o < n.length) {
     const flags = n[o]!;
-    const chunkCount = n[o + 9]!;
+    const chunkCount = n[o + 10]!;
     const rec: RequestRecord = {
       sessionNum: n[o + 1]!,
       requestId: strings[s++]!,
@@ -99,6 +100,8 @@ export function unpackRecords(batch: RecordBatch): RequestRecord[] {
       cachedTokens: orUndefined(n[o + 8]!),
       streaming: (flags & STREAMING) !== 0,
     };
+    const endNs = orUndefined(n[o + 9]!);
+    if (endNs !== undefined) rec.endNs = endNs;
     if (flags & HAS_TARGET) rec.target = strings[s++]!;
     if (flags & HAS_ERROR) rec.error = errors[e++]!;
     if (flags & CANCELLED_SET) rec.cancelled = (flags & CANCELLED) !== 0;

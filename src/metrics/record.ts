@@ -31,6 +31,11 @@ export interface RequestRecord {
   target?: string | undefined;
   /** Set when the request failed; the record then only counts towards error metrics. */
   error?: RequestError | null | undefined;
+  /**
+   * When a request that received no content ended (the time of its error), on the same clock as `startNs`; the end
+   * of a request with content is its last chunk.
+   */
+  endNs?: number | undefined;
   cancelled?: boolean | undefined;
   /** Whether the request was streamed (ITL and TTFT need streaming). */
   streaming: boolean;

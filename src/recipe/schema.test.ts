@@ -117,6 +117,7 @@ describe("recipe defaults", () => {
       streaming: true,
       random_seed: 42,
       request_timeout_s: 1000,
+      start_time: "2026-01-01T00:00:00Z",
     });
     assert.equal(recipeSynthesisOptions(recipe), undefined);
   });

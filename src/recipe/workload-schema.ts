@@ -52,6 +52,9 @@ export const traceSchema = section({
   seed: z.int().min(0).default(DEFAULT_SYNTHESIS_OPTIONS.seed),
 });
 
+/** When a simulated run starts unless the recipe or `--start-time` says otherwise. */
+export const DEFAULT_SIM_START_TIME = "2026-01-01T00:00:00Z";
+
 const commonBenchmarkFields = {
   // Metric → threshold in the metric's display unit (ms for latencies, tokens/s/user for throughput); a request is
   // good when it meets all of them. Empty: no goodput is reported.
@@ -71,6 +74,9 @@ const commonBenchmarkFields = {
   random_seed: z.int().min(0).default(42),
   // AIPerf's own default moved between releases (600 s, then 21,600 s), so a recipe pins one.
   request_timeout_s: z.number().positive().default(1000),
+  // Wall-clock time a simulated run starts at: its records carry epoch nanoseconds from here, as a real run's do.
+  // A fixed default keeps reruns byte-identical.
+  start_time: z.iso.datetime({ offset: true }).default(DEFAULT_SIM_START_TIME),
 };
 
 const fixedScheduleSchema = section({

@@ -25,6 +25,8 @@ export interface ArmJob {
   perfSetting?: PerfSetting;
   /** Arrival-rate factor: the trace's timestamps divided by it (default 1). */
   load?: number;
+  /** When the simulated run starts (ISO 8601); default the recipe's `start_time`. */
+  startTime?: string;
   cliCommand: string;
 }
 

@@ -23,6 +23,7 @@ try {
     ...(job.trace ? { prepared: unshareTrace(job.trace) } : {}),
     ...(job.seed === undefined ? {} : { seed: job.seed }),
     ...(job.load === undefined ? {} : { load: job.load }),
+    ...(job.startTime === undefined ? {} : { startTime: job.startTime }),
     outDir: job.outDir,
     perfModel: perfModelChoice(job.perfModel, recipe, job.perfSetting),
     cliCommand: job.cliCommand,

@@ -6,7 +6,7 @@ import { perfModelChoice } from "../engine/perf-models.ts";
 import { loadRecipe } from "../recipe/load.ts";
 import { withTempDir } from "../testing/fixtures.ts";
 import { writeTinyRecipe } from "../testing/recipes.ts";
-import { runSimulation, startSimOutput } from "./run-sim.ts";
+import { runSimulation, simProcessIds, startSimOutput } from "./run-sim.ts";
 
 describe("simulation runs", () => {
   it("export into a record export the caller started (a thread booting while the trace is prepared)", async () => {
@@ -25,7 +25,13 @@ describe("simulation runs", () => {
         });
       const inline = await run("inline");
       // Told to expect a long run, the export takes a thread of its own.
-      const output = await startSimOutput(recipe, join(dir, "threaded"), 1e6, "test");
+      const output = await startSimOutput(
+        recipe,
+        join(dir, "threaded"),
+        1e6,
+        "test",
+        simProcessIds(recipe, "only"),
+      );
       const thread = output.exporter;
       let added = 0;
       const threaded = await run("threaded", {

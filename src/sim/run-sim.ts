@@ -10,13 +10,18 @@ import { createBlockHasher } from "../kv/block-hash.ts";
 import type { AiperfSummary } from "../metrics/aiperf-metrics.ts";
 import { type RecordExport, startRecordExport } from "../metrics/export-thread.ts";
 import {
+  naiveUtcIsoTimestamp,
   PROFILE_EXPORT_CSV,
   PROFILE_EXPORT_JSON,
   PROFILE_EXPORT_JSONL,
+  type RecordProcessIds,
   renderAiperfJson,
   writeAiperfSummaryFiles,
 } from "../metrics/exporters.ts";
 import { parseGoodput } from "../metrics/goodput.ts";
+import { aiperfInputConfig } from "../metrics/input-config.ts";
+import type { RequestRecord } from "../metrics/record.ts";
+import { recordIds, seededRequestUuid } from "../metrics/record-ids.ts";
 import { summarize } from "../metrics/summary.ts";
 import { recipeSynthesisOptions } from "../recipe/load.ts";
 import { armWorkerGroups, type Recipe } from "../recipe/schema.ts";
@@ -38,6 +43,8 @@ export interface SimRunOptions {
   seed?: number;
   /** Arrival-rate factor (Dynamo's `--speedup-ratio`): the trace's timestamps divided by it. Default 1. */
   load?: number;
+  /** When the run starts, ISO 8601 (records carry epoch nanoseconds from it); default the recipe's `start_time`. */
+  startTime?: string;
   outDir: string;
   perfModel: PerfModelChoice;
   cliCommand: string;
@@ -80,12 +87,17 @@ export async function startSimOutput(
   outDir: string,
   requests: number,
   command: string,
+  ids?: RecordProcessIds,
 ): Promise<SimOutput> {
   const lock = await lockOutputDir(outDir, command);
   try {
     const build = await buildOutputDir(outDir);
     const exporter = await startRecordExport(
-      { jsonlPath: join(build.path, PROFILE_EXPORT_JSONL), goodput: parseGoodput(recipe.benchmark.goodput) },
+      {
+        jsonlPath: join(build.path, PROFILE_EXPORT_JSONL),
+        goodput: parseGoodput(recipe.benchmark.goodput),
+        ...(ids ? { ids } : {}),
+      },
       requests,
     );
     let finished = false;
@@ -159,6 +171,41 @@ export async function loadRecipeTrace(
   return synthesis ? synthesizeTrace(rows, synthesis).rows : rows;
 }
 
+/** A simulated run's worker and record-processor ids: seeded, so that reruns are byte-identical. */
+export function simProcessIds(recipe: Recipe, arm: string, seed?: number): RecordProcessIds {
+  const { workerId, recordProcessorId } = recordIds({ seed: seed ?? recipe.trace.seed, label: arm });
+  return { workerId, recordProcessorId };
+}
+
+const simIds = (opts: SimRunOptions) => simProcessIds(opts.recipe, opts.arm, opts.seed);
+
+/** Epoch nanoseconds at the simulated run's zero: `startTime` (ISO 8601), else the recipe's `start_time`. */
+export function simEpochNs(recipe: Recipe, startTime?: string): number {
+  const text = startTime ?? recipe.benchmark.start_time;
+  const ms = Date.parse(text);
+  if (!Number.isFinite(ms))
+    throw new ServelabError("USAGE", `start time '${text}' is not an ISO 8601 date and time`);
+  return ms * 1e6;
+}
+
+/**
+ * A simulated record as a measured one looks: times in epoch nanoseconds from the run's start, and a uuid4 request
+ * id (the same for the same request in every arm).
+ */
+function asMeasured(rec: RequestRecord, epochNs: number, seed: number): RequestRecord {
+  const id = seededRequestUuid(seed, rec.sessionNum);
+  const shift = (t: number) => t + epochNs;
+  return {
+    ...rec,
+    requestId: id,
+    conversationId: rec.conversationId === rec.requestId ? id : rec.conversationId,
+    startNs: shift(rec.startNs),
+    ackNs: rec.ackNs === undefined ? undefined : shift(rec.ackNs),
+    ...(rec.endNs === undefined ? {} : { endNs: shift(rec.endNs) }),
+    chunkNs: Array.from(rec.chunkNs, shift),
+  };
+}
+
 /**
  * Runs one arm on the simulator and writes AIPerf's artifacts into `outDir`: per-request records streamed to
  * `profile_export.jsonl` as requests complete, then `profile_export_aiperf.json` / `.csv`, and the simulator-only
@@ -185,10 +232,10 @@ export async function runSimulation(opts: SimRunOptions): Promise<SimRunResult> 
         ...(opts.dataDir === undefined ? {} : { dataDir: opts.dataDir }),
       });
       // The export thread boots while the trace is hashed.
-      output ??= await startSimOutput(recipe, opts.outDir, rows.length, opts.cliCommand);
+      output ??= await startSimOutput(recipe, opts.outDir, rows.length, opts.cliCommand, simIds(opts));
       prepared = prepareTrace(rows, hasher, kvBlock, recipe.benchmark.prompt_block_size);
     }
-    output ??= await startSimOutput(recipe, opts.outDir, prepared.rows.length, opts.cliCommand);
+    output ??= await startSimOutput(recipe, opts.outDir, prepared.rows.length, opts.cliCommand, simIds(opts));
     const result = await simulateInto(opts, output, prepared, hasher);
     await output.release();
     return result;
@@ -209,6 +256,8 @@ async function simulateInto(
   // The simulator always replays the trace's timestamps; the window options exist in fixed-schedule mode only.
   const schedule = recipe.benchmark.mode === "fixed_schedule" ? recipe.benchmark : undefined;
   const load = opts.load ?? 1;
+  const epochNs = simEpochNs(recipe, opts.startTime);
+  const seed = opts.seed ?? recipe.trace.seed;
   const result = simulateArm({
     recipe,
     arm: opts.arm,
@@ -219,7 +268,7 @@ async function simulateInto(
     autoOffset: schedule?.auto_offset ?? false,
     ...(schedule?.start_offset_ms === undefined ? {} : { startOffsetMs: schedule.start_offset_ms }),
     ...(schedule?.end_offset_ms === undefined ? {} : { endOffsetMs: schedule.end_offset_ms }),
-    onRecord: (rec) => exporter.add(rec),
+    onRecord: (rec) => exporter.add(asMeasured(rec, epochNs, seed)),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   });
   const { summary, errorSummary } = await exporter.finish();
@@ -257,20 +306,42 @@ async function simulateInto(
   };
   const context = {
     inputConfig: {
+      ...aiperfInputConfig({
+        models: [recipe.model.served_model_name],
+        endpointType: "chat",
+        streaming: recipe.benchmark.streaming,
+        url: null,
+        file: opts.traceFile,
+        customDatasetType: "mooncake_trace",
+        randomSeed: recipe.benchmark.random_seed,
+        goodput: parseGoodput(recipe.benchmark.goodput),
+        load: schedule
+          ? {
+              kind: "fixed",
+              autoOffset: schedule.auto_offset,
+              startOffsetMs: schedule.start_offset_ms,
+              endOffsetMs: schedule.end_offset_ms,
+            }
+          : { kind: "fixed" },
+        requestTimeoutS: recipe.benchmark.request_timeout_s,
+        servelab: {
+          backend: "simulator",
+          recipe: recipe.name,
+          arm: opts.arm,
+          perf_model: opts.perfModel.requested,
+          perf_bounds: extras.step_time_model.bounds,
+          seed: extras.seed,
+          load,
+          start_time: naiveUtcIsoTimestamp(new Date(epochNs / 1e6)),
+        },
+      }),
       cli_command: opts.cliCommand,
-      recipe: recipe.name,
-      arm: opts.arm,
-      perf_model: opts.perfModel.requested,
-      perf_bounds: extras.step_time_model.bounds,
-      seed: extras.seed,
-      load,
-      goodput: recipe.benchmark.goodput,
     },
     wasCancelled: false,
     errorSummary,
-    // Virtual time has no wall-clock date; leaving these empty keeps reruns byte-identical.
-    startTime: null,
-    endTime: null,
+    // The run's documented start and its end in simulated time, in UTC: reruns stay byte-identical everywhere.
+    startTime: naiveUtcIsoTimestamp(new Date(epochNs / 1e6)),
+    endTime: naiveUtcIsoTimestamp(new Date(epochNs / 1e6 + result.virtualMs)),
   };
   await writeAiperfSummaryFiles(building, summary, context);
   await writeFileAtomic(join(building, "servelab_sim.json"), [`${JSON.stringify(extras, null, 2)}\n`]);
