@@ -139,3 +139,58 @@ describe("servelab trace synthesize", () => {
     });
   });
 });
+
+describe("Dynamo datagen's names", () => {
+  it("take --input-file and --output-file, and name the output as the seed recipe's perf.yaml does", async () => {
+    await withTempDir(async (dir) => {
+      await writeLines(dir, "conversation_trace.jsonl", randomTrace(4, 40));
+      const input = join(dir, "conversation_trace.jsonl");
+      const out = join(dir, "given.jsonl");
+      const r = await runCli([
+        "trace",
+        "synthesize",
+        "--input-file",
+        input,
+        "--output-file",
+        out,
+        "--num-requests",
+        "20",
+        "--quiet",
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), out);
+      const named = await runCli(
+        [
+          "trace",
+          "synthesize",
+          "--input-file",
+          input,
+          "--num-requests",
+          "20",
+          "--prefix-len-multiplier",
+          "16",
+          "--prompt-len-multiplier",
+          "10",
+          "--max-isl",
+          "110000",
+          "--quiet",
+        ],
+        {},
+        dir,
+      );
+      assert.equal(named.code, 0, named.stderr);
+      assert.equal(named.stdout.trim(), "conversation_trace_synth_16.00x1+10.00_speedup1_maxisl110000.jsonl");
+      const seeded = await runCli(
+        ["trace", "synthesize", "--input-file", input, "--num-requests", "20", "--seed", "3", "--quiet"],
+        {},
+        dir,
+      );
+      assert.match(seeded.stdout, /_synth_1\.00x1\+1\.00_speedup1_seed3\.jsonl$/m);
+      const analyzed = await runCli(["trace", "analyze", "--input-file", input, "--json"]);
+      assert.equal(analyzed.code, 0, analyzed.stderr);
+      assert.equal(JSON.parse(analyzed.stdout).requests, 40);
+      const both = await runCli(["trace", "analyze", input, "--input-file", input]);
+      assert.equal(both.code, 2);
+    });
+  });
+});

@@ -1,5 +1,6 @@
 import { basename, dirname, extname, join, resolve } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
+import { ServelabError } from "../errors.ts";
 import { loadRecipe, recipeSynthesisOptions } from "../recipe/load.ts";
 import { analyzeRows } from "../trace/analyze.ts";
 import { isDatasetName } from "../trace/datasets.ts";
@@ -24,9 +25,10 @@ function registerAnalyze(trace: Command): void {
     .command("analyze")
     .description("report a trace's request, length, block-reuse and prefix-cache statistics")
     .argument(
-      "<file>",
+      "[file]",
       "Mooncake JSONL trace (.jsonl or .jsonl.gz), or a dataset name such as mooncake/conversation",
     )
+    .option("--input-file <file>", "the same as the file argument (Dynamo datagen's name)")
     .option("--block-size <tokens>", "tokens per hash_ids block", intOption(1), DEFAULT_TRACE_BLOCK_SIZE)
     .option(
       "--cache-sizes <tokens,...>",
@@ -36,7 +38,12 @@ function registerAnalyze(trace: Command): void {
     .option("--sort", "accept out-of-order timestamps and analyze in timestamp order (warns)")
     .option("--data-dir <dir>", "where named datasets are looked up first")
     .option("--json", "print the statistics as JSON")
-    .action(async (input, o) => {
+    .action(async (given, o) => {
+      if (given !== undefined && o.inputFile !== undefined)
+        throw new ServelabError("USAGE", "give the trace as the argument or as --input-file, not both");
+      const input = given ?? o.inputFile;
+      if (input === undefined)
+        throw new ServelabError("USAGE", "trace analyze needs a trace: FILE or --input-file FILE");
       const file = await resolveTraceInput(input, o.dataDir === undefined ? {} : { dataDir: o.dataDir });
       const progress = startProgress("analyze", 1, "bytes");
       const analysis = await analyzeTraceFile(file, {
@@ -52,13 +59,19 @@ function registerAnalyze(trace: Command): void {
     });
 }
 
-/** Upstream's naming scheme (`…_synth_16x1+10_speedup1_maxisl110000`), plus the seed that makes it reproducible. */
-export function defaultSynthesisName(input: string, o: SynthesisOptions): string {
+/**
+ * The file name the seed recipe's perf.yaml expects from Dynamo's datagen
+ * (`conversation_trace_synth_16.00x1+10.00_speedup1_maxisl110000.jsonl`: the two length multipliers with two
+ * decimals, the root multiplier and the speed-up as written), with `_seed<N>` added only when a seed was given, so
+ * the default name is the one upstream's commands use.
+ */
+export function defaultSynthesisName(input: string, o: SynthesisOptions, seedGiven: boolean): string {
   const stem = basename(input)
     .replace(/\.gz$/, "")
     .replace(extname(basename(input).replace(/\.gz$/, "")), "");
   const maxIsl = o.maxIsl === undefined ? "" : `_maxisl${o.maxIsl}`;
-  return `${stem}_synth_${o.prefixLenMultiplier}x${o.prefixRootMultiplier}+${o.promptLenMultiplier}_speedup${o.speedupRatio}${maxIsl}_seed${o.seed}.jsonl`;
+  const seed = seedGiven ? `_seed${o.seed}` : "";
+  return `${stem}_synth_${o.prefixLenMultiplier.toFixed(2)}x${o.prefixRootMultiplier}+${o.promptLenMultiplier.toFixed(2)}_speedup${o.speedupRatio}${maxIsl}${seed}.jsonl`;
 }
 
 function registerSynthesize(trace: Command): void {
@@ -68,6 +81,7 @@ function registerSynthesize(trace: Command): void {
       "synthesize a trace with the prefix structure of an input trace (Dynamo's prefix data generator)",
     )
     .option("--input <file>", `input trace file or dataset name (default: ${DEFAULT_INPUT})`)
+    .option("--input-file <file>", "the same as --input (Dynamo datagen's name)")
     .option("--recipe <file>", "take the input, synthesis parameters and seed from a recipe's trace section")
     .option("--num-requests <n>", "requests to generate (default: 100000)", intOption(1))
     .option(
@@ -101,13 +115,18 @@ function registerSynthesize(trace: Command): void {
       "--output <file>",
       "output JSONL (default: an upstream-style name, under results/traces/ with --recipe)",
     )
+    .option("--output-file <file>", "the same as --output (Dynamo datagen's name)")
     .option("--sort", "accept an input with out-of-order timestamps (sorted, with a warning)")
     .option("--data-dir <dir>", "where named datasets are looked up first")
     .option("--json", "print the output trace's statistics as JSON")
     .option("--quiet", "print only the output path")
     .action(async (o) => {
       let base: SynthesisOptions = DEFAULT_SYNTHESIS_OPTIONS;
-      let input = o.input;
+      if (o.input !== undefined && o.inputFile !== undefined)
+        throw new ServelabError("USAGE", "--input and --input-file name the same thing; give one");
+      if (o.output !== undefined && o.outputFile !== undefined)
+        throw new ServelabError("USAGE", "--output and --output-file name the same thing; give one");
+      let input = o.input ?? o.inputFile;
       if (o.recipe !== undefined) {
         const recipe = await loadRecipe(o.recipe);
         base = recipeSynthesisOptions(recipe) ?? { ...DEFAULT_SYNTHESIS_OPTIONS, seed: recipe.trace.seed };
@@ -125,7 +144,11 @@ function registerSynthesize(trace: Command): void {
       const file = await resolveTraceInput(input, o.dataDir === undefined ? {} : { dataDir: o.dataDir });
       const output =
         o.output ??
-        join(o.recipe !== undefined ? join("results", "traces") : ".", defaultSynthesisName(file, opts));
+        o.outputFile ??
+        join(
+          o.recipe !== undefined ? join("results", "traces") : ".",
+          defaultSynthesisName(file, opts, o.seed !== undefined || o.recipe !== undefined),
+        );
       const progress = startProgress("synthesize", opts.numRequests, "requests");
       const result = await synthesizeTraceFile(file, output, opts, {
         sort: o.sort === true,

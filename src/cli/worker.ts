@@ -5,6 +5,7 @@ import { loadRecipe } from "../recipe/load.ts";
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS, startMockWorker } from "../serve/mock-worker.ts";
 import { createDeepSeekTokenizer } from "../serve/tokenizer.ts";
 import { MOCKER_DEFAULTS, resolveWorkerConfig, WORKER_GROUPS } from "../serve/worker-config.ts";
+import { withMockerFlags } from "./mocker-flags.ts";
 import { intOption, positiveNumberOption } from "./options.ts";
 
 function portOption(text: string): number {
@@ -81,21 +82,40 @@ export function registerWorkerCommand(program: Command): void {
       DEFAULT_MAX_TOKENS,
     )
     .option("--max-body-bytes <n>", "largest request body accepted", intOption(1), DEFAULT_MAX_BODY_BYTES)
+    // Dynamo mocker's names for the same settings, so its command lines work unchanged.
+    .option("--model-path <name>", "the same as --model (Dynamo mocker's name)")
+    .option("--data-parallel-size <n>", "the same as --dp-size (Dynamo mocker's name)", intOption(1))
+    .option("--max-num-seqs <n>", "the same as --max-batch-size (Dynamo mocker's name)", intOption(1))
+    .option(
+      "--max-num-batched-tokens <n>",
+      "the same as --max-num-tokens (Dynamo mocker's name)",
+      intOption(1),
+    )
+    .option("--num-gpu-blocks-override <n>", "the same as --kv-blocks (Dynamo mocker's name)", intOption(1))
+    .option("--enable-prefix-caching", "the same as --prefix-caching (Dynamo mocker's name)")
+    .option("--no-enable-prefix-caching", "the same as --no-prefix-caching")
+    .option("--enable-chunked-prefill", "the same as --chunked-prefill (Dynamo mocker's name)")
+    .option("--no-enable-chunked-prefill", "the same as --no-chunked-prefill")
+    .option(
+      "--extra-engine-args <file>",
+      "a TensorRT-LLM engine YAML (max_batch_size, max_num_tokens, enable_chunked_prefill, kv_cache_config, attention DP); flags override it",
+    )
+    .option("--disaggregation-mode <mode>", "Dynamo's worker role; only aggregated is served so far")
+    .option(
+      "--kv-transfer-bandwidth <gb_per_s>",
+      "KV hand-over bandwidth of a prefill or decode worker (not served yet)",
+      positiveNumberOption,
+    )
     .action(async (o) => {
       const recipe = o.recipe === undefined ? undefined : await loadRecipe(o.recipe);
+      const engineFlags = await withMockerFlags(o);
+      const defined = Object.fromEntries(Object.entries(engineFlags).filter(([, v]) => v !== undefined));
       const config = resolveWorkerConfig(
         {
           ...(o.arm === undefined ? {} : { arm: o.arm }),
           ...(o.group === undefined ? {} : { group: o.group }),
-          ...(o.model === undefined ? {} : { model: o.model }),
           ...(o.perfModel === undefined ? {} : { perfModel: o.perfModel }),
-          ...(o.dpSize === undefined ? {} : { dpSize: o.dpSize }),
-          ...(o.maxBatchSize === undefined ? {} : { maxBatchSize: o.maxBatchSize }),
-          ...(o.maxNumTokens === undefined ? {} : { maxNumTokens: o.maxNumTokens }),
-          ...(o.kvBlocks === undefined ? {} : { kvBlocks: o.kvBlocks }),
-          ...(o.blockSize === undefined ? {} : { blockSize: o.blockSize }),
-          ...(o.prefixCaching === undefined ? {} : { prefixCaching: o.prefixCaching }),
-          ...(o.chunkedPrefill === undefined ? {} : { chunkedPrefill: o.chunkedPrefill }),
+          ...defined,
         },
         recipe,
       );
