@@ -97,8 +97,23 @@ export function registerBenchCommand(program: Command): void {
     // AIPerf's own subcommand name, so `aiperf profile …` command lines run as `servelab profile …`.
     .alias("profile")
     .description("replay requests against an OpenAI-compatible endpoint and measure them like AIPerf")
-    .requiredOption("-m, --model <name>", "model name sent in each request")
-    .option("-u, --url <url>", "server URL", "http://localhost:8000")
+    .requiredOption(
+      "-m, --model <names>",
+      "model name sent in each request (a comma list: chosen per request)",
+    )
+    .addOption(
+      new Option(
+        "--model-selection-strategy <strategy>",
+        "with several models: in turn, or at random (seeded)",
+      )
+        .choices(["round_robin", "random"] as const)
+        .default("round_robin"),
+    )
+    .option(
+      "-u, --url <url>",
+      "server URL (repeatable: requests go round-robin; default http://localhost:8000)",
+      collect,
+    )
     .addOption(
       new Option("--endpoint-type <type>", "API").choices(["chat", "completions"] as const).default("chat"),
     )
@@ -216,7 +231,11 @@ export function registerBenchCommand(program: Command): void {
     .option("--use-server-token-count", "count tokens from the server's usage instead of the tokenizer")
     .action(async (o) => {
       // Flags are checked before anything loads or any file is written.
-      const url = parseServerUrl(o.url);
+      const urls = (o.url ?? ["http://localhost:8000"]).map(parseServerUrl);
+      const url = urls[0]!;
+      const models = o.model.split(",").map((m) => m.trim());
+      if (models.some((m) => m === ""))
+        throw new ServelabError("USAGE", `-m/--model '${o.model}' has an empty name in its list`);
       const headers = Object.fromEntries((o.header ?? []).map(parseHeader));
       // Loaded here, not with the CLI: the tokenizer and the load generator take a while to load.
       const [{ runBench, connectionLimitFromEnv }, { renderConsoleReport }] = await Promise.all([
@@ -289,7 +308,9 @@ export function registerBenchCommand(program: Command): void {
               count: o.benchmarkDuration === undefined ? count : Number.POSITIVE_INFINITY,
             };
       const prompts = { blockSize: o.promptInputTokensBlockSize, seed: randomSeed };
-      const artifactDir = o.artifactDir ?? defaultArtifactDir(o.model, o.endpointType, mode);
+      const artifactDir =
+        o.artifactDir ??
+        defaultArtifactDir(models.length > 1 ? `${models[0]}_multi` : models[0]!, o.endpointType, mode);
       const stop = new AbortController();
       const cancel = new AbortController();
       // First Ctrl-C (or SIGTERM, SIGHUP): stop sending and let in-flight requests finish; second: cancel them too.
@@ -308,7 +329,11 @@ export function registerBenchCommand(program: Command): void {
           {
             url,
             endpoint: o.endpointType,
-            model: o.model,
+            model: models[0]!,
+            moreModels: models.slice(1),
+            modelSelection: o.modelSelectionStrategy,
+            moreUrls: urls.slice(1),
+            seed: randomSeed,
             streaming: o.streaming === true,
             rows,
             mode,
@@ -365,7 +390,7 @@ export function registerBenchCommand(program: Command): void {
         if (result.cancelled) process.stdout.write(`Stopped early: ${result.sent} requests sent.\n`);
         // The files are written; a run that mostly failed still exits as a failure.
         checkErrorRate(
-          `the run against ${o.url}`,
+          `the run against ${urls.join(", ")}`,
           // AIPerf counts the requests that succeeded and those that failed apart.
           (result.summary.request_count?.avg ?? 0) + (result.summary.error_request_count?.avg ?? 0),
           result.errors,

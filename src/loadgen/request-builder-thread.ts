@@ -35,7 +35,7 @@ async function answer(m: BuilderMessage): Promise<BuilderReply> {
     row.text_input !== undefined ? tokenizer.encode(row.text_input).length : row.input_length;
   const body = buildRequestBody({
     endpoint: opts.endpoint,
-    model: opts.model,
+    model: m.model ?? opts.model,
     prompt,
     streaming: opts.streaming,
     ...(row.output_length > 0 ? { maxTokens: row.output_length } : {}),

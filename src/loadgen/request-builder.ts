@@ -21,6 +21,8 @@ export type BuilderMessage =
       kind: "build";
       id: number;
       row: Pick<TraceRow, "hash_ids" | "input_length" | "output_length" | "text_input">;
+      /** The model the body names; default the builder's. */
+      model?: string;
     }
   | { kind: "count"; id: number; texts: string[] }
   | { kind: "ready"; id: number };
@@ -91,12 +93,13 @@ export class RequestBuilder {
     });
   }
 
-  async build(row: TraceRow): Promise<BuiltRequest> {
+  async build(row: TraceRow, model?: string): Promise<BuiltRequest> {
     const { hash_ids, input_length, output_length, text_input } = row;
     const reply = await this.ask({
       kind: "build",
       id: this.nextId++,
       row: { hash_ids, input_length, output_length, ...(text_input !== undefined ? { text_input } : {}) },
+      ...(model === undefined ? {} : { model }),
     });
     return reply as BuiltRequest;
   }

@@ -192,3 +192,31 @@ describe("servelab bench runner", () => {
     }
   });
 });
+
+describe("several models and servers, as AIPerf's -m a,b and repeated --url", () => {
+  it("names the models in turn and spreads the requests over the servers in turn", async () => {
+    const a = await sseServer(1, 1);
+    const b = await sseServer(1, 1);
+    try {
+      await withTempDir(async (dir) => {
+        const rows = [0, 1, 2, 3].map((i) => ({
+          timestamp: i * 5,
+          input_length: 50,
+          output_length: 2,
+          hash_ids: [i],
+        }));
+        await runBench(benchConfig(a.url, dir, { rows, moreUrls: [b.url], moreModels: ["m2"], seed: 1 }), {
+          prompts: PROMPTS,
+        });
+        const models = (s: typeof a) => s.received.map((r) => JSON.parse(r.body).model).sort();
+        assert.deepEqual(models(a), ["m", "m"]);
+        assert.deepEqual(models(b), ["m2", "m2"]);
+        const summary = JSON.parse(await readFile(join(dir, "profile_export_aiperf.json"), "utf8"));
+        assert.deepEqual(summary.input_config.endpoint.model_names, ["m", "m2"]);
+        assert.deepEqual(summary.input_config.endpoint.urls, [a.url, b.url]);
+      });
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+});

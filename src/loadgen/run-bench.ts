@@ -18,6 +18,7 @@ import { aiperfInputConfig } from "../metrics/input-config.ts";
 import type { RequestRecord } from "../metrics/record.ts";
 import { recordIds } from "../metrics/record-ids.ts";
 import { percentileOfSorted } from "../metrics/summary.ts";
+import { createRng } from "../random.ts";
 import { type FixedScheduleOptions, rateSchedule, scheduleRows } from "../trace/schedule.ts";
 import type { TraceRow } from "../trace/types.ts";
 import { INPUTS_JSON, InputsFileWriter } from "./inputs-file.ts";
@@ -39,8 +40,16 @@ export type LoadMode =
 export interface BenchConfig {
   /** Server origin, e.g. http://127.0.0.1:8000. */
   url: string;
+  /** More servers: requests go round-robin over `url` and these (AIPerf's repeated `--url`). */
+  moreUrls?: readonly string[];
   endpoint: EndpointKind;
   model: string;
+  /** More model names (AIPerf's `-m a,b`), chosen per request by `modelSelection`. */
+  moreModels?: readonly string[];
+  /** AIPerf's `--model-selection-strategy`: in turn (default) or at random (seeded). */
+  modelSelection?: "round_robin" | "random";
+  /** Seeds the random model selection. */
+  seed?: number;
   streaming: boolean;
   rows: readonly TraceRow[];
   mode: LoadMode;
@@ -138,10 +147,12 @@ function plan(rows: readonly TraceRow[], mode: LoadMode): Plan {
  */
 function runInputConfig(cfg: BenchConfig): Record<string, unknown> {
   const base = aiperfInputConfig({
-    models: [cfg.model],
+    models: [cfg.model, ...(cfg.moreModels ?? [])],
     endpointType: cfg.endpoint,
     streaming: cfg.streaming,
     url: cfg.url,
+    ...(cfg.moreUrls?.length ? { urls: [cfg.url, ...cfg.moreUrls] } : {}),
+    ...(cfg.moreModels?.length ? { modelSelection: cfg.modelSelection ?? "round_robin" } : {}),
     goodput: cfg.goodput,
     load: cfg.mode,
     warmupRequestCount: cfg.warmupCount,
@@ -244,11 +255,12 @@ export async function runBench(cfg: BenchConfig, deps: { prompts: PromptSource }
 async function replay(cfg: BenchConfig, deps: { prompts: PromptSource }): Promise<BenchResult> {
   const clock = cfg.clock ?? createHrClock();
   const nowMs = () => clock.nowNs() / 1e6;
-  const origin = new URL(cfg.url).origin;
+  const origins = [cfg.url, ...(cfg.moreUrls ?? [])].map((u) => new URL(u).origin);
   const planned = plan(cfg.rows, cfg.mode);
   const concurrencyCap = cfg.mode.kind === "fixed" ? undefined : cfg.mode.concurrency;
   const limit = cfg.connectionLimit ?? DEFAULT_CONNECTION_LIMIT;
-  const pool = createPool(origin, { connections: Math.min(concurrencyCap ?? limit, limit) });
+  // One pool per server, each within the connection limit (AIPerf's limit is per worker process).
+  const pools = origins.map((o) => createPool(o, { connections: Math.min(concurrencyCap ?? limit, limit) }));
   const builder = new RequestBuilder({
     endpoint: cfg.endpoint,
     model: cfg.model,
@@ -270,9 +282,9 @@ async function replay(cfg: BenchConfig, deps: { prompts: PromptSource }): Promis
     return await measure(cfg, {
       clock,
       nowMs,
-      origin,
+      origins,
       planned,
-      pool,
+      pools,
       tokens,
       builder,
       count,
@@ -285,7 +297,7 @@ async function replay(cfg: BenchConfig, deps: { prompts: PromptSource }): Promis
     // Whatever finished is in the file already; the half-built inputs.json goes, and so do the sockets.
     await inputs?.abort();
     await jsonl.close().catch(() => {});
-    await pool.close().catch(() => {});
+    await Promise.all(pools.map((p) => p.close().catch(() => {})));
     throw e;
   } finally {
     await builder.close();
@@ -295,9 +307,9 @@ async function replay(cfg: BenchConfig, deps: { prompts: PromptSource }): Promis
 interface Run {
   clock: ReturnType<typeof createHrClock>;
   nowMs: () => number;
-  origin: string;
+  origins: string[];
   planned: Plan;
-  pool: ReturnType<typeof createPool>;
+  pools: ReturnType<typeof createPool>[];
   tokens: TokenCounting;
   builder: RequestBuilder;
   count: (text: string) => Promise<number>;
@@ -308,7 +320,14 @@ interface Run {
 }
 
 async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
-  const { clock, nowMs, origin, planned, pool, tokens, builder, collector, jsonl, jsonlPath, inputs } = run;
+  const { clock, nowMs, origins, planned, pools, tokens, builder, collector, jsonl, jsonlPath, inputs } = run;
+  const models = [cfg.model, ...(cfg.moreModels ?? [])];
+  const modelFor = (n: number) =>
+    models.length === 1
+      ? cfg.model
+      : cfg.modelSelection === "random"
+        ? models[createRng(cfg.seed ?? 0, `model/${n}`).int(models.length)]!
+        : models[n % models.length]!;
   const startDate = new Date();
   const scraping = await startServerMetrics(
     checkServerMetricsUrls(cfg.serverMetrics ?? []),
@@ -322,7 +341,7 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
 
   /** Builds a request ahead of its send time, its body in the builder's thread. */
   const prepare = async (row: TraceRow, profiled: boolean, n: number): Promise<Prepared> => {
-    const { body, inputTokens } = await builder.build(row);
+    const { body, inputTokens } = await builder.build(row, modelFor(n));
     // AIPerf sends a uuid4 per request as X-Request-ID.
     const requestId = randomUUID();
     const headers = buildHeaders({
@@ -339,15 +358,18 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
     const conversationId = row.session_id ?? requestId;
     const controller = new AbortController();
     inflight.add(controller);
+    // Servers in turn, as AIPerf spreads requests over repeated --url.
+    const server = n % origins.length;
     try {
       return await sendRequest(
-        pool,
+        pools[server]!,
         {
           sessionNum: n,
           requestId,
           conversationId,
           turnIndex: 0,
-          origin,
+          origin: origins[server]!,
+          ...(origins.length > 1 ? { target: origins[server]! } : {}),
           path: ENDPOINT_PATHS[cfg.endpoint],
           headers,
           body,
@@ -462,7 +484,7 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
   }
   await jsonl.close();
   await inputs?.close();
-  await pool.close();
+  await Promise.all(pools.map((p) => p.close()));
   await scraping.stop();
   if (cfg.exportRecords === false) await rm(jsonlPath, { force: true });
 

@@ -23,6 +23,10 @@ export interface InputConfigFacts {
   streaming: boolean;
   /** Null for a simulated run. */
   url: string | null;
+  /** Every server, when requests went round-robin over several. */
+  urls?: readonly string[] | undefined;
+  /** How a request's model was chosen among several (AIPerf's `--model-selection-strategy`). */
+  modelSelection?: "round_robin" | "random" | undefined;
   file?: string | undefined;
   customDatasetType?: string | undefined;
   randomSeed?: number | undefined;
@@ -72,6 +76,8 @@ export function aiperfInputConfig(f: InputConfigFacts): Record<string, unknown> 
       type: f.endpointType,
       streaming: f.streaming,
       url: f.url,
+      urls: f.urls ? [...f.urls] : undefined,
+      model_selection_strategy: f.modelSelection,
       timeout: f.requestTimeoutS,
     }),
     input: defined({
