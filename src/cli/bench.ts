@@ -174,6 +174,7 @@ export function registerBenchCommand(program: Command): void {
         .default("mooncake_trace"),
     )
     .option("--fixed-schedule", "send each row at its timestamp (the default when rows have timestamps)")
+    .option("--no-fixed-schedule", "ignore the rows' timestamps: send them closed-loop, or at --request-rate")
     .option("--fixed-schedule-auto-offset", "start the schedule at the first timestamp")
     .option("--fixed-schedule-start-offset <ms>", "skip rows before this timestamp", intOption(0))
     .option("--fixed-schedule-end-offset <ms>", "skip rows after this timestamp", intOption(0))
@@ -269,8 +270,10 @@ export function registerBenchCommand(program: Command): void {
           })
         : await readTrace(await resolveTraceInput(o.inputFile!), { blockSize: o.promptInputTokensBlockSize });
       const timed = rows.some((r) => r.timestamp !== undefined);
+      // --no-fixed-schedule replays a timestamped trace closed-loop (or at --request-rate) instead.
       const fixed =
-        o.fixedSchedule === true || (o.requestRate === undefined && o.concurrency === undefined && timed);
+        o.fixedSchedule === true ||
+        (o.fixedSchedule !== false && o.requestRate === undefined && o.concurrency === undefined && timed);
       if (fixed && (o.requestRate !== undefined || o.concurrency !== undefined)) {
         throw new ServelabError(
           "USAGE",

@@ -121,3 +121,48 @@ describe("the seed recipe's AIPerf commands", () => {
     });
   });
 });
+
+describe("--no-fixed-schedule", () => {
+  it("sends a timestamped trace closed-loop", async () => {
+    const worker = await startMockWorker({
+      servedModel: "m",
+      engine: { ...MOCKER_DEFAULTS.engine, maxBatchSize: 8, kvCapacityBlocks: 4096 },
+      stepModel: FAST,
+    });
+    try {
+      await withTempDir(async (dir) => {
+        // Timestamps an hour apart: on schedule this run would take three hours.
+        const rows = [0, 1, 2, 3].map((i) => ({
+          timestamp: i * 3_600_000,
+          input_length: 64,
+          output_length: 2,
+          hash_ids: [i],
+        }));
+        await writeLines(dir, "trace.jsonl", rows);
+        const r = await runCli(
+          [
+            "bench",
+            "-m",
+            "m",
+            "--url",
+            worker.url,
+            "--input-file",
+            join(dir, "trace.jsonl"),
+            "--no-fixed-schedule",
+            "--streaming",
+            "--artifact-dir",
+            join(dir, "out"),
+          ],
+          {},
+          dir,
+        );
+        assert.equal(r.code, 0, r.stderr);
+        const summary = JSON.parse(await readFile(join(dir, "out", "profile_export_aiperf.json"), "utf8"));
+        assert.equal(summary.request_count.avg, 4);
+        assert.equal(summary.input_config.loadgen.concurrency, 1);
+      });
+    } finally {
+      await worker.close();
+    }
+  });
+});
