@@ -6,6 +6,7 @@ import { PERF_BOUNDS } from "../engine/perf/bounds.ts";
 import { writeFileAtomic } from "../io/atomic-write.ts";
 import { errorLines, errorSummaryOf } from "../metrics/error-rate.ts";
 import { type GoodputSlo, parseGoodput } from "../metrics/goodput.ts";
+import { recordedGoodput } from "../metrics/input-config.ts";
 import { resolvedRecipeYaml } from "../recipe/load.ts";
 import type { Recipe } from "../recipe/schema.ts";
 import type { TraceAnalysis } from "../trace/analyze.ts";
@@ -201,7 +202,12 @@ export async function writeReport(
       .map((l) => `<li>${escapeHtml(l)}</li>`)
       .join("")}</ul></div>`,
   );
-  const warnings = runWarnings(arms);
+  const warnings = runWarnings(
+    arms,
+    slos.length > 0
+      ? slos.map((x) => `${x.tag} ${x.largerIsBetter ? "≥" : "≤"} ${x.threshold}`).join(", ")
+      : "none",
+  );
   if (warnings.length > 0) {
     md.push("## Before reading on", "", ...warnings.map((w) => `- **${w}**`), "");
     html.push(
@@ -378,7 +384,7 @@ function consoleTable(c: ArmComparison, titled: boolean): string {
  * What makes a comparison untrustworthy, said first: failed requests (by type), empty or unfinished exports, and
  * arms that measured different numbers of requests.
  */
-function runWarnings(arms: readonly ArmArtifacts[]): string[] {
+function runWarnings(arms: readonly ArmArtifacts[], slosText: string): string[] {
   const out: string[] = [];
   for (const a of arms) {
     if (a.requests === 0) out.push(`arm ${a.name} has no records (${a.dir})`);
@@ -389,6 +395,12 @@ function runWarnings(arms: readonly ArmArtifacts[]): string[] {
       out.push(`arm ${a.name}: ${a.errors} of ${a.requests} requests failed (${types})`);
     }
   }
+  // Each run records the SLOs it was measured with; one report applies one set to every arm.
+  const recorded = arms.map((a) => JSON.stringify(recordedGoodput(a.summary.input_config) ?? {}));
+  if (new Set(recorded).size > 1)
+    out.push(
+      `the arms were measured with different goodput SLOs (${arms.map((a, i) => `${a.name} ${recorded[i]}`).join(", ")}); this report applies one set to all: ${slosText}`,
+    );
   const counts = new Set(arms.map((a) => a.requests));
   if (counts.size > 1)
     out.push(
