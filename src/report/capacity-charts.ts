@@ -1,6 +1,6 @@
 import type { EChartsOption, LineSeriesOption } from "echarts";
 import { type CapacityCurve, KNEE_ATTAINMENT } from "./capacity.ts";
-import { ARM_COLORS, armColor, legendLayout } from "./charts.ts";
+import { ARM_COLORS, armColor, GOODPUT_ATTAINMENT_AXES, legendLayout, sideBySideGrids } from "./charts.ts";
 
 const round = (v: number | null | undefined) =>
   v === null || v === undefined || !Number.isFinite(v) ? null : Number(v.toPrecision(6));
@@ -44,23 +44,9 @@ export function capacityChartOption(curves: readonly CapacityCurve[], subtitle: 
     title: { text: "Goodput and SLO attainment vs offered load", subtext: subtitle, left: "center" },
     tooltip: { trigger: "axis" },
     legend: legend.legend,
-    grid: [
-      { left: 70, right: "54%", top: 90, bottom: 70 + legend.extra },
-      { left: "58%", right: 30, top: 90, bottom: 70 + legend.extra },
-    ],
+    grid: sideBySideGrids(70 + legend.extra),
     xAxis: [rateAxis(0), rateAxis(1)],
-    yAxis: [
-      { type: "value", gridIndex: 0, min: 0, name: "goodput (req/s)", nameLocation: "middle", nameGap: 45 },
-      {
-        type: "value",
-        gridIndex: 1,
-        min: 0,
-        max: 100,
-        name: "SLO attainment (%)",
-        nameLocation: "middle",
-        nameGap: 40,
-      },
-    ],
+    yAxis: GOODPUT_ATTAINMENT_AXES,
     series: [
       ...curves.map((c, i) => line(c, i, (p) => p.goodput, { axis: 0 })),
       ...curves.map((c, i) => ({
@@ -99,10 +85,7 @@ export function latencyCurveOption(curves: readonly CapacityCurve[]): EChartsOpt
     title: { text: "TTFT and ITL vs offered load", subtext: "p50 solid, p99 dashed", left: "center" },
     tooltip: { trigger: "axis" },
     legend: legend.legend,
-    grid: [
-      { left: 80, right: "54%", top: 90, bottom: 70 + legend.extra },
-      { left: "58%", right: 30, top: 90, bottom: 70 + legend.extra },
-    ],
+    grid: sideBySideGrids(70 + legend.extra, 80),
     xAxis: [rateAxis(0), rateAxis(1)],
     yAxis: [logAxis(0, "TTFT (ms)"), logAxis(1, "ITL (ms)")],
     series: curves.flatMap((c, i) => [

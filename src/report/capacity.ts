@@ -3,8 +3,16 @@ import type { Estimate } from "./stats.ts";
 /** SLO attainment at or above which an arm still serves its load (the knee's threshold). */
 export const KNEE_ATTAINMENT = 0.9;
 
+/** TTFT and ITL percentiles, ms; null where the run has none (a non-streamed one). */
+export interface LatencyFigures {
+  ttftP50: number | null;
+  ttftP99: number | null;
+  itlP50: number | null;
+  itlP99: number | null;
+}
+
 /** One arm at one load on one trace, as measured. */
-export interface CapacityRun {
+export interface CapacityRun extends LatencyFigures {
   arm: string;
   load: number;
   traceSeed: number | undefined;
@@ -15,10 +23,6 @@ export interface CapacityRun {
   /** Good requests per second, and SLO attainment (fraction) with its interval; null without SLOs. */
   goodput: number | null;
   attainment: Estimate | null;
-  ttftP50: number | null;
-  ttftP99: number | null;
-  itlP50: number | null;
-  itlP99: number | null;
   /** Output tokens per second, all requests. */
   outputTokensPerS: number;
   /** Output tokens per second of one request while it decodes (1000 / ITL avg). */
@@ -27,16 +31,12 @@ export interface CapacityRun {
 }
 
 /** One arm at one load, over the trace seeds. */
-export interface CapacityPoint {
+export interface CapacityPoint extends LatencyFigures {
   load: number;
   offeredRate: number;
   goodput: number | null;
   /** With one trace: the Wilson interval of its requests; with several: a t interval over the traces' values. */
   attainment: Estimate | null;
-  ttftP50: number | null;
-  ttftP99: number | null;
-  itlP50: number | null;
-  itlP99: number | null;
   /** Null when the arm's GPU count is unknown. */
   goodputPerGpu: number | null;
   outputTokensPerSPerGpu: number | null;

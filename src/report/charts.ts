@@ -830,6 +830,28 @@ function estimateSeries(
   return out;
 }
 
+/** Two panels side by side, leaving `bottom` pixels under them for axes and legend. */
+export function sideBySideGrids(bottom: number, left = 70) {
+  return [
+    { left, right: "54%", top: 90, bottom },
+    { left: "58%", right: 30, top: 90, bottom },
+  ];
+}
+
+/** Goodput (req/s) on the left panel, SLO attainment (%) on the right. */
+export const GOODPUT_ATTAINMENT_AXES: YAXisComponentOption[] = [
+  { type: "value", gridIndex: 0, min: 0, name: "goodput (req/s)", nameLocation: "middle", nameGap: 45 },
+  {
+    type: "value",
+    gridIndex: 1,
+    min: 0,
+    max: 100,
+    name: "SLO attainment (%)",
+    nameLocation: "middle",
+    nameGap: 40,
+  },
+];
+
 /** A dashed line on the goodput panel at the highest offered request rate: the ceiling goodput can reach. */
 function withOfferedLoad(
   series: Array<BarSeriesOption | LineSeriesOption>,
@@ -880,26 +902,12 @@ export function goodputChartOption(
       left: "center",
     },
     tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
-    grid: [
-      { left: 70, right: "54%", top: 90, bottom: 60 },
-      { left: "58%", right: 30, top: 90, bottom: 60 },
-    ],
+    grid: sideBySideGrids(60),
     xAxis: [categoryAxis(0), categoryAxis(1)],
-    yAxis: [
-      { type: "value", gridIndex: 0, min: 0, name: "goodput (req/s)", nameLocation: "middle", nameGap: 45 },
-      {
-        type: "value",
-        gridIndex: 1,
-        min: 0,
-        max: 100,
-        name: "SLO attainment (%)",
-        nameLocation: "middle",
-        nameGap: 40,
-      },
-    ],
+    yAxis: GOODPUT_ATTAINMENT_AXES,
     series: [
       ...withOfferedLoad(
-        estimateSeries(arms, (a) => a.goodput, 1, "", 0),
+        estimateSeries(arms, (a) => a.goodput, 1, " req/s", 0),
         arms,
       ),
       ...estimateSeries(arms, (a) => a.sloAttainment, 100, " %", 1),
