@@ -139,7 +139,7 @@ export function registerBenchCommand(program: Command): void {
     .option("--num-dataset-entries <n>", "distinct synthetic prompts, sent in turn", intOption(1), 100)
     .option(
       "--tokenizer <name>",
-      `tokenizer for prompts and token counts: ${SHIPPED_TOKENIZER_NAMES.join(", ")} (all the DeepSeek-V3 tokenizer servelab ships; nothing is downloaded)`,
+      `tokenizer for prompts and token counts: a tokenizer.json (or its directory), or ${SHIPPED_TOKENIZER_NAMES.join(", ")} (the DeepSeek-V3 tokenizer servelab ships); nothing is downloaded`,
     )
     .addOption(
       new Option(
@@ -310,7 +310,7 @@ export function registerBenchCommand(program: Command): void {
               // A closed loop with a duration runs until it ends.
               count: o.benchmarkDuration === undefined ? count : Number.POSITIVE_INFINITY,
             };
-      const prompts = { blockSize: o.promptInputTokensBlockSize, seed: randomSeed };
+      const prompts = { blockSize: o.promptInputTokensBlockSize, seed: randomSeed, tokenizer: o.tokenizer };
       const artifactDir =
         o.artifactDir ??
         defaultArtifactDir(models.length > 1 ? `${models[0]}_multi` : models[0]!, o.endpointType, mode);

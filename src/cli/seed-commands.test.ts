@@ -106,7 +106,7 @@ describe("the seed recipe's AIPerf commands", () => {
       assert.equal(bad.code, 2);
       assert.match(
         bad.stderr,
-        /^error\[USAGE\]: --tokenizer gpt2: servelab ships the DeepSeek-V3 tokenizer only/m,
+        /^error\[USAGE\]: --tokenizer gpt2: not a tokenizer servelab ships, nor a tokenizer\.json/m,
       );
       const raw = await runCli(
         ["bench", "-m", "m", "--synthetic-input-tokens-mean", "10", "--profile-export-level", "raw"],

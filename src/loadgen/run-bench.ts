@@ -28,7 +28,7 @@ import { RequestBuilder, type RequestBuilderOptions } from "./request-builder.ts
 import { checkServerMetricsUrls, startServerMetrics } from "./server-metrics.ts";
 
 /** How prompts are synthesized from hash ids (see PromptSynthesizer); the tokenizer is DeepSeek-V3's. */
-export type PromptSource = Pick<RequestBuilderOptions, "blockSize" | "seed" | "corpusDir">;
+export type PromptSource = Pick<RequestBuilderOptions, "blockSize" | "seed" | "corpusDir" | "tokenizer">;
 
 import { createHrClock, createPool, type HrClock, sendRequest, type TokenCounting } from "./stream-client.ts";
 
