@@ -1,6 +1,6 @@
 import { access } from "node:fs/promises";
-import { join } from "node:path";
 import { ServelabError } from "../errors.ts";
+import { findExportFiles } from "../metrics/export-files.ts";
 import { PROFILE_EXPORT_JSONL } from "../metrics/exporters.ts";
 import type { ArtifactTarget, Backend } from "./backend.ts";
 
@@ -13,8 +13,9 @@ export function artifactsBackend(): Backend<ArtifactTarget> {
     kind: "artifacts",
     async run(requests, hooks) {
       for (const req of requests) {
+        const { jsonl } = await findExportFiles(req.dir);
         try {
-          await access(join(req.dir, PROFILE_EXPORT_JSONL));
+          await access(jsonl);
         } catch {
           throw new ServelabError(
             "FILE_NOT_FOUND",

@@ -4,7 +4,8 @@ import { basename, join } from "node:path";
 import { createInterface } from "node:readline";
 import { ServelabError } from "../errors.ts";
 import { INCOMPLETE_MARKER } from "../io/output-dir.ts";
-import { PROFILE_EXPORT_JSON, PROFILE_EXPORT_JSONL } from "../metrics/exporters.ts";
+import { findExportFiles } from "../metrics/export-files.ts";
+import { PROFILE_EXPORT_JSONL } from "../metrics/exporters.ts";
 import type { RequestRecord } from "../metrics/record.ts";
 import type { SimExtras } from "../sim/run-sim.ts";
 import { COMPARE_METRIC_TAGS, type CompareMetricTag } from "./compare.ts";
@@ -109,7 +110,8 @@ export async function readArmArtifacts(
   name = basename(dir),
   opts: { allowIncomplete?: boolean } = {},
 ): Promise<ArmArtifacts> {
-  const jsonl = join(dir, PROFILE_EXPORT_JSONL);
+  const files = await findExportFiles(dir);
+  const jsonl = files.jsonl;
   const incomplete = await exists(join(dir, INCOMPLETE_MARKER));
   if (incomplete && !opts.allowIncomplete) {
     throw new ServelabError(
@@ -172,7 +174,7 @@ export async function readArmArtifacts(
   }
   if (problems.length > 0) throw new ServelabError("FILE_READ", `${jsonl} has invalid lines`, problems);
   const first = starts.reduce((a, b) => Math.min(a, b), Number.POSITIVE_INFINITY);
-  const summaryFile = join(dir, PROFILE_EXPORT_JSON);
+  const summaryFile = files.summary;
   const summary = (await exists(summaryFile))
     ? (JSON.parse(await readFile(summaryFile, "utf8")) as Record<string, unknown>)
     : {};

@@ -86,3 +86,30 @@ describe("arms measured with different SLOs", () => {
     });
   });
 });
+
+describe("AIPerf exports under a custom prefix", () => {
+  it("are found by their stem (--profile-export-prefix), and a zstd export is named for decompression", async () => {
+    await withTempDir(async (dir) => {
+      const armDir = join(dir, "myrun-dir");
+      await mkdir(armDir, { recursive: true });
+      await writeFile(
+        join(armDir, "myrun.jsonl"),
+        `${unary(1)
+          .map((r) => formatRecordLine(r))
+          .join("\n")}\n`,
+      );
+      await writeFile(
+        join(armDir, "myrun.json"),
+        JSON.stringify({ input_config: { endpoint: { model_names: ["m"] } } }),
+      );
+      await writeFile(join(armDir, "myrun_raw.jsonl"), "");
+      const arm = await readArmArtifacts(armDir, "x");
+      assert.equal(arm.requests, 40);
+      assert.deepEqual((arm.summary.input_config as { endpoint: unknown }).endpoint, { model_names: ["m"] });
+      const zst = join(dir, "zst");
+      await mkdir(zst, { recursive: true });
+      await writeFile(join(zst, "profile_export.jsonl.zst"), "");
+      await assert.rejects(readArmArtifacts(zst, "z"), /zstd-compressed[\s\S]*/);
+    });
+  });
+});
