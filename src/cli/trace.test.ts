@@ -191,6 +191,33 @@ describe("Dynamo datagen's names", () => {
       assert.equal(JSON.parse(analyzed.stdout).requests, 40);
       const both = await runCli(["trace", "analyze", input, "--input-file", input]);
       assert.equal(both.code, 2);
+      // AIPerf's analyze-trace layout, to stdout or to --output-file.
+      const aiperf = await runCli(["trace", "analyze", "--input-file", input, "--format", "aiperf"]);
+      assert.equal(aiperf.code, 0, aiperf.stderr);
+      const stats = JSON.parse(aiperf.stdout);
+      assert.equal(stats.total_requests, 40);
+      assert.deepEqual(Object.keys(stats.isl_stats), [
+        "mean",
+        "std_dev",
+        "min",
+        "p25",
+        "median",
+        "p75",
+        "max",
+      ]);
+      const saved = join(dir, "analysis.json");
+      const toFile = await runCli([
+        "trace",
+        "analyze",
+        "--input-file",
+        input,
+        "--format",
+        "aiperf",
+        "--output-file",
+        saved,
+      ]);
+      assert.equal(toFile.code, 0, toFile.stderr);
+      assert.deepEqual(JSON.parse(await readFile(saved, "utf8")), stats);
     });
   });
 });

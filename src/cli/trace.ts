@@ -1,10 +1,13 @@
 import { basename, dirname, extname, join, resolve } from "node:path";
-import type { Command } from "@commander-js/extra-typings";
+import { type Command, Option } from "@commander-js/extra-typings";
 import { ServelabError } from "../errors.ts";
+import { writeFileAtomic } from "../io/atomic-write.ts";
 import { loadRecipe, recipeSynthesisOptions } from "../recipe/load.ts";
+import { aiperfAnalysis } from "../trace/aiperf-analysis.ts";
 import { analyzeRows } from "../trace/analyze.ts";
 import { isDatasetName } from "../trace/datasets.ts";
 import { analyzeTraceFile, synthesizeTraceFile } from "../trace/files.ts";
+import { readTrace } from "../trace/reader.ts";
 import { resolveTraceInput } from "../trace/resolve-dataset.ts";
 import {
   DEFAULT_SYNTHESIS_OPTIONS,
@@ -38,6 +41,16 @@ function registerAnalyze(trace: Command): void {
     .option("--sort", "accept out-of-order timestamps and analyze in timestamp order (warns)")
     .option("--data-dir <dir>", "where named datasets are looked up first")
     .option("--json", "print the statistics as JSON")
+    .addOption(
+      new Option(
+        "--format <format>",
+        "text, json (servelab's statistics), or aiperf (the JSON of AIPerf's analyze-trace)",
+      ).choices(["text", "json", "aiperf"] as const),
+    )
+    .option(
+      "--output-file <file>",
+      "with --format aiperf: write the JSON there (as AIPerf's analyze-trace does)",
+    )
     .action(async (given, o) => {
       if (given !== undefined && o.inputFile !== undefined)
         throw new ServelabError("USAGE", "give the trace as the argument or as --input-file, not both");
@@ -45,6 +58,20 @@ function registerAnalyze(trace: Command): void {
       if (input === undefined)
         throw new ServelabError("USAGE", "trace analyze needs a trace: FILE or --input-file FILE");
       const file = await resolveTraceInput(input, o.dataDir === undefined ? {} : { dataDir: o.dataDir });
+      if (o.format === "aiperf") {
+        const stats = aiperfAnalysis(
+          await readTrace(file, { blockSize: o.blockSize, sort: o.sort === true }),
+        );
+        const text = `${JSON.stringify(stats, null, 2)}\n`;
+        if (o.outputFile === undefined) process.stdout.write(text);
+        else {
+          await writeFileAtomic(o.outputFile, [text]);
+          process.stdout.write(`Analysis report saved to ${o.outputFile}\n`);
+        }
+        return;
+      }
+      if (o.outputFile !== undefined)
+        throw new ServelabError("USAGE", "--output-file goes with --format aiperf");
       const progress = startProgress("analyze", 1, "bytes");
       const analysis = await analyzeTraceFile(file, {
         blockSize: o.blockSize,
@@ -53,8 +80,9 @@ function registerAnalyze(trace: Command): void {
         onWarning: warn,
         onBytes: (done, total) => progress.update(done, total),
       }).finally(() => progress.stop());
+      const json = o.json === true || o.format === "json";
       process.stdout.write(
-        o.json ? `${JSON.stringify({ file, ...analysis }, null, 2)}\n` : renderAnalysis(file, analysis),
+        json ? `${JSON.stringify({ file, ...analysis }, null, 2)}\n` : renderAnalysis(file, analysis),
       );
     });
 }
