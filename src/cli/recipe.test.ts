@@ -14,6 +14,25 @@ import { runCli, runInProcess } from "../testing/run-cli.ts";
  */
 
 describe("servelab recipe validate", () => {
+  it("names the TensorRT-LLM options it keeps but does not model", async () => {
+    await withTempDir(async (dir) => {
+      const file = join(dir, "r.yaml");
+      await writeFile(
+        file,
+        TINY_RECIPE.replace(
+          "      replicas: 2\n",
+          "      replicas: 2\n      engine:\n        trust_remote_code: true\n",
+        ),
+      );
+      const r = await runInProcess(["recipe", "validate", file, "--perf-model", "polynomial"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(
+        r.stdout,
+        /^note: only\/workers: TensorRT-LLM options kept but not modelled by the simulator: trust_remote_code$/m,
+      );
+    });
+  });
+
   it("accepts the founding recipe and names its arms and the step-time model of each group", async () => {
     const r = await runInProcess(["recipe", "validate", FOUNDING_RECIPE]);
     assert.equal(r.code, 0, r.stderr);

@@ -1,5 +1,6 @@
 import type { Command } from "@commander-js/extra-typings";
 import { loadRecipe, resolvedRecipeJson, resolvedRecipeYaml } from "../recipe/load.ts";
+import { armWorkerGroups } from "../recipe/schema.ts";
 
 export function registerRecipeCommands(program: Command): void {
   const recipe = program.command("recipe").description("check and inspect experiment recipes");
@@ -14,6 +15,14 @@ export function registerRecipeCommands(program: Command): void {
       const arms = Object.keys(r.arms);
       const noun = arms.length === 1 ? "arm" : "arms";
       process.stdout.write(`ok: ${file} (recipe ${r.name}, ${arms.length} ${noun}: ${arms.join(", ")})\n`);
+      for (const [arm, a] of Object.entries(r.arms))
+        for (const { role, group } of armWorkerGroups(a)) {
+          const kept = Object.keys(group.engine.not_modelled ?? {});
+          if (kept.length > 0)
+            process.stdout.write(
+              `note: ${arm}/${role}: TensorRT-LLM options kept but not modelled by the simulator: ${kept.join(", ")}\n`,
+            );
+        }
       const { describePerfModels, uncalibratedWarning } = await import("../engine/perf-models.ts");
       const d = describePerfModels(o.perfModel, r);
       for (const [arm, roles] of Object.entries(d.models))

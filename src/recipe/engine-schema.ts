@@ -87,9 +87,76 @@ const engineFields = section({
   num_postprocess_workers: nonNegativeInt().default(0),
   stream_interval: positiveInt().default(1),
   print_iter_log: z.boolean().default(false),
+  /** TensorRT-LLM options kept as written but not modelled (see TRTLLM_NOT_MODELLED_KEYS). */
+  not_modelled: z.record(z.string(), z.unknown()).optional(),
 });
 
-export const engineSchema = engineFields
+/**
+ * TensorRT-LLM `LlmArgs` options (tensorrt_llm/llmapi/llm_args.py, the PyTorch backend's) that servelab does not
+ * model. A recipe copied from a Dynamo deployment may set them: they are kept (under `not_modelled`, and in the
+ * resolved recipe) and reported by `recipe validate`, instead of failing the recipe the way a misspelt key does.
+ */
+export const TRTLLM_NOT_MODELLED_KEYS = [
+  "backend",
+  "trust_remote_code",
+  "skip_tokenizer_init",
+  "tokenizer_mode",
+  "dtype",
+  "revision",
+  "load_format",
+  "pipeline_parallel_size",
+  "context_parallel_size",
+  "gpus_per_node",
+  "moe_tensor_parallel_size",
+  "moe_cluster_parallel_size",
+  "enable_lm_head_tp_in_adp",
+  "max_input_len",
+  "max_beam_width",
+  "speculative_config",
+  "scheduler_config",
+  "peft_cache_config",
+  "lora_config",
+  "enable_lora",
+  "guided_decoding_backend",
+  "reasoning_parser",
+  "sampler_type",
+  "attn_backend",
+  "enable_iter_perf_stats",
+  "enable_iter_req_stats",
+  "return_perf_metrics",
+  "iter_stats_max_iterations",
+  "request_stats_max_iterations",
+  "torch_compile_config",
+  "enable_autotuner",
+  "enable_layerwise_nvtx_marker",
+  "enable_min_latency",
+  "force_dynamic_quantization",
+  "garbage_collection_gen0_threshold",
+  "batch_wait_timeout_ms",
+  "batch_wait_timeout_iters",
+  "batch_wait_max_tokens_ratio",
+  "kv_connector_config",
+  "checkpoint_format",
+  "gather_generation_logits",
+  "postprocess_tokenizer_dir",
+] as const;
+
+/** The engine block with the unmodelled TensorRT-LLM options moved under `not_modelled`. */
+function setAside(raw: unknown): unknown {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return raw;
+  const kept: Record<string, unknown> = {};
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if ((TRTLLM_NOT_MODELLED_KEYS as readonly string[]).includes(k)) kept[k] = v;
+    else out[k] = v;
+  }
+  if (Object.keys(kept).length > 0) out.not_modelled = { ...((out.not_modelled as object) ?? {}), ...kept };
+  return out;
+}
+
+const engineObject = z.preprocess(setAside, engineFields);
+
+export const engineSchema = engineObject
   .transform((e) => ({
     tensor_parallel_size: e.tensor_parallel_size,
     enable_attention_dp: e.enable_attention_dp,
@@ -111,6 +178,7 @@ export const engineSchema = engineFields
     num_postprocess_workers: e.num_postprocess_workers,
     stream_interval: e.stream_interval,
     print_iter_log: e.print_iter_log,
+    ...(e.not_modelled === undefined ? {} : { not_modelled: e.not_modelled }),
   }))
   .superRefine((e, ctx) => {
     const tp = e.tensor_parallel_size;

@@ -48,8 +48,22 @@ describe("parseRecipe", () => {
     assert.equal(
       e.details[0],
       `r.yaml:${lineOf(text, "tokens_per_blok")}:11: arms.only.workers.engine.kv_cache_config.tokens_per_blok: ` +
-        "unknown key; allowed here: dtype, enable_block_reuse, free_gpu_memory_fraction, tokens_per_block, max_tokens",
+        "unknown key (did you mean tokens_per_block?); allowed here: dtype, enable_block_reuse, free_gpu_memory_fraction, tokens_per_block, max_tokens",
     );
+  });
+
+  it("keeps real TensorRT-LLM options it does not model, apart, and still fails a misspelt one", () => {
+    const text = TINY_RECIPE.replace(
+      "      replicas: 2\n",
+      "      replicas: 2\n      engine:\n        speculative_config: { decoding_type: MTP, num_nextn_predict_layers: 1 }\n        trust_remote_code: true\n",
+    );
+    const engine = parseRecipe(text, "r.yaml").arms.only!.workers!.engine;
+    assert.deepEqual(engine.not_modelled, {
+      speculative_config: { decoding_type: "MTP", num_nextn_predict_layers: 1 },
+      trust_remote_code: true,
+    });
+    const typo = errorOf(() => parseRecipe(text.replace("trust_remote_code", "max_batch_sise"), "r.yaml"));
+    assert.match(typo.details[0]!, /max_batch_sise: unknown key \(did you mean max_batch_size\?\)/);
   });
 
   it("gives one line per unknown key, in source order", () => {
