@@ -137,7 +137,8 @@ function armRows(c: ArmComparison, arms: readonly ArmArtifacts[]): string[][] {
     const sim = arms.find((a) => a.name === r.name)?.sim;
     return [
       r.name,
-      String(r.requestCount),
+      // AIPerf's request_count counts the requests that succeeded; failures are counted apart.
+      String(r.validCount),
       String(r.requestCount - r.validCount),
       r.goodput ? pct(r.goodput.attainment) : "–",
       r.goodput ? `${formatNumber(r.goodput.goodputPerS.estimate)}` : "–",
@@ -153,7 +154,7 @@ function armRows(c: ArmComparison, arms: readonly ArmArtifacts[]): string[][] {
 
 const ARM_HEAD = [
   "arm",
-  "requests",
+  "requests (valid)",
   "errors",
   "SLO attainment [95 % CI]",
   "goodput (req/s)",
