@@ -24,6 +24,7 @@ import {
 import { formatLogEntry, RequestLog, type RequestLogEntry, type RequestOutcome } from "./request-log.ts";
 import { WallClockDriver } from "./step-driver.ts";
 import { createDeepSeekTokenizer, type PromptTokenizer } from "./tokenizer.ts";
+import { createWorkerMetrics } from "./worker-metrics.ts";
 
 /*
  * `servelab worker`: the mock engine behind a real OpenAI-compatible endpoint, so a benchmark client (AIPerf,
@@ -34,7 +35,7 @@ import { createDeepSeekTokenizer, type PromptTokenizer } from "./tokenizer.ts";
  *   counts it (chat: the user messages' text joined, no chat template); completions also take token-id prompts.
  *   Every token's text is TOKEN_TEXT, and every request generates exactly its `max_completion_tokens` /
  *   `max_tokens` (default DEFAULT_MAX_TOKENS), finishing with `length`.
- * - `GET /v1/models`, `GET /health`.
+ * - `GET /v1/models`, `GET /health`, `GET /metrics` (Prometheus, vLLM's names: see worker-metrics.ts).
  * - `GET /servelab/requests[?after=SEQ]`: finished requests as JSON lines (RequestLogEntry). A benchmark matches
  *   its records to them by its `X-Request-ID` or the `x-servelab-request-id` response header, and compares its
  *   measured TTFT with `first_token_ns`, the server's own monotonic time of writing the first token; each
@@ -108,6 +109,7 @@ const ROUTES: Record<string, Route> = {
   "/v1/completions": { method: "POST", endpoint: "completions" },
   "/v1/models": { method: "GET" },
   "/health": { method: "GET" },
+  "/metrics": { method: "GET" },
   "/servelab/requests": { method: "GET" },
 };
 
@@ -208,8 +210,33 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
   const usableBlocks = Math.floor((1 - settings.watermark) * settings.kvCapacityBlocks);
   const active = new Map<string, Active>();
   const created = Math.floor(Date.now() / 1000);
+  const metrics = createWorkerMetrics(
+    opts.servedModel,
+    {
+      ranks: dpSize,
+      load: (r) => engine.load(r),
+      get queued() {
+        return engine.queued;
+      },
+      get preemptions() {
+        return engine.preemptions;
+      },
+    },
+    { blockSize: settings.blockSize, blocksPerRank: settings.kvCapacityBlocks },
+  );
 
   const record = (a: Active, outcome: RequestOutcome): void => {
+    const endNs = process.hrtime.bigint();
+    metrics.finished({
+      rank: a.rank,
+      promptTokens: a.req.isl,
+      cachedTokens: a.cached,
+      generatedTokens: a.generated,
+      finishedReason: outcome === "completed" ? "length" : outcome === "cancelled" ? "abort" : "error",
+      ttftS: a.firstNs === null ? null : Number(a.firstNs - a.arrivalNs) / 1e9,
+      e2eS: Number(endNs - a.arrivalNs) / 1e9,
+      queueS: Number(a.enqueuedNs - a.arrivalNs) / 1e9,
+    });
     log.add({
       id: a.head.id,
       client_request_id: a.clientRequestId,
@@ -226,7 +253,7 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
       enqueued_ns: a.enqueuedNs,
       first_token_ns: a.firstNs,
       last_token_ns: a.lastNs,
-      end_ns: process.hrtime.bigint(),
+      end_ns: endNs,
     });
   };
 
@@ -243,6 +270,7 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
       // Stamped as close to the write as possible: this is the time a benchmark compares its TTFT against.
       const now = process.hrtime.bigint();
       if (chunk !== undefined) a.res.write(chunk);
+      if (a.lastNs !== null) metrics.token(rank, Number(now - a.lastNs) / 1e9);
       a.firstNs ??= now;
       a.lastNs = now;
     },
@@ -382,6 +410,10 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
         object: "list",
         data: [{ id: opts.servedModel, object: "model", created, owned_by: "servelab" }],
       });
+    } else if (path === "/metrics") {
+      const text = await metrics.text();
+      res.writeHead(200, { "content-type": metrics.contentType });
+      res.end(text);
     } else if (path === "/health") {
       const ranks = Array.from({ length: dpSize }, (_, r) => engine.load(r));
       sendJson(res, driver.failure === undefined ? 200 : 503, {
