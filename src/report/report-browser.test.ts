@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
 import { chromium } from "playwright-core";
-import { formatRecordLine } from "../metrics/exporters.ts";
 import type { RequestRecord } from "../metrics/record.ts";
 import { parseRecipe } from "../recipe/load.ts";
+import { writeArmDir } from "../testing/arm-dir.ts";
 import { REPO_ROOT, withTempDir } from "../testing/fixtures.ts";
 import { TINY_RECIPE } from "../testing/recipes.ts";
 import { readArmArtifacts } from "./artifacts.ts";
@@ -46,15 +46,7 @@ const BROWSER_ARGS = [
 ];
 
 async function writeArm(dir: string, name: string, speed: number) {
-  const armDir = join(dir, "arms", name);
-  await mkdir(armDir, { recursive: true });
-  await writeFile(
-    join(armDir, "profile_export.jsonl"),
-    `${records(speed)
-      .map((r) => formatRecordLine(r))
-      .join("\n")}\n`,
-  );
-  return readArmArtifacts(armDir, name);
+  return readArmArtifacts(await writeArmDir(join(dir, "arms", name), records(speed)), name);
 }
 
 interface Box {
@@ -101,15 +93,7 @@ describe("report.html in a browser", () => {
         ["slow", 2],
         ["fast", 1],
       ] as const) {
-        const armDir = join(dir, "arms", name);
-        await mkdir(armDir, { recursive: true });
-        await writeFile(
-          join(armDir, "profile_export.jsonl"),
-          `${records(speed)
-            .map((r) => formatRecordLine(r))
-            .join("\n")}\n`,
-        );
-        arms.push(await readArmArtifacts(armDir, name));
+        arms.push(await writeArm(dir, name, speed));
       }
       const recipe = parseRecipe(
         TINY_RECIPE.replace("hardware:", "benchmark: { goodput: { time_to_first_token: 300 } }\nhardware:"),

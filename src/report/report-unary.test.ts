@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { formatRecordLine } from "../metrics/exporters.ts";
 import type { RequestRecord } from "../metrics/record.ts";
+import { writeArmDir } from "../testing/arm-dir.ts";
 import { withTempDir } from "../testing/fixtures.ts";
 import { readArmArtifacts } from "./artifacts.ts";
 import { writeReport } from "./report.ts";
@@ -30,15 +31,7 @@ describe("a report of non-streamed runs", () => {
         ["a", 1],
         ["b", 0.5],
       ] as const) {
-        const armDir = join(dir, name);
-        await mkdir(armDir, { recursive: true });
-        await writeFile(
-          join(armDir, "profile_export.jsonl"),
-          `${unary(speed)
-            .map((r) => formatRecordLine(r))
-            .join("\n")}\n`,
-        );
-        arms.push(await readArmArtifacts(armDir, name));
+        arms.push(await readArmArtifacts(await writeArmDir(join(dir, name), unary(speed)), name));
       }
       const out = join(dir, "rep");
       const report = await writeReport(out, arms, { title: "unary", command: "test", seed: 1 });
@@ -59,18 +52,9 @@ describe("arms measured with different SLOs", () => {
         ["a", 1000],
         ["b", 2000],
       ] as const) {
-        const armDir = join(dir, name);
-        await mkdir(armDir, { recursive: true });
-        await writeFile(
-          join(armDir, "profile_export.jsonl"),
-          `${unary(1)
-            .map((r) => formatRecordLine(r))
-            .join("\n")}\n`,
-        );
-        await writeFile(
-          join(armDir, "profile_export_aiperf.json"),
-          JSON.stringify({ input_config: { input: { goodput: { request_latency: ttft } } } }),
-        );
+        const armDir = await writeArmDir(join(dir, name), unary(1), {
+          input_config: { input: { goodput: { request_latency: ttft } } },
+        });
         arms.push(await readArmArtifacts(armDir, name));
       }
       const report = await writeReport(join(dir, "rep"), arms, {
