@@ -65,6 +65,8 @@ export function registerReportCommand(program: Command): void {
       const slos = o.goodput !== undefined ? parseGoodput(o.goodput) : recorded ? parseGoodput(recorded) : [];
       const report = await writeReport(o.out, arms, {
         slos,
+        // Without --goodput, each arm is judged by the SLOs its own run was made with.
+        ownSlos: o.goodput === undefined,
         title: arms.map((a) => a.name).join(" vs "),
         command: ["servelab", ...process.argv.slice(2)].join(" "),
         seed: o.seed,

@@ -73,6 +73,8 @@ export interface ArmInput {
    * first start to last response of the successful requests.
    */
   durationS?: number | undefined;
+  /** This arm's own goodput SLOs, where the arms were measured against different ones; default the options'. */
+  slos?: readonly GoodputSlo[] | undefined;
 }
 
 export interface BootstrapOptions {
@@ -444,7 +446,7 @@ function reportOf(arm: PreparedArm, options: CompareOptions): ArmReport {
  * Throws RangeError for a malformed record or option.
  */
 export function summarizeArm(arm: ArmInput, options: CompareOptions): ArmReport {
-  return reportOf(prepareArm(arm, options.slos ?? []), options);
+  return reportOf(prepareArm(arm, arm.slos ?? options.slos ?? []), options);
 }
 
 export interface GoodputComparison {
@@ -482,8 +484,8 @@ export function compareArms(baseline: ArmInput, candidate: ArmInput, options: Co
   const alpha = options.alpha ?? DEFAULT_ALPHA;
   if (!(alpha > 0 && alpha < 1)) throw new RangeError(`alpha must be in (0, 1), got ${alpha}`);
   const slos = options.slos ?? [];
-  const pa = prepareArm(baseline, slos);
-  const pb = prepareArm(candidate, slos);
+  const pa = prepareArm(baseline, baseline.slos ?? slos);
+  const pb = prepareArm(candidate, candidate.slos ?? slos);
   const ra = reportOf(pa, options);
   const rb = reportOf(pb, options);
   const tags = COMPARE_METRIC_TAGS.filter((t) => pa.values[t].length > 0 && pb.values[t].length > 0);

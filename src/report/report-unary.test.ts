@@ -67,6 +67,17 @@ describe("arms measured with different SLOs", () => {
         report.console,
         /different goodput SLOs \(a \{"request_latency":1000\}, b \{"request_latency":2000\}\); this report applies one set to all: request_latency ≤ 1000/,
       );
+      // Judged each by its own: the same requests (latencies 200–260 ms) meet both, so both attain 100 %; with
+      // one set of 100 ms for all, neither would.
+      const own = await writeReport(join(dir, "own"), arms, {
+        title: "own",
+        command: "test",
+        seed: 1,
+        slos: [{ tag: "request_latency", threshold: 100, largerIsBetter: false }],
+        ownSlos: true,
+      });
+      assert.match(own.console, /each arm is judged by its own/);
+      assert.match(own.console, /SLO attainment 100 % → 100 %/);
     });
   });
 });

@@ -36,6 +36,11 @@ export interface ReportContext {
   trace?: TraceAnalysis | undefined;
   /** Goodput SLOs; by default the recipe's. */
   slos?: readonly GoodputSlo[] | undefined;
+  /**
+   * Judge each arm by the SLOs its own run recorded (`input_config`), where it recorded any, instead of one set for
+   * all: for artifacts measured elsewhere, each against its own service levels. The report says so.
+   */
+  ownSlos?: boolean | undefined;
   /** [factor, from arm, to arm] comparisons that isolate each factor (see withAttributionArms). */
   attribution?: [string, string, string][] | undefined;
   /**
@@ -58,11 +63,13 @@ export interface ReportFiles {
 
 const version = (createRequire(import.meta.url)("../../package.json") as { version: string }).version;
 
-function armInput(a: ArmArtifacts): ArmInput {
+function armInput(a: ArmArtifacts, ownSlos: boolean): ArmInput {
+  const recorded = ownSlos ? recordedGoodput(a.summary.input_config) : undefined;
   return {
     name: a.name,
     records: a.records,
     queue: a.sim?.timeline?.map(({ t_s, waiting }) => ({ t_s, waiting })),
+    ...(recorded ? { slos: parseGoodput(recorded) } : {}),
   };
 }
 
@@ -176,7 +183,7 @@ export async function writeReport(
   const slos = ctx.slos ?? (ctx.recipe ? parseGoodput(ctx.recipe.benchmark.goodput) : []);
   // Arms compared more than once (attribution steps) are resampled once per role.
   const options = { seed: ctx.seed, slos, drawCache: new WeakMap() };
-  const inputOf = new Map(arms.map((a) => [a.name, armInput(a)]));
+  const inputOf = new Map(arms.map((a) => [a.name, armInput(a, ctx.ownSlos === true)]));
   const [base, ...rest] = arms;
   const comparisons = rest.map((arm) =>
     compareArms(inputOf.get(base!.name)!, inputOf.get(arm.name)!, options),
@@ -205,9 +212,11 @@ export async function writeReport(
   );
   const warnings = runWarnings(
     arms,
-    slos.length > 0
-      ? slos.map((x) => `${x.tag} ${x.largerIsBetter ? "≥" : "≤"} ${x.threshold}`).join(", ")
-      : "none",
+    ctx.ownSlos
+      ? null
+      : slos.length > 0
+        ? slos.map((x) => `${x.tag} ${x.largerIsBetter ? "≥" : "≤"} ${x.threshold}`).join(", ")
+        : "none",
   );
   if (warnings.length > 0) {
     md.push("## Before reading on", "", ...warnings.map((w) => `- **${w}**`), "");
@@ -385,7 +394,7 @@ function consoleTable(c: ArmComparison, titled: boolean): string {
  * What makes a comparison untrustworthy, said first: failed requests (by type), empty or unfinished exports, and
  * arms that measured different numbers of requests.
  */
-function runWarnings(arms: readonly ArmArtifacts[], slosText: string): string[] {
+function runWarnings(arms: readonly ArmArtifacts[], slosText: string | null): string[] {
   const out: string[] = [];
   for (const a of arms) {
     if (a.requests === 0) out.push(`arm ${a.name} has no records (${a.dir})`);
@@ -400,7 +409,7 @@ function runWarnings(arms: readonly ArmArtifacts[], slosText: string): string[] 
   const recorded = arms.map((a) => JSON.stringify(recordedGoodput(a.summary.input_config) ?? {}));
   if (new Set(recorded).size > 1)
     out.push(
-      `the arms were measured with different goodput SLOs (${arms.map((a, i) => `${a.name} ${recorded[i]}`).join(", ")}); this report applies one set to all: ${slosText}`,
+      `the arms were measured with different goodput SLOs (${arms.map((a, i) => `${a.name} ${recorded[i]}`).join(", ")}); ${slosText === null ? "each arm is judged by its own, so their goodput and SLO attainment measure different things" : `this report applies one set to all: ${slosText}`}`,
     );
   const counts = new Set(arms.map((a) => a.requests));
   if (counts.size > 1)
