@@ -165,6 +165,27 @@ def check_inputs(path):
             problem(path, f"data[{i}] must be {{session_id: str, payloads: list}}")
 
 
+def check_raw(path):
+    """RawRecordInfo: the record's metadata, the request as sent, status and every response with its arrival."""
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{n}"
+            rec = json.loads(line)
+            md = rec.get("metadata")
+            if not isinstance(md, dict):
+                problem(where, "metadata must be an object")
+            else:
+                for name, (kind, optional) in METADATA.items():
+                    check_type(where, f"metadata.{name}", md.get(name), kind, optional)
+            check_type(where, "start_perf_ns", rec.get("start_perf_ns"), "int", False)
+            check_type(where, "status", rec.get("status"), "int", True)
+            for i, r in enumerate(rec.get("responses") or []):
+                check_type(where, f"responses[{i}].perf_ns", r.get("perf_ns"), "int", False)
+                check_type(where, f"responses[{i}].text", r.get("text"), "str", False)
+
+
 def main(dirs):
     for d in dirs:
         jsonl = os.path.join(d, "profile_export.jsonl")
@@ -177,6 +198,9 @@ def main(dirs):
             problem(d, "no profile_export_aiperf.json")
         else:
             check_summary(summary)
+        raw = os.path.join(d, "profile_export_raw.jsonl")
+        if os.path.exists(raw):
+            check_raw(raw)
         inputs = os.path.join(d, "inputs.json")
         if os.path.exists(inputs):
             check_inputs(inputs)

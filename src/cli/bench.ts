@@ -76,19 +76,13 @@ function checkedUi(ui: string | undefined, uiType: string | undefined): BenchUi 
   return (ui ?? uiType ?? (process.stderr.isTTY ? "dashboard" : "none")) as BenchUi;
 }
 
-function checkedExportLevel(a: string | undefined, b: string | undefined): "summary" | "records" {
+function checkedExportLevel(a: string | undefined, b: string | undefined): "summary" | "records" | "raw" {
   if (a !== undefined && b !== undefined && a !== b)
     throw new ServelabError(
       "USAGE",
       "--profile-export-level and --export-level are the same setting; give one",
     );
-  const level = a ?? b ?? "records";
-  if (level === "raw")
-    throw new ServelabError(
-      "USAGE",
-      "--profile-export-level raw (request and response bodies per record) is not supported; use records (inputs.json holds every body sent)",
-    );
-  return level as "summary" | "records";
+  return (a ?? b ?? "records") as "summary" | "records" | "raw";
 }
 
 export function registerBenchCommand(program: Command): void {
@@ -157,7 +151,7 @@ export function registerBenchCommand(program: Command): void {
     .addOption(
       new Option(
         "--profile-export-level <level>",
-        "summary (summary files only) or records (also profile_export.jsonl)",
+        "summary (summary files only), records (also profile_export.jsonl), raw (also profile_export_raw.jsonl: requests and responses)",
       ).choices(EXPORT_LEVELS),
     )
     .addOption(
@@ -368,7 +362,8 @@ export function registerBenchCommand(program: Command): void {
               ...(o.tokenizer === undefined ? {} : { tokenizer: { name: o.tokenizer } }),
               output: { export_level: exportLevel },
             },
-            exportRecords: exportLevel === "records",
+            exportRecords: exportLevel !== "summary",
+            exportRaw: exportLevel === "raw",
             serverMetrics: o.serverMetrics === false ? [] : (o.serverMetrics ?? []),
             stop: stop.signal,
             cancel: cancel.signal,

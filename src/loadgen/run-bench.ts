@@ -8,9 +8,12 @@ import { INCOMPLETE_MARKER, lockOutputDir } from "../io/output-dir.ts";
 import type { AiperfSummary, ErrorSummaryEntry } from "../metrics/aiperf-metrics.ts";
 import { MetricsCollector } from "../metrics/collector.ts";
 import {
+  formatRawLine,
   JsonlRecordWriter,
   naiveLocalIsoTimestamp,
   PROFILE_EXPORT_JSONL,
+  PROFILE_EXPORT_RAW_JSONL,
+  type RecordProcessIds,
   writeAiperfSummaryFiles,
 } from "../metrics/exporters.ts";
 import type { GoodputSlo } from "../metrics/goodput.ts";
@@ -75,6 +78,11 @@ export interface BenchConfig {
    * records still stream to the file while the run goes, so a killed run keeps them, and it is removed at the end.
    */
   exportRecords?: boolean;
+  /**
+   * Also write `profile_export_raw.jsonl` (AIPerf's export level `raw`): each request's payload and headers as sent,
+   * its status and every response message with its arrival.
+   */
+  exportRaw?: boolean;
   /** Prometheus endpoints scraped during the run (see startServerMetrics). */
   serverMetrics?: readonly string[];
   /** Each finished request, as it finishes (a live display). */
@@ -276,6 +284,9 @@ async function replay(cfg: BenchConfig, deps: { prompts: PromptSource }): Promis
   const jsonlPath = join(cfg.artifactDir, PROFILE_EXPORT_JSONL);
   const ids = recordIds();
   const jsonl = await JsonlRecordWriter.open(jsonlPath, { ids });
+  const raw = cfg.exportRaw
+    ? await JsonlRecordWriter.open(join(cfg.artifactDir, PROFILE_EXPORT_RAW_JSONL), { ids })
+    : undefined;
   const inputs =
     cfg.writeInputs === false ? undefined : new InputsFileWriter(join(cfg.artifactDir, INPUTS_JSON));
   try {
@@ -290,6 +301,8 @@ async function replay(cfg: BenchConfig, deps: { prompts: PromptSource }): Promis
       count,
       collector,
       jsonl,
+      raw,
+      ids,
       jsonlPath,
       inputs,
     });
@@ -297,6 +310,7 @@ async function replay(cfg: BenchConfig, deps: { prompts: PromptSource }): Promis
     // Whatever finished is in the file already; the half-built inputs.json goes, and so do the sockets.
     await inputs?.abort();
     await jsonl.close().catch(() => {});
+    await raw?.close().catch(() => {});
     await Promise.all(pools.map((p) => p.close().catch(() => {})));
     throw e;
   } finally {
@@ -315,12 +329,29 @@ interface Run {
   count: (text: string) => Promise<number>;
   collector: MetricsCollector;
   jsonl: JsonlRecordWriter;
+  /** `profile_export_raw.jsonl`, at export level raw. */
+  raw: JsonlRecordWriter | undefined;
+  ids: RecordProcessIds;
   jsonlPath: string;
   inputs: InputsFileWriter | undefined;
 }
 
 async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
-  const { clock, nowMs, origins, planned, pools, tokens, builder, collector, jsonl, jsonlPath, inputs } = run;
+  const {
+    clock,
+    nowMs,
+    origins,
+    planned,
+    pools,
+    tokens,
+    builder,
+    collector,
+    jsonl,
+    raw,
+    ids,
+    jsonlPath,
+    inputs,
+  } = run;
   const models = [cfg.model, ...(cfg.moreModels ?? [])];
   const modelFor = (n: number) =>
     models.length === 1
@@ -377,7 +408,7 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
           inputTokens,
           signal: controller.signal,
         },
-        { clock, tokens, timeoutMs: cfg.timeoutS * 1000 },
+        { clock, tokens, timeoutMs: cfg.timeoutS * 1000, keepResponses: cfg.exportRaw === true },
       );
     } finally {
       inflight.delete(controller);
@@ -399,7 +430,8 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
   let done = 0;
   let errors = 0;
   const progress = () => cfg.onProgress?.({ sent, done, errors, total: planned.length });
-  const finished = (rec: RequestRecord) => {
+  const utf8 = new TextDecoder();
+  const finished = (rec: RequestRecord, sent: Prepared) => {
     done++;
     // AIPerf's duration mode: a request ending after the grace period is left out entirely.
     const endMs = rec.chunkNs.length > 0 ? rec.chunkNs[rec.chunkNs.length - 1]! / 1e6 : nowMs();
@@ -412,9 +444,16 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
       ackNs: rec.ackNs === undefined ? undefined : rec.ackNs + wall,
       endNs: rec.endNs === undefined ? undefined : rec.endNs + wall,
       chunkNs: Array.from(rec.chunkNs, (t) => t + wall),
+      ...(rec.responses
+        ? { responses: rec.responses.map((r) => ({ perfNs: r.perfNs + wall, text: r.text })) }
+        : {}),
     };
     if (exported.error) errors++;
-    jsonl.write(exported, collector.add(exported));
+    const metrics = collector.add(exported);
+    jsonl.write(exported, metrics);
+    raw?.writeLine(
+      formatRawLine(exported, metrics, ids, { body: utf8.decode(sent.body), headers: sent.headers }),
+    );
     cfg.onFinished?.(rec);
     progress();
   };
@@ -422,7 +461,7 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
   const running: Promise<void>[] = [];
   const launch = (ready: Prepared) => {
     sent++;
-    running.push(send(ready).then(finished));
+    running.push(send(ready).then((rec) => finished(rec, ready)));
     progress();
   };
 
@@ -453,7 +492,11 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
         break;
       }
       sent++;
-      running.push(send(ready).then(finished).finally(release));
+      running.push(
+        send(ready)
+          .then((rec) => finished(rec, ready))
+          .finally(release),
+      );
       progress();
     }
   } else {
@@ -483,6 +526,7 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
     await Promise.all(running);
   }
   await jsonl.close();
+  await raw?.close();
   await inputs?.close();
   await Promise.all(pools.map((p) => p.close()));
   await scraping.stop();

@@ -102,6 +102,8 @@ export interface SendOptions {
   maxEventSize?: number | undefined;
   /** How much of an error response's body goes into the error message. Default 1024 bytes. */
   errorBodyBytes?: number | undefined;
+  /** Keep the HTTP status and every response message with its arrival in the record (a raw export). */
+  keepResponses?: boolean | undefined;
 }
 
 /** AIPerf's snapshot default (`--request-timeout-seconds 600`). */
@@ -140,6 +142,8 @@ interface Collected {
   usage: Usage | undefined;
   done: boolean;
   failure: RequestError | null;
+  /** Every response message as it arrived, when the caller keeps them. */
+  responses?: { perfNs: number; text: string }[];
 }
 
 class Cancelled extends Error {}
@@ -205,6 +209,10 @@ export async function sendRequest(
   };
   // Shared, so that a request that fails or is cancelled mid-stream keeps the chunks it did receive.
   record.chunkNs = collected.chunkNs;
+  if (options.keepResponses) {
+    collected.responses = [];
+    record.responses = collected.responses;
+  }
   let status = 0;
   try {
     record.startNs = clock.nowNs();
@@ -220,6 +228,7 @@ export async function sendRequest(
     });
     record.ackNs = clock.nowNs();
     status = response.statusCode;
+    if (options.keepResponses) record.status = status;
     const { body } = response;
 
     if (status < 200 || status > 299) {
@@ -375,7 +384,10 @@ async function readSse(
       out.failure = parseFailure(status, e instanceof Error ? e.message : String(e));
       return false;
     }
-    for (const event of events) if (!handle(event)) return false;
+    for (const event of events) {
+      out.responses?.push({ perfNs: event.firstByteNs, text: event.data });
+      if (!handle(event)) return false;
+    }
     return true;
   });
   if (out.failure) return;
@@ -450,6 +462,7 @@ async function readWhole(
   // The response is complete when its last byte arrived, i.e. at the last chunk's stamp; 'end' can come later
   // (after the chunked-encoding terminator), which would add the client's own delay to the latency.
   const text = new TextDecoder().decode(Buffer.concat(parts));
+  out.responses?.push({ perfNs: endNs, text });
   if (text.trim() === "") return;
   const parsed = parseResponseText(text);
   if (!parsed.ok) {

@@ -111,9 +111,27 @@ describe("AIPerf's record model accepts what servelab writes", () => {
           output_length: 1,
           hash_ids: [i],
         }));
-        await runBench(benchConfig(url, dir, { rows, goodput: [] }), {
+        await runBench(benchConfig(url, dir, { rows, goodput: [], exportRaw: true, apiKey: "sk-secret" }), {
           prompts: { blockSize: 512, seed: 1 },
         });
+        // The raw export: the request as sent (credentials redacted), status, every response message.
+        const raw = (await lines(join(dir, "profile_export_raw.jsonl"))) as unknown as {
+          metadata: Record<string, unknown>;
+          payload: { model: string };
+          request_headers: Record<string, string>;
+          status: number;
+          responses: { perf_ns: number; text: string }[];
+        }[];
+        assert.equal(raw.length, 3);
+        for (const r of raw) {
+          assert.equal(r.payload.model, "m");
+          assert.equal(r.request_headers.authorization, "<redacted>");
+          assert.ok(r.responses.every((x) => Number.isInteger(x.perf_ns)));
+          // A success has its messages; a failure its error (the status says which).
+          if (r.status === 200) assert.ok(r.responses.length > 0);
+        }
+        assert.deepEqual(raw.map((r) => r.status).sort(), [200, 200, 500]);
+        assert.ok(raw.some((r) => r.responses.some((x) => x.text.includes('"content":"hi"'))));
         const recs = (await lines(join(dir, "profile_export.jsonl"))).sort(
           (x, y) => (x.metadata.session_num as number) - (y.metadata.session_num as number),
         );

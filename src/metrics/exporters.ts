@@ -24,6 +24,8 @@ import { STAT_KEYS } from "./stats.ts";
 export const PROFILE_EXPORT_JSON = "profile_export_aiperf.json";
 export const PROFILE_EXPORT_CSV = "profile_export_aiperf.csv";
 export const PROFILE_EXPORT_JSONL = "profile_export.jsonl";
+/** AIPerf's raw export (`--export-level raw`): requests and responses as sent and received. */
+export const PROFILE_EXPORT_RAW_JSONL = "profile_export_raw.jsonl";
 
 /** What `profile_export_aiperf.json` carries after the metrics. */
 export interface AiperfJsonContext {
@@ -217,7 +219,13 @@ export function formatRecordLine(
   }
   if (metrics.good !== undefined)
     fields.push(`"good_request_count":{"value":${metrics.good},"unit":"requests"}`);
-  const metadata = JSON.stringify({
+  const metadata = JSON.stringify(recordMetadata(record, metrics, ids));
+  return `{"metadata":${metadata},"metrics":{${fields.join(",")}},"error":${JSON.stringify(metrics.error)}}`;
+}
+
+/** AIPerf's `MetricRecordMetadata` of a record: ids, phase, and its times as integer nanoseconds. */
+function recordMetadata(record: RequestRecord, metrics: RecordMetrics, ids: RecordProcessIds) {
+  return {
     session_num: record.sessionNum,
     x_request_id: record.requestId,
     x_correlation_id: null,
@@ -231,8 +239,41 @@ export function formatRecordLine(
     benchmark_phase: "profiling",
     was_cancelled: record.cancelled ?? false,
     cancellation_time_ns: null,
+  };
+}
+
+/** Header values a raw export must not keep. */
+const SECRET_HEADERS = /^(authorization|proxy-authorization|x-api-key|api-key|cookie)$/i;
+
+/**
+ * One `profile_export_raw.jsonl` line (AIPerf's `RawRecordInfo`, `--export-level raw`): the record's metadata, the
+ * request as sent (`payload`, `request_headers` with credentials redacted), the HTTP `status`, and every response
+ * message with its arrival (`responses: [{perf_ns, text}]`, an SSE event's data or the whole body), then `error`.
+ */
+export function formatRawLine(
+  record: RequestRecord,
+  metrics: RecordMetrics,
+  ids: RecordProcessIds,
+  request: { body: string; headers: Readonly<Record<string, string>> },
+): string {
+  let payload: unknown;
+  try {
+    payload = JSON.parse(request.body);
+  } catch {
+    payload = request.body;
+  }
+  const headers = Object.fromEntries(
+    Object.entries(request.headers).map(([k, v]) => [k, SECRET_HEADERS.test(k) ? "<redacted>" : v]),
+  );
+  return JSON.stringify({
+    metadata: recordMetadata(record, metrics, ids),
+    start_perf_ns: intNs(record.startNs),
+    payload,
+    request_headers: headers,
+    status: record.status ?? null,
+    responses: (record.responses ?? []).map((r) => ({ perf_ns: intNs(r.perfNs), text: r.text })),
+    error: metrics.error,
   });
-  return `{"metadata":${metadata},"metrics":{${fields.join(",")}},"error":${JSON.stringify(metrics.error)}}`;
 }
 
 /**
@@ -337,9 +378,14 @@ export class JsonlRecordWriter {
 
   /** Queues the request's line; pass the metrics `MetricsCollector.add` returned to avoid computing them twice. */
   write(record: RequestRecord, metrics?: RecordMetrics): void {
+    this.writeLine(formatRecordLine(record, metrics, this.ids));
+  }
+
+  /** Queues a line already formatted (a raw export's). */
+  writeLine(line: string): void {
     if (this.closed) throw new Error(`${this.file}: write after close`);
     if (this.failure) throw this.failure;
-    this.batch.push(formatRecordLine(record, metrics, this.ids));
+    this.batch.push(line);
     this.count++;
     if (this.batch.length >= this.batchSize) this.handOff();
     else if (!this.timer && !this.blocking) this.timer = setTimeout(() => this.handOff(), this.flushMs);

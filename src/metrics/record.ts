@@ -36,6 +36,9 @@ export interface RequestRecord {
    * of a request with content is its last chunk.
    */
   endNs?: number | undefined;
+  /** The HTTP status, and every response message with its arrival: kept only for a raw export. */
+  status?: number | undefined;
+  responses?: { perfNs: number; text: string }[] | undefined;
   cancelled?: boolean | undefined;
   /** Whether the request was streamed (ITL and TTFT need streaming). */
   streaming: boolean;
