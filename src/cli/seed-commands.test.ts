@@ -86,7 +86,12 @@ describe("the seed recipe's AIPerf commands", () => {
           .trim()
           .split("\n");
         assert.ok(scraped.length >= 2);
-        assert.equal(JSON.parse(scraped[0]!).metrics['vllm:num_requests_running{model_name="m"}'], 3);
+        // AIPerf's layout: metric → series with their labels.
+        const first = JSON.parse(scraped[0]!);
+        assert.deepEqual(first.metrics["vllm:num_requests_running"], [
+          { labels: { model_name: "m" }, value: 3 },
+        ]);
+        assert.ok(Number.isInteger(first.endpoint_latency_ns));
         // The printed command pastes back: the goodput argument is quoted.
         assert.match(replay.stdout, /--goodput 'time_to_first_token:20000 inter_token_latency:50'/);
       });

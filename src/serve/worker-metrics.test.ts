@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { StepTimeModel } from "../engine/perf-model.ts";
-import { parsePrometheusText } from "../loadgen/server-metrics.ts";
+import { flattenSeries, parsePrometheusText } from "../loadgen/server-metrics.ts";
 import { startMockWorker } from "./mock-worker.ts";
 import { MOCKER_DEFAULTS } from "./worker-config.ts";
 
@@ -35,7 +35,7 @@ describe("the worker's /metrics", () => {
       const res = await fetch(`${w.url}/metrics`);
       assert.equal(res.status, 200);
       assert.match(res.headers.get("content-type") ?? "", /^text\/plain/);
-      const m = parsePrometheusText(await res.text());
+      const m = flattenSeries(parsePrometheusText(await res.text()));
       const sum = (name: string) =>
         Object.entries(m)
           .filter(([k]) => k === name || k.startsWith(`${name}{`))
