@@ -65,6 +65,14 @@ export function parsePrometheusText(text: string): Record<string, SeriesEntry[]>
     if (s) samples.push(s);
   }
   const out: Record<string, SeriesEntry[]> = {};
+  const seriesOf = (name: string): SeriesEntry[] => {
+    let list = out[name];
+    if (!list) {
+      list = [];
+      out[name] = list;
+    }
+    return list;
+  };
   const folded = new Map<
     string,
     { labels: Record<string, string>; histogram: Record<string, number>; sum: number; count: number }
@@ -74,7 +82,7 @@ export function parsePrometheusText(text: string): Record<string, SeriesEntry[]>
       (h) => s.name === `${h}_bucket` || s.name === `${h}_sum` || s.name === `${h}_count`,
     );
     if (base === undefined) {
-      (out[s.name] ??= []).push({ ...withLabels(s.labels), value: s.value });
+      seriesOf(s.name).push({ ...withLabels(s.labels), value: s.value });
       continue;
     }
     const { le, ...rest } = s.labels;
@@ -83,7 +91,7 @@ export function parsePrometheusText(text: string): Record<string, SeriesEntry[]>
     if (!h) {
       h = { labels: rest, histogram: {}, sum: 0, count: 0 };
       folded.set(key, h);
-      (out[base] ??= []).push(h as SeriesEntry);
+      seriesOf(base).push(h as SeriesEntry);
     }
     if (s.name.endsWith("_bucket") && le !== undefined) h.histogram[le] = s.value;
     else if (s.name.endsWith("_sum")) h.sum = s.value;
