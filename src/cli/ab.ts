@@ -380,6 +380,7 @@ async function runAb(
           slos,
           seed,
           gpusOf: (arm) => (recipe.arms[arm] ? armGpuCount(recipe.arms[arm]) : null),
+          read: new Map(arms.map((arm, i) => [join("arms", arm), artifacts[i]!])),
         })
       : undefined;
   const written = await writeReport(outDir, artifacts, {

@@ -2,6 +2,7 @@ import { randomInt } from "node:crypto";
 import { join } from "node:path";
 import { type Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { ServelabError } from "../errors.ts";
+import { parseHttpUrl } from "../io/http-url.ts";
 import { parseExtraInputs } from "../loadgen/openai-request.ts";
 import { checkTokenizer, SHIPPED_TOKENIZER_NAMES } from "../loadgen/prompts.ts";
 import type { LoadMode } from "../loadgen/run-bench.ts";
@@ -30,20 +31,6 @@ function parseHeader(text: string): [string, string] {
   if (/[\r\n\0]/.test(value))
     throw new ServelabError("USAGE", `-H/--header ${name}: the value holds a line break`);
   return [name, value];
-}
-
-/** `--url`: an http:// or https:// URL (a bare host:port means http). */
-function parseServerUrl(text: string): string {
-  const withScheme = text.includes("://") ? text : `http://${text}`;
-  let u: URL;
-  try {
-    u = new URL(withScheme);
-  } catch {
-    throw new ServelabError("USAGE", `--url '${text}' is not a URL`);
-  }
-  if (u.protocol !== "http:" && u.protocol !== "https:")
-    throw new ServelabError("USAGE", `--url '${text}' must be an http:// or https:// URL`);
-  return withScheme;
 }
 
 /** AIPerf's default artifact directory name, used when --artifact-dir is not given. */
@@ -226,7 +213,11 @@ export function registerBenchCommand(program: Command): void {
     .option("--use-server-token-count", "count tokens from the server's usage instead of the tokenizer")
     .action(async (o) => {
       // Flags are checked before anything loads or any file is written.
-      const urls = (o.url ?? ["http://localhost:8000"]).map(parseServerUrl);
+      const urls = (o.url ?? ["http://localhost:8000"]).map((u) => {
+        parseHttpUrl(u, "--url");
+        // As given, with a scheme added to a bare host:port: the path stays the user's.
+        return u.includes("://") ? u : `http://${u}`;
+      });
       const url = urls[0]!;
       const models = o.model.split(",").map((m) => m.trim());
       if (models.some((m) => m === ""))

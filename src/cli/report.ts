@@ -118,7 +118,9 @@ async function reportExperiment(
     import("../report/report.ts"),
     import("../report/capacity-runs.ts"),
   ]);
-  const main = manifest.runs.filter((r) => r.dir.startsWith("arms/") || r.dir.startsWith("arms\\"));
+  const main = manifest.runs.filter(
+    (r) => r.point.load === manifest.main.load && r.point.traceSeed === manifest.main.traceSeed,
+  );
   const arms = await Promise.all(
     main.map((r) =>
       readArmArtifacts(join(dir, r.dir), r.arm, { allowIncomplete: o.allowIncomplete === true }),
@@ -131,6 +133,7 @@ async function reportExperiment(
           slos,
           seed: o.seed,
           gpusOf: (arm) => (recipe.arms[arm] ? armGpuCount(recipe.arms[arm]) : null),
+          read: new Map(main.map((r, i) => [r.dir, arms[i]!])),
         })
       : undefined;
   const report = await writeReport(o.out, arms, {

@@ -1,6 +1,6 @@
 import { access } from "node:fs/promises";
 import { ServelabError } from "../errors.ts";
-import { findExportFiles } from "../metrics/export-files.ts";
+import { findExportFiles } from "../io/export-files.ts";
 import { PROFILE_EXPORT_JSONL } from "../metrics/exporters.ts";
 import type { ArtifactTarget, Backend } from "./backend.ts";
 

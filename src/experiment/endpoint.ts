@@ -1,4 +1,5 @@
 import { ServelabError } from "../errors.ts";
+import { parseHttpUrl } from "../io/http-url.ts";
 import { connectionLimitFromEnv, type LoadMode, runBench } from "../loadgen/run-bench.ts";
 import { parseGoodput } from "../metrics/goodput.ts";
 import type { Recipe } from "../recipe/schema.ts";
@@ -19,15 +20,7 @@ export function parseEndpoint(spec: string): { name: string; url: string } {
       `--endpoint name '${name}' may use letters, digits, '.', '_', '+' and '-' only`,
     );
   }
-  let u: URL;
-  try {
-    u = new URL(url.includes("://") ? url : `http://${url}`);
-  } catch {
-    throw new ServelabError("USAGE", `--endpoint ${name}: '${url}' is not a URL`);
-  }
-  if (u.protocol !== "http:" && u.protocol !== "https:")
-    throw new ServelabError("USAGE", `--endpoint ${name}: '${url}' is not an http:// or https:// URL`);
-  return { name, url: u.origin };
+  return { name, url: parseHttpUrl(url, `--endpoint ${name}:`).origin };
 }
 
 /** `--endpoint` list: each NAME=URL, names distinct. */

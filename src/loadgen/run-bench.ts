@@ -298,7 +298,6 @@ async function replay(cfg: BenchConfig, deps: { prompts: PromptSource }): Promis
       pools,
       tokens,
       builder,
-      count,
       collector,
       jsonl,
       raw,
@@ -326,7 +325,6 @@ interface Run {
   pools: ReturnType<typeof createPool>[];
   tokens: TokenCounting;
   builder: RequestBuilder;
-  count: (text: string) => Promise<number>;
   collector: MetricsCollector;
   jsonl: JsonlRecordWriter;
   /** `profile_export_raw.jsonl`, at export level raw. */

@@ -1,6 +1,6 @@
 import { appendFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { ServelabError } from "../errors.ts";
+import { parseHttpUrl } from "../io/http-url.ts";
 
 export const SERVER_METRICS_JSONL = "server_metrics_export.jsonl";
 
@@ -124,17 +124,7 @@ export function flattenSeries(metrics: Record<string, SeriesEntry[]>): Record<st
 
 /** `--server-metrics URL…`: checked before the run starts. */
 export function checkServerMetricsUrls(urls: readonly string[]): string[] {
-  return urls.map((u) => {
-    let parsed: URL;
-    try {
-      parsed = new URL(u.includes("://") ? u : `http://${u}`);
-    } catch {
-      throw new ServelabError("USAGE", `--server-metrics '${u}' is not a URL`);
-    }
-    if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
-      throw new ServelabError("USAGE", `--server-metrics '${u}' must be an http:// or https:// URL`);
-    return parsed.href;
-  });
+  return urls.map((u) => parseHttpUrl(u, "--server-metrics").href);
 }
 
 /**

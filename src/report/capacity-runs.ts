@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import type { ExperimentManifest } from "../experiment/plan.ts";
 import type { GoodputSlo } from "../metrics/goodput.ts";
-import { readArmArtifacts } from "./artifacts.ts";
+import { type ArmArtifacts, readArmArtifacts } from "./artifacts.ts";
 import type { CapacityRun } from "./capacity.ts";
 import { summarizeArm } from "./compare.ts";
 
@@ -12,11 +12,17 @@ import { summarizeArm } from "./compare.ts";
 export async function readCapacityRuns(
   outDir: string,
   manifest: ExperimentManifest,
-  opts: { slos: readonly GoodputSlo[]; seed: number; gpusOf: (arm: string) => number | null },
+  opts: {
+    slos: readonly GoodputSlo[];
+    seed: number;
+    gpusOf: (arm: string) => number | null;
+    /** Runs already read (the main point's arms), by their directory in the manifest: not read again. */
+    read?: ReadonlyMap<string, ArmArtifacts>;
+  },
 ): Promise<CapacityRun[]> {
   const runs: CapacityRun[] = [];
   for (const run of manifest.runs) {
-    const a = await readArmArtifacts(join(outDir, run.dir), run.arm);
+    const a = opts.read?.get(run.dir) ?? (await readArmArtifacts(join(outDir, run.dir), run.arm));
     const r = summarizeArm(
       {
         name: run.arm,

@@ -1,7 +1,7 @@
 import { access, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { ServelabError } from "../errors.ts";
-import { PROFILE_EXPORT_JSON, PROFILE_EXPORT_JSONL } from "./exporters.ts";
+import { PROFILE_EXPORT_JSON, PROFILE_EXPORT_JSONL } from "../metrics/exporters.ts";
 
 const exists = (file: string) =>
   access(file).then(
