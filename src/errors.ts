@@ -24,6 +24,10 @@ export const ERROR_CODES = {
   KV_EVENT_DECODE: "a KV-cache event payload could not be decoded",
   ROUTER_NO_TARGET: "the router has no healthy target to send a request to",
   ROUTER_UNKNOWN_TARGET: "a router call named a target that is not registered",
+  KV_EVENTS_CONFIG: "a KV-event publisher or subscriber configuration is invalid",
+  KV_EVENTS_SOCKET: "a KV-event ZMQ socket could not be bound or connected",
+  DISCOVERY_INVALID: "a discovery file (the workers `servelab up` started) is not valid",
+  STACK_START: "a process of the live stack did not start or become healthy",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

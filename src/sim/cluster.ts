@@ -9,10 +9,11 @@ import type { BlockHasher } from "../kv/block-hash.ts";
 import type { KvIndex } from "../kv/kv-index.ts";
 import { traceLocalHashes } from "../kv/trace-blocks.ts";
 import type { RequestError, RequestRecord } from "../metrics/record.ts";
-import type { Arm, Recipe } from "../recipe/schema.ts";
+import type { Recipe } from "../recipe/schema.ts";
+import { armRouterOptions } from "../router/arm-router.ts";
 import { createRouter } from "../router/create-router.ts";
 import { DisaggRouter } from "../router/disagg-router.ts";
-import { KvRouter, type KvRouterOptions } from "../router/kv-router.ts";
+import { KvRouter } from "../router/kv-router.ts";
 import { decisionLabel, type Router, type RouterPolicy } from "../router/router.ts";
 import { scheduleRows } from "../trace/schedule.ts";
 import type { TraceRow } from "../trace/types.ts";
@@ -136,37 +137,6 @@ interface WorkerSlot {
   runGen: number;
 }
 
-function routerOptions(arm: Arm, blockSize: number, seed: number, hasher: BlockHasher): KvRouterOptions {
-  const r = arm.router;
-  // Simulated engines name their blocks by the router's own sequence hashes. Policies that never read the
-  // active blocks (round-robin, random) need not track them, as Dynamo's frontend does not.
-  if (r.mode !== "kv") {
-    return {
-      blockSize,
-      seed,
-      hasher,
-      seqAddressedEvents: true,
-      trackActiveBlocks: r.mode === "least-loaded",
-    };
-  }
-  return {
-    blockSize,
-    seed,
-    hasher,
-    seqAddressedEvents: true,
-    overlapScoreWeight: r.overlap_score_weight,
-    temperature: r.router_temperature,
-    useKvEvents: r.use_kv_events,
-    trackActiveBlocks: r.router_track_active_blocks,
-    assumeKvReuse: r.router_assume_kv_reuse,
-    approx: {
-      ttlMs: r.router_ttl_secs * 1000,
-      maxEntries: r.router_max_tree_size,
-      pruneTargetRatio: r.router_prune_target_ratio,
-    },
-  };
-}
-
 /**
  * Replays a trace against one arm of a recipe on a simulated cluster, on a virtual clock: the frontend's router
  * (the routing library itself, its KV index fed by the simulated engines' events), DEP workers stepping in lockstep
@@ -207,7 +177,7 @@ export function simulateArm(opts: SimOptions): SimResult {
       return sum + ranks * kvCapacityBlocks(recipe, group);
     }, 0);
   const ropts = {
-    ...routerOptions(arm, kvBlock, seed, hasher),
+    ...armRouterOptions(arm, kvBlock, seed, hasher, { seqAddressedEvents: true }),
     expectedIndexEntries: Math.max(indexed, 4096),
     // Every block an engine stores is a prompt block of the trace: the index keeps its node at the block's id.
     blockDirectory: ids,

@@ -1,0 +1,587 @@
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { performance } from "node:perf_hooks";
+import { Pool } from "undici";
+import type { BlockHasher } from "../../kv/block-hash.ts";
+import { type CreateRouterOptions, createRouter } from "../../router/create-router.ts";
+import type { DisaggRouter } from "../../router/disagg-router.ts";
+import type { RouteDecision, Router, RouterPolicy } from "../../router/router.ts";
+import { ClientGone, parseJsonBody, readBody } from "../http-body.ts";
+import { ApiError, sendError } from "../openai-errors.ts";
+import { type Endpoint, type ParsedRequest, parseRequestBody } from "../openai-request.ts";
+import type { PromptTokenizer } from "../tokenizer.ts";
+import type { WorkerSpec } from "./discovery.ts";
+import {
+  createFrontendMetrics,
+  type EndpointLabel,
+  type ErrorType,
+  type FrontendMetrics,
+  type WorkerType,
+} from "./frontend-metrics.ts";
+import { SseEventCounter } from "./sse-count.ts";
+import { HealthChecker } from "./worker-health.ts";
+
+/** Dynamo's body limit (PR #2581: room for 500k-token prompts). */
+export const DEFAULT_FRONTEND_BODY_LIMIT = 45 * 1024 * 1024;
+/** Dynamo ≥ 1.3 answers "all workers busy" with 529 (`DYN_HTTP_OVERLOAD_STATUS_CODE`); 503 before. */
+export const DEFAULT_OVERLOAD_STATUS = 529;
+
+export interface BusyThresholds {
+  /** A target is busy when its active KV blocks exceed this fraction of its blocks (Dynamo's 0–1 threshold). */
+  activeDecodeBlocks?: number;
+  /** A target is busy when its queued prefill tokens exceed this. */
+  activePrefillTokens?: number;
+}
+
+export interface FrontendOptions {
+  /** Served model names; every worker serves all of them (one model per frontend, as Dynamo's recipes run). */
+  models: readonly string[];
+  workers: readonly WorkerSpec[];
+  policy: RouterPolicy;
+  /** Router settings: block size, seed, the KV router's knobs; `hasher` is required (prompts are block-hashed). */
+  router: CreateRouterOptions & { hasher: BlockHasher };
+  tokenizer: PromptTokenizer;
+  host?: string;
+  port?: number;
+  /** Bearer key required on every inference route (`/v1/*`); health and metrics stay open. */
+  apiKey?: string;
+  /** `Access-Control-Allow-Origin` value; no CORS headers without it. */
+  corsOrigin?: string;
+  maxBodyBytes?: number;
+  overloadStatus?: number;
+  busy?: BusyThresholds;
+  healthIntervalMs?: number;
+  healthTimeoutMs?: number;
+  /** Longest gap between a worker's stream chunks before the request fails (Dynamo's backend stream timeout). */
+  streamTimeoutMs?: number;
+  /** Connections per worker (AIPerf-scale concurrency needs many; HTTP/1.1 carries one stream each). */
+  connectionsPerWorker?: number;
+  defaultMaxTokens?: number;
+  onError?: (e: unknown) => void;
+  onWorkerHealth?: (workerId: string, healthy: boolean, reason: string) => void;
+}
+
+export interface Frontend {
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  /** The aggregated router, or both legs' routers of a disaggregated frontend. */
+  readonly router: Router | DisaggRouter;
+  readonly metrics: FrontendMetrics;
+  readonly health: HealthChecker;
+  /** Requests being served. */
+  inFlight(): number;
+  close(): Promise<void>;
+}
+
+interface WorkerEntry {
+  spec: WorkerSpec;
+  pool: Pool;
+}
+
+const ROUTES: Record<string, readonly ("GET" | "POST")[]> = {
+  "/v1/chat/completions": ["POST"],
+  "/v1/completions": ["POST"],
+  "/v1/models": ["GET"],
+  "/health": ["GET"],
+  "/live": ["GET"],
+  "/metrics": ["GET"],
+};
+
+const ENDPOINT_OF: Record<string, Endpoint> = {
+  "/v1/chat/completions": "chat",
+  "/v1/completions": "completions",
+};
+const LABEL_OF: Record<Endpoint, EndpointLabel> = { chat: "chat_completions", completions: "completions" };
+
+/** Why a worker could not serve a request: its connection failed (`unreachable`) or it answered with an error. */
+class UpstreamFailure extends Error {
+  constructor(
+    message: string,
+    readonly unreachable: boolean,
+    readonly timedOut = false,
+  ) {
+    super(message);
+  }
+}
+
+function upstreamFailure(e: unknown, worker: string): UpstreamFailure {
+  const err = e as NodeJS.ErrnoException & { code?: string };
+  const code = err.code ?? "";
+  const timedOut = code === "UND_ERR_BODY_TIMEOUT" || code === "UND_ERR_HEADERS_TIMEOUT";
+  return new UpstreamFailure(`worker ${worker}: ${err.message}${code ? ` (${code})` : ""}`, true, timedOut);
+}
+
+/**
+ * `servelab frontend`: an OpenAI-compatible HTTP server in front of engine workers (the mock, vLLM, SGLang,
+ * TRT-LLM), routing every request with the router library the simulator uses. Each request is validated,
+ * tokenized and block-hashed (the workers' tokenizer and block size), routed (`route`; the chosen DP rank goes to
+ * the worker as vLLM's `X-data-parallel-rank` header), forwarded with undici, and its SSE stream relayed chunk by
+ * chunk; the router hears of the first token (`markPrefillCompleted`) and of the end, failure or client
+ * disconnect (`free`). Workers failing their health check or refusing connections are skipped until healthy.
+ */
+export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
+  if (opts.models.length === 0) throw new RangeError("the frontend needs at least one model name");
+  if (opts.workers.length === 0) throw new RangeError("the frontend needs at least one worker");
+  const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_FRONTEND_BODY_LIMIT;
+  const overloadStatus = opts.overloadStatus ?? DEFAULT_OVERLOAD_STATUS;
+  const blockSize = opts.router.blockSize;
+  const onError = opts.onError ?? ((e: unknown) => process.stderr.write(`servelab frontend: ${String(e)}\n`));
+  const disaggregated = opts.workers.some((w) => w.role !== "aggregated");
+  if (disaggregated && opts.workers.some((w) => w.role === "aggregated")) {
+    throw new RangeError(
+      "a frontend serves either aggregated workers or prefill and decode workers, not both",
+    );
+  }
+  if (disaggregated) {
+    throw new RangeError(
+      "disaggregated workers need a P/D protocol adapter (not wired in this frontend yet)",
+    );
+  }
+  const router = createRouter(opts.policy, opts.router);
+  const workers = new Map<string, WorkerEntry>();
+  const active = new Set<ServerResponse>();
+  let nextId = 0;
+
+  const health = new HealthChecker({
+    intervalMs: opts.healthIntervalMs ?? 1000,
+    timeoutMs: opts.healthTimeoutMs ?? 2000,
+    onChange(id, healthy, reason) {
+      if (!workers.has(id)) return;
+      router.setHealthy(id, healthy);
+      opts.onWorkerHealth?.(id, healthy, reason);
+    },
+  });
+  for (const spec of opts.workers) {
+    workers.set(spec.id, {
+      spec,
+      pool: new Pool(spec.url, { connections: opts.connectionsPerWorker ?? 2500 }),
+    });
+    router.addWorker(spec.id, spec.dp_size);
+    // Unknown until the first check answers: no request goes to a worker not known to be up.
+    router.setHealthy(spec.id, false);
+    health.add({ id: spec.id, url: spec.url });
+  }
+
+  const workerTypeOf = (id: string): WorkerType => workers.get(id)?.spec.role ?? "aggregated";
+  const metrics = createFrontendMetrics({
+    modelWorkers: () => {
+      const n = [...workers.keys()].filter((id) => health.healthy(id)).length;
+      return opts.models.map((model) => ({ model, workers: n }));
+    },
+    targets: () =>
+      router.targets.ids().map((t) => {
+        const target = router.targets.get(t);
+        return {
+          workerId: target.workerId,
+          dpRank: router.granularity === "rank" ? target.dpRank : null,
+          workerType: workerTypeOf(target.workerId),
+          activeBlocks: router.load.activeBlocks(t),
+          prefillTokens: router.load.prefillTokens(t),
+        };
+      }),
+  });
+
+  const allBusy = (): boolean => {
+    const b = opts.busy;
+    if (!b || (b.activeDecodeBlocks === undefined && b.activePrefillTokens === undefined)) return false;
+    for (const [id, w] of workers) {
+      if (!health.healthy(id)) continue;
+      const ids = router.targets.idsOfWorker(id);
+      // A worker-level target stands for all of the worker's ranks.
+      const blocksPerTarget =
+        w.spec.kv_blocks_per_rank === undefined
+          ? undefined
+          : w.spec.kv_blocks_per_rank * (router.granularity === "rank" ? 1 : w.spec.dp_size);
+      const busyTarget = (t: number) =>
+        (b.activeDecodeBlocks !== undefined &&
+          blocksPerTarget !== undefined &&
+          router.load.activeBlocks(t) / blocksPerTarget > b.activeDecodeBlocks) ||
+        (b.activePrefillTokens !== undefined && router.load.prefillTokens(t) > b.activePrefillTokens);
+      if (!ids.every(busyTarget)) return false;
+    }
+    return true;
+  };
+
+  const corsHeaders = (): Record<string, string> =>
+    opts.corsOrigin === undefined
+      ? {}
+      : {
+          "access-control-allow-origin": opts.corsOrigin,
+          "access-control-allow-headers": "authorization, content-type, x-request-id",
+          "access-control-allow-methods": "GET, POST, OPTIONS",
+        };
+
+  const sendJson = (res: ServerResponse, status: number, value: unknown) => {
+    const body = JSON.stringify(value);
+    res.writeHead(status, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body),
+      ...corsHeaders(),
+    });
+    res.end(body);
+  };
+
+  const checkKey = (req: IncomingMessage) => {
+    if (opts.apiKey === undefined) return;
+    const h = req.headers.authorization;
+    if (h !== `Bearer ${opts.apiKey}`) {
+      throw new ApiError(401, "Incorrect or missing API key: send 'Authorization: Bearer <key>'", {
+        code: "invalid_api_key",
+      });
+    }
+  };
+
+  const generate = async (endpoint: Endpoint, req: IncomingMessage, res: ServerResponse) => {
+    const startedAt = performance.now();
+    const raw = await readBody(req, maxBodyBytes);
+    const body = parseJsonBody(raw);
+    const asked = (body as { model?: unknown }).model;
+    const model = typeof asked === "string" && opts.models.includes(asked) ? asked : opts.models[0]!;
+    const label = LABEL_OF[endpoint];
+    let parsed: ParsedRequest;
+    try {
+      parsed = parseRequestBody(endpoint, body, {
+        servedModel: model,
+        defaultMaxTokens: opts.defaultMaxTokens ?? 256,
+      });
+    } catch (e) {
+      if (e instanceof ApiError)
+        metrics.refused(model, label, false, e.status === 404 ? "not_found" : "validation");
+      throw e;
+    }
+    const stream = parsed.stream;
+    const hashStart = performance.now();
+    let ids: ArrayLike<number>;
+    if ("tokenIds" in parsed.prompt) ids = parsed.prompt.tokenIds;
+    else {
+      try {
+        ids = await opts.tokenizer.encode(parsed.prompt.text);
+      } catch (e) {
+        throw new ApiError(500, `could not tokenize the prompt: ${(e as Error).message}`);
+      }
+    }
+    const locals = opts.router.hasher.localHashes(ids, blockSize);
+    const seqs = opts.router.hasher.sequenceHashes(locals);
+    const hashingMs = performance.now() - hashStart;
+    if (!router.hasRoutableTargets()) {
+      metrics.refused(model, label, stream, "unavailable");
+      throw new ApiError(503, `Service temporarily unavailable: no healthy worker serves ${model}`, {
+        code: "service_unavailable",
+      });
+    }
+    if (allBusy()) {
+      metrics.refused(model, label, stream, "overload");
+      throw new ApiError(
+        overloadStatus,
+        "Service temporarily unavailable: All workers are busy, please retry later",
+        {
+          code: "service_overloaded",
+        },
+      );
+    }
+    const requestId = `fe-${++nextId}`;
+    const clientId =
+      typeof req.headers["x-request-id"] === "string" ? req.headers["x-request-id"] : randomUUID();
+    const schedStart = performance.now();
+    const decision = router.route({ requestId, isl: ids.length, seqs, locals }, schedStart);
+    const blocks = locals.length >>> 1;
+    metrics.routed(
+      opts.policy === "kv",
+      blocks === 0 ? 0 : decision.overlapBlocks / blocks,
+      hashingMs,
+      performance.now() - schedStart,
+    );
+    metrics.started(model, label, stream);
+    active.add(res);
+
+    let sawFirst = false;
+    let outputTokens = 0;
+    let errorType: ErrorType = "none";
+    let freed = false;
+    const release = () => {
+      if (freed) return;
+      freed = true;
+      router.free(requestId, performance.now());
+      active.delete(res);
+      metrics.finished(model, label, stream, {
+        errorType,
+        sawFirstToken: sawFirst,
+        durationS: (performance.now() - startedAt) / 1000,
+        promptTokens: ids.length,
+        outputTokens,
+      });
+    };
+    const abort = new AbortController();
+    res.once("close", () => {
+      if (!res.writableFinished) {
+        errorType = "cancelled";
+        abort.abort();
+      }
+      release();
+    });
+    const firstToken = () => {
+      sawFirst = true;
+      router.markPrefillCompleted(requestId, performance.now());
+      metrics.firstToken(model, (performance.now() - startedAt) / 1000);
+    };
+    try {
+      await relay(
+        workers.get(decision.workerId)!,
+        decision,
+        endpoint,
+        raw,
+        clientId,
+        stream,
+        abort.signal,
+        res,
+        {
+          firstToken,
+          tokens(n, gapS) {
+            outputTokens += n;
+            metrics.tokens(model, n, gapS);
+          },
+          corsHeaders,
+          streamTimeoutMs: opts.streamTimeoutMs,
+        },
+      );
+    } catch (e) {
+      if (abort.signal.aborted) return;
+      if (e instanceof UpstreamFailure) {
+        errorType = e.timedOut ? "response_timeout" : e.unreachable ? "unavailable" : "internal";
+        if (e.unreachable) health.markDown(decision.workerId, e.message);
+        failResponse(
+          res,
+          new ApiError(503, `Service temporarily unavailable: ${e.message}`, { code: "service_unavailable" }),
+          corsHeaders(),
+        );
+        return;
+      }
+      errorType = e instanceof ApiError && e.status < 500 ? "validation" : "internal";
+      throw e;
+    } finally {
+      if (res.writableFinished) release();
+    }
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = (req.url ?? "/").split("?", 1)[0]!;
+    if (req.method === "OPTIONS" && opts.corsOrigin !== undefined && ROUTES[path]) {
+      res.writeHead(204, corsHeaders());
+      res.end();
+      return;
+    }
+    const methods = ROUTES[path];
+    if (!methods) throw new ApiError(404, `Invalid URL (${req.method} ${path})`, { code: "unknown_url" });
+    if (!methods.includes(req.method as "GET" | "POST")) {
+      throw new ApiError(405, `${req.method} is not allowed on ${path}; use ${methods.join(", ")}`, {
+        code: "method_not_allowed",
+      });
+    }
+    if (path.startsWith("/v1/")) checkKey(req);
+    const endpoint = ENDPOINT_OF[path];
+    if (endpoint) return generate(endpoint, req, res);
+    if (path === "/v1/models") {
+      const up = [...workers.keys()].some((id) => health.healthy(id));
+      sendJson(res, 200, {
+        object: "list",
+        data: up ? opts.models.map((id) => ({ id, object: "model", created: 0, owned_by: "servelab" })) : [],
+      });
+    } else if (path === "/live") {
+      sendJson(
+        res,
+        closing ? 503 : 200,
+        closing
+          ? { status: "shutting_down", message: "Service is shutting down" }
+          : { status: "live", message: "Service is live" },
+      );
+    } else if (path === "/health") {
+      const instances = [...workers.values()].map((w) => ({
+        instance_id: w.spec.id,
+        url: w.spec.url,
+        worker_type: w.spec.role,
+        dp_size: w.spec.dp_size,
+        healthy: health.healthy(w.spec.id),
+      }));
+      const healthyCount = instances.filter((i) => i.healthy).length;
+      sendJson(res, closing ? 503 : 200, {
+        status: closing ? "shutting_down" : healthyCount > 0 ? "healthy" : "unhealthy",
+        message: closing
+          ? "Service is shutting down"
+          : `${healthyCount} of ${instances.length} workers healthy`,
+        initial_discovery_complete: true,
+        router_mode: opts.policy,
+        instances,
+      });
+    } else {
+      const text = await metrics.text();
+      res.writeHead(200, { "content-type": metrics.contentType });
+      res.end(text);
+    }
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((e: unknown) => {
+      if (e instanceof ClientGone) return;
+      if (e instanceof ApiError) {
+        const close: Record<string, string> = e.status === 413 ? { connection: "close" } : {};
+        failResponse(res, e, { ...corsHeaders(), ...close });
+        return;
+      }
+      onError(e);
+      failResponse(
+        res,
+        new ApiError(500, "Internal server error", { code: "internal_error" }),
+        corsHeaders(),
+      );
+    });
+  });
+  server.keepAliveTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  server.on("error", onError);
+  await health.checkAll();
+  health.start();
+  const address = server.address() as AddressInfo;
+  const urlHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  let closing: Promise<void> | undefined;
+
+  return {
+    url: `http://${urlHost}:${address.port}`,
+    host: address.address,
+    port: address.port,
+    router,
+    metrics,
+    health,
+    inFlight: () => active.size,
+    close() {
+      closing ??= (async () => {
+        health.stop();
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeAllConnections();
+        await closed;
+        await Promise.all([...workers.values()].map((w) => w.pool.destroy()));
+      })();
+      return closing;
+    },
+  };
+}
+
+/** An error as the whole response, or, once a stream has started, as an in-stream `event: error` before the end. */
+function failResponse(res: ServerResponse, err: ApiError, headers: Record<string, string>): void {
+  if (res.headersSent) {
+    if (!res.writableEnded) res.end(`event: error\ndata: ${JSON.stringify(err.toJSON())}\n\n`);
+    return;
+  }
+  sendError(res, err, headers);
+}
+
+interface RelayHooks {
+  firstToken(): void;
+  tokens(count: number, gapS: number | null): void;
+  corsHeaders(): Record<string, string>;
+  streamTimeoutMs: number | undefined;
+}
+
+/** Forwards the request to the chosen worker and relays its answer, stream or not, to the client. */
+async function relay(
+  w: WorkerEntry,
+  decision: RouteDecision,
+  endpoint: Endpoint,
+  raw: Buffer,
+  clientId: string,
+  stream: boolean,
+  signal: AbortSignal,
+  res: ServerResponse,
+  hooks: RelayHooks,
+): Promise<void> {
+  const headers: Record<string, string> = { "content-type": "application/json", "x-request-id": clientId };
+  if (decision.dpRank !== null) headers["x-data-parallel-rank"] = String(decision.dpRank);
+  let upstream: Awaited<ReturnType<Pool["request"]>>;
+  try {
+    upstream = await w.pool.request({
+      path: endpoint === "chat" ? "/v1/chat/completions" : "/v1/completions",
+      method: "POST",
+      headers,
+      body: raw,
+      signal,
+      ...(hooks.streamTimeoutMs === undefined
+        ? {}
+        : { headersTimeout: hooks.streamTimeoutMs, bodyTimeout: hooks.streamTimeoutMs }),
+    });
+  } catch (e) {
+    if (signal.aborted) throw e;
+    throw upstreamFailure(e, w.spec.id);
+  }
+  const status = upstream.statusCode;
+  const type = String(upstream.headers["content-type"] ?? "application/json");
+  if (status !== 200) {
+    const text = await upstream.body.text().catch(() => "");
+    if (status >= 500) {
+      throw new UpstreamFailure(
+        `worker ${w.spec.id} answered ${status}: ${text.slice(0, 200)}`,
+        status === 503,
+      );
+    }
+    // The worker's own 4xx (validation, context length) is the client's answer, verbatim.
+    res.writeHead(status, { "content-type": type, ...hooks.corsHeaders() });
+    res.end(text);
+    return;
+  }
+  if (!stream) {
+    let bytes: Buffer;
+    try {
+      bytes = Buffer.from(await upstream.body.arrayBuffer());
+    } catch (e) {
+      if (signal.aborted) throw e;
+      throw upstreamFailure(e, w.spec.id);
+    }
+    hooks.firstToken();
+    res.writeHead(200, { "content-type": type, "content-length": bytes.length, ...hooks.corsHeaders() });
+    res.end(bytes);
+    return;
+  }
+  res.writeHead(200, {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    ...hooks.corsHeaders(),
+  });
+  res.flushHeaders();
+  const counter = new SseEventCounter();
+  let last: number | null = null;
+  try {
+    for await (const chunk of upstream.body) {
+      const n = counter.feed(chunk as Buffer);
+      if (n > 0) {
+        const now = performance.now();
+        if (last === null) hooks.firstToken();
+        hooks.tokens(n, last === null ? null : (now - last) / 1000);
+        last = now;
+      }
+      if (!res.write(chunk))
+        await new Promise<void>((resolve) => {
+          const go = () => {
+            res.off("close", go);
+            res.off("drain", go);
+            resolve();
+          };
+          res.once("drain", go);
+          res.once("close", go);
+        });
+      if (signal.aborted) return;
+    }
+  } catch (e) {
+    if (signal.aborted) return;
+    throw upstreamFailure(e, w.spec.id);
+  }
+  if (!counter.done && !counter.sawError) {
+    throw new UpstreamFailure(`worker ${w.spec.id} ended its stream without [DONE]`, true);
+  }
+  res.end();
+}
