@@ -2,6 +2,7 @@ import { Command, CommanderError } from "@commander-js/extra-typings";
 import { formatError, isServelabError, USER_ERROR_EXIT } from "../errors.ts";
 import { registerAbCommand } from "./ab.ts";
 import { registerBenchCommand } from "./bench.ts";
+import { registerFrontendCommand } from "./frontend.ts";
 import { registerRecipeCommands } from "./recipe.ts";
 import { registerReportCommand } from "./report.ts";
 import { registerSimCommand } from "./sim.ts";
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerSimCommand(program);
   registerBenchCommand(program);
   registerWorkerCommand(program);
+  registerFrontendCommand(program);
   return program;
 }
 

@@ -36,3 +36,19 @@ export function positiveListOption(text: string): number[] {
     return v;
   });
 }
+
+export function portOption(text: string): number {
+  const port = intOption(0)(text);
+  if (port > 65535) throw new InvalidArgumentError(`a port is at most 65535, got ${port}.`);
+  return port;
+}
+
+export function hostOption(text: string): string {
+  if (text.trim() === "") throw new InvalidArgumentError("expected a host name or address.");
+  return text.trim();
+}
+
+/** Collects a repeatable option's values. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
