@@ -4,9 +4,11 @@ import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { Pool } from "undici";
 import type { BlockHasher } from "../../kv/block-hash.ts";
-import { type CreateRouterOptions, createRouter } from "../../router/create-router.ts";
-import type { DisaggRouter } from "../../router/disagg-router.ts";
-import type { RouteDecision, Router, RouterPolicy } from "../../router/router.ts";
+import { createRng } from "../../random.ts";
+import type { CreateRouterOptions } from "../../router/create-router.ts";
+import type { Router, RouterPolicy } from "../../router/router.ts";
+import { type DisaggContext, type DisaggProtocol, encodeBody, type JsonObject } from "../disagg/protocol.ts";
+import { vllmNixlProtocol } from "../disagg/vllm-nixl.ts";
 import { ClientGone, parseJsonBody, readBody } from "../http-body.ts";
 import { ApiError, sendError } from "../openai-errors.ts";
 import { type Endpoint, type ParsedRequest, parseRequestBody } from "../openai-request.ts";
@@ -19,6 +21,7 @@ import {
   type FrontendMetrics,
   type WorkerType,
 } from "./frontend-metrics.ts";
+import { RoutingPools } from "./routing-pools.ts";
 import { SseEventCounter } from "./sse-count.ts";
 import { HealthChecker } from "./worker-health.ts";
 
@@ -60,6 +63,8 @@ export interface FrontendOptions {
   defaultMaxTokens?: number;
   onError?: (e: unknown) => void;
   onWorkerHealth?: (workerId: string, healthy: boolean, reason: string) => void;
+  /** How prefill and decode workers hand a request over (default vLLM + NIXL, what the mock worker speaks). */
+  disaggProtocol?: DisaggProtocol;
 }
 
 export interface Frontend {
@@ -67,7 +72,9 @@ export interface Frontend {
   readonly host: string;
   readonly port: number;
   /** The aggregated router, or both legs' routers of a disaggregated frontend. */
-  readonly router: Router | DisaggRouter;
+  readonly pools: RoutingPools;
+  /** The aggregated router (the decode leg's router when disaggregated). */
+  readonly router: Router;
   readonly metrics: FrontendMetrics;
   readonly health: HealthChecker;
   /** Requests being served. */
@@ -77,6 +84,8 @@ export interface Frontend {
 
 interface WorkerEntry {
   spec: WorkerSpec;
+  /** The host the frontend reaches the worker at (a prefill worker's address for the decode leg). */
+  host: string;
   pool: Pool;
 }
 
@@ -129,17 +138,12 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
   const blockSize = opts.router.blockSize;
   const onError = opts.onError ?? ((e: unknown) => process.stderr.write(`servelab frontend: ${String(e)}\n`));
   const disaggregated = opts.workers.some((w) => w.role !== "aggregated");
-  if (disaggregated && opts.workers.some((w) => w.role === "aggregated")) {
-    throw new RangeError(
-      "a frontend serves either aggregated workers or prefill and decode workers, not both",
-    );
+  if (disaggregated && !opts.workers.some((w) => w.role === "decode")) {
+    throw new RangeError("a disaggregated frontend needs at least one decode worker");
   }
-  if (disaggregated) {
-    throw new RangeError(
-      "disaggregated workers need a P/D protocol adapter (not wired in this frontend yet)",
-    );
-  }
-  const router = createRouter(opts.policy, opts.router);
+  const protocol = opts.disaggProtocol ?? vllmNixlProtocol();
+  const rng = createRng(opts.router.seed ?? 0, "disagg");
+  const pools = new RoutingPools(opts.policy, opts.router, disaggregated);
   const workers = new Map<string, WorkerEntry>();
   const active = new Set<ServerResponse>();
   let nextId = 0;
@@ -149,38 +153,42 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
     timeoutMs: opts.healthTimeoutMs ?? 2000,
     onChange(id, healthy, reason) {
       if (!workers.has(id)) return;
-      router.setHealthy(id, healthy);
+      pools.setHealthy(id, healthy);
       opts.onWorkerHealth?.(id, healthy, reason);
     },
   });
   for (const spec of opts.workers) {
     workers.set(spec.id, {
       spec,
+      host: new URL(spec.url).hostname,
       pool: new Pool(spec.url, { connections: opts.connectionsPerWorker ?? 2500 }),
     });
-    router.addWorker(spec.id, spec.dp_size);
+    pools.addWorker(spec.id, spec.role, spec.dp_size);
     // Unknown until the first check answers: no request goes to a worker not known to be up.
-    router.setHealthy(spec.id, false);
+    pools.setHealthy(spec.id, false);
     health.add({ id: spec.id, url: spec.url });
   }
 
-  const workerTypeOf = (id: string): WorkerType => workers.get(id)?.spec.role ?? "aggregated";
   const metrics = createFrontendMetrics({
     modelWorkers: () => {
-      const n = [...workers.keys()].filter((id) => health.healthy(id)).length;
+      const n = [...workers.values()].filter(
+        (w) => w.spec.role !== "prefill" && health.healthy(w.spec.id),
+      ).length;
       return opts.models.map((model) => ({ model, workers: n }));
     },
     targets: () =>
-      router.targets.ids().map((t) => {
-        const target = router.targets.get(t);
-        return {
-          workerId: target.workerId,
-          dpRank: router.granularity === "rank" ? target.dpRank : null,
-          workerType: workerTypeOf(target.workerId),
-          activeBlocks: router.load.activeBlocks(t),
-          prefillTokens: router.load.prefillTokens(t),
-        };
-      }),
+      pools.routers().flatMap(({ router, role }) =>
+        router.targets.ids().map((t) => {
+          const target = router.targets.get(t);
+          return {
+            workerId: target.workerId,
+            dpRank: router.granularity === "rank" ? target.dpRank : null,
+            workerType: role,
+            activeBlocks: router.load.activeBlocks(t),
+            prefillTokens: router.load.prefillTokens(t),
+          };
+        }),
+      ),
   });
 
   const allBusy = (): boolean => {
@@ -188,7 +196,7 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
     if (!b || (b.activeDecodeBlocks === undefined && b.activePrefillTokens === undefined)) return false;
     for (const [id, w] of workers) {
       if (!health.healthy(id)) continue;
-      const ids = router.targets.idsOfWorker(id);
+      const router = pools.routerOf(id);
       // A worker-level target stands for all of the worker's ranks.
       const blocksPerTarget =
         w.spec.kv_blocks_per_rank === undefined
@@ -199,7 +207,7 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
           blocksPerTarget !== undefined &&
           router.load.activeBlocks(t) / blocksPerTarget > b.activeDecodeBlocks) ||
         (b.activePrefillTokens !== undefined && router.load.prefillTokens(t) > b.activePrefillTokens);
-      if (!ids.every(busyTarget)) return false;
+      if (!router.targets.idsOfWorker(id).every(busyTarget)) return false;
     }
     return true;
   };
@@ -265,7 +273,7 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
     const locals = opts.router.hasher.localHashes(ids, blockSize);
     const seqs = opts.router.hasher.sequenceHashes(locals);
     const hashingMs = performance.now() - hashStart;
-    if (!router.hasRoutableTargets()) {
+    if (!pools.canRoute()) {
       metrics.refused(model, label, stream, "unavailable");
       throw new ApiError(503, `Service temporarily unavailable: no healthy worker serves ${model}`, {
         code: "service_unavailable",
@@ -285,11 +293,12 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
     const clientId =
       typeof req.headers["x-request-id"] === "string" ? req.headers["x-request-id"] : randomUUID();
     const schedStart = performance.now();
-    const decision = router.route({ requestId, isl: ids.length, seqs, locals }, schedStart);
+    const plan = pools.route({ requestId, isl: ids.length, seqs, locals }, schedStart);
     const blocks = locals.length >>> 1;
+    const scored = plan.prefill ?? plan.decode;
     metrics.routed(
       opts.policy === "kv",
-      blocks === 0 ? 0 : decision.overlapBlocks / blocks,
+      blocks === 0 ? 0 : scored.overlapBlocks / blocks,
       hashingMs,
       performance.now() - schedStart,
     );
@@ -303,7 +312,7 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
     const release = () => {
       if (freed) return;
       freed = true;
-      router.free(requestId, performance.now());
+      pools.free(requestId, performance.now());
       active.delete(res);
       metrics.finished(model, label, stream, {
         errorType,
@@ -321,36 +330,109 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
       }
       release();
     });
-    const firstToken = () => {
-      sawFirst = true;
-      router.markPrefillCompleted(requestId, performance.now());
-      metrics.firstToken(model, (performance.now() - startedAt) / 1000);
+    const hooks: RelayHooks = {
+      firstToken() {
+        sawFirst = true;
+        if (!plan.prefill) pools.prefillDone(requestId, performance.now());
+        metrics.firstToken(model, (performance.now() - startedAt) / 1000);
+      },
+      tokens(n, gapS) {
+        outputTokens += n;
+        metrics.tokens(model, n, gapS);
+      },
+      corsHeaders,
+      streamTimeoutMs: opts.streamTimeoutMs,
     };
+    let failed = plan.decode.workerId;
     try {
-      await relay(
-        workers.get(decision.workerId)!,
-        decision,
+      if (!plan.prefill) {
+        await relay(
+          workers.get(plan.decode.workerId)!,
+          plan.decode.dpRank,
+          endpoint,
+          raw,
+          clientId,
+          stream,
+          abort.signal,
+          res,
+          hooks,
+        );
+        return;
+      }
+      const prefillWorker = workers.get(plan.prefill.workerId)!;
+      const ctx: DisaggContext = { endpoint, prefill: { host: prefillWorker.host }, rng };
+      const original = body as JsonObject;
+      let decodeBody: JsonObject | null;
+      if (protocol.concurrent) {
+        const legs = protocol.legs(original, ctx);
+        failed = plan.prefill.workerId;
+        const prefillLeg = unary(
+          prefillWorker,
+          plan.prefill.dpRank,
+          endpoint,
+          legs.prefill,
+          clientId,
+          abort.signal,
+        ).then((answer) => {
+          protocol.checkPrefillResponse(answer.json);
+          pools.prefillDone(requestId, performance.now());
+        });
+        prefillLeg.catch(() => {});
+        failed = plan.decode.workerId;
+        await relay(
+          workers.get(plan.decode.workerId)!,
+          plan.decode.dpRank,
+          endpoint,
+          Buffer.from(encodeBody(legs.decode)),
+          clientId,
+          stream,
+          abort.signal,
+          res,
+          hooks,
+        );
+        await prefillLeg.catch(() => {});
+        return;
+      }
+      failed = plan.prefill.workerId;
+      const answer = await unary(
+        prefillWorker,
+        plan.prefill.dpRank,
         endpoint,
-        raw,
+        protocol.prefillRequest(original, ctx),
+        clientId,
+        abort.signal,
+      );
+      if (answer.status !== 200) {
+        // The prefill worker's own 4xx (validation, context length) is the client's answer.
+        hooks.firstToken();
+        res.writeHead(answer.status, { "content-type": "application/json", ...corsHeaders() });
+        res.end(answer.text);
+        return;
+      }
+      pools.prefillDone(requestId, performance.now());
+      decodeBody = protocol.handoff(answer.json, original, ctx);
+      if (decodeBody === null) {
+        hooks.firstToken();
+        sendFinalPrefillAnswer(res, answer.text, stream, corsHeaders());
+        return;
+      }
+      failed = plan.decode.workerId;
+      await relay(
+        workers.get(plan.decode.workerId)!,
+        plan.decode.dpRank,
+        endpoint,
+        Buffer.from(encodeBody(decodeBody)),
         clientId,
         stream,
         abort.signal,
         res,
-        {
-          firstToken,
-          tokens(n, gapS) {
-            outputTokens += n;
-            metrics.tokens(model, n, gapS);
-          },
-          corsHeaders,
-          streamTimeoutMs: opts.streamTimeoutMs,
-        },
+        hooks,
       );
     } catch (e) {
       if (abort.signal.aborted) return;
       if (e instanceof UpstreamFailure) {
         errorType = e.timedOut ? "response_timeout" : e.unreachable ? "unavailable" : "internal";
-        if (e.unreachable) health.markDown(decision.workerId, e.message);
+        if (e.unreachable) health.markDown(failed, e.message);
         failResponse(
           res,
           new ApiError(503, `Service temporarily unavailable: ${e.message}`, { code: "service_unavailable" }),
@@ -456,7 +538,8 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
     url: `http://${urlHost}:${address.port}`,
     host: address.address,
     port: address.port,
-    router,
+    pools,
+    router: pools.aggregated ?? pools.disagg!.decode,
     metrics,
     health,
     inFlight: () => active.size,
@@ -490,9 +573,79 @@ interface RelayHooks {
 }
 
 /** Forwards the request to the chosen worker and relays its answer, stream or not, to the client. */
+function upstreamHeaders(clientId: string, dpRank: number | null): Record<string, string> {
+  const headers: Record<string, string> = { "content-type": "application/json", "x-request-id": clientId };
+  if (dpRank !== null) headers["x-data-parallel-rank"] = String(dpRank);
+  return headers;
+}
+
+const pathOf = (endpoint: Endpoint) => (endpoint === "chat" ? "/v1/chat/completions" : "/v1/completions");
+
+/** A unary leg (the prefill worker's): its status, text and, for a 200, the parsed JSON. */
+async function unary(
+  w: WorkerEntry,
+  dpRank: number | null,
+  endpoint: Endpoint,
+  body: JsonObject,
+  clientId: string,
+  signal: AbortSignal,
+): Promise<{ status: number; text: string; json: unknown }> {
+  let text: string;
+  let status: number;
+  try {
+    const res = await w.pool.request({
+      path: pathOf(endpoint),
+      method: "POST",
+      headers: upstreamHeaders(clientId, dpRank),
+      body: encodeBody(body),
+      signal,
+    });
+    status = res.statusCode;
+    text = await res.body.text();
+  } catch (e) {
+    if (signal.aborted) throw e;
+    throw upstreamFailure(e, w.spec.id);
+  }
+  if (status >= 500)
+    throw new UpstreamFailure(
+      `worker ${w.spec.id} answered ${status}: ${text.slice(0, 200)}`,
+      status === 503,
+    );
+  if (status !== 200) return { status, text, json: undefined };
+  try {
+    return { status, text, json: JSON.parse(text) };
+  } catch {
+    throw new UpstreamFailure(`worker ${w.spec.id} answered the prefill leg with invalid JSON`, false);
+  }
+}
+
+/** A prefill answer that is already final (its one token ended the request), in the form the client asked for. */
+function sendFinalPrefillAnswer(
+  res: ServerResponse,
+  text: string,
+  stream: boolean,
+  headers: Record<string, string>,
+): void {
+  if (!stream) {
+    res.writeHead(200, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(text),
+      ...headers,
+    });
+    res.end(text);
+    return;
+  }
+  res.writeHead(200, {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    ...headers,
+  });
+  res.end(`data: ${text.replace(/\n/g, "")}\n\ndata: [DONE]\n\n`);
+}
+
 async function relay(
   w: WorkerEntry,
-  decision: RouteDecision,
+  dpRank: number | null,
   endpoint: Endpoint,
   raw: Buffer,
   clientId: string,
@@ -501,12 +654,11 @@ async function relay(
   res: ServerResponse,
   hooks: RelayHooks,
 ): Promise<void> {
-  const headers: Record<string, string> = { "content-type": "application/json", "x-request-id": clientId };
-  if (decision.dpRank !== null) headers["x-data-parallel-rank"] = String(decision.dpRank);
+  const headers = upstreamHeaders(clientId, dpRank);
   let upstream: Awaited<ReturnType<Pool["request"]>>;
   try {
     upstream = await w.pool.request({
-      path: endpoint === "chat" ? "/v1/chat/completions" : "/v1/completions",
+      path: pathOf(endpoint),
       method: "POST",
       headers,
       body: raw,
