@@ -8,6 +8,7 @@ import type { Recipe } from "../recipe/schema.ts";
 import { armRouterOptions } from "../router/arm-router.ts";
 import type { CreateRouterOptions } from "../router/create-router.ts";
 import { ROUTER_POLICIES, type RouterPolicy } from "../router/router.ts";
+import { DISAGG_PROTOCOL_NAMES, disaggProtocolNamed } from "../serve/frontend/disagg-protocols.ts";
 import { type Discovery, readDiscovery, type WorkerSpec } from "../serve/frontend/discovery.ts";
 import {
   DEFAULT_FRONTEND_BODY_LIMIT,
@@ -15,6 +16,7 @@ import {
   type FrontendOptions,
   startFrontend,
 } from "../serve/frontend/frontend.ts";
+import { offsetEndpointPort } from "../serve/kv-events/config.ts";
 import { createDeepSeekTokenizer } from "../serve/tokenizer.ts";
 import { collect, hostOption, intOption, portOption, positiveNumberOption } from "./options.ts";
 import { waitForStopSignal } from "./stop-signal.ts";
@@ -35,6 +37,53 @@ function statusOption(text: string): number {
   return v;
 }
 
+/** `ID=VALUE` pairs of a repeatable per-worker flag. */
+function perWorker(values: readonly string[], flag: string, ids: ReadonlySet<string>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const v of values) {
+    const eq = v.indexOf("=");
+    const id = eq > 0 ? v.slice(0, eq) : "";
+    if (!ids.has(id))
+      throw new ServelabError(
+        "USAGE",
+        `${flag} '${v}': expected WORKER_ID=VALUE with a worker id of ${[...ids].join(", ")}`,
+      );
+    out.set(id, v.slice(eq + 1));
+  }
+  return out;
+}
+
+/**
+ * KV-event sources of `--worker`s as vLLM lays them out: rank r of a worker publishes on its endpoint's port + r
+ * (and replays on the replay port + r).
+ */
+function kvEventSources(
+  workers: WorkerSpec[],
+  o: { kvEventsEndpoint?: string[]; kvEventsReplayEndpoint?: string[]; kvEventsTopic: string },
+): void {
+  const ids = new Set(workers.map((w) => w.id));
+  const pub = perWorker(o.kvEventsEndpoint ?? [], "--kv-events-endpoint", ids);
+  const replay = perWorker(o.kvEventsReplayEndpoint ?? [], "--kv-events-replay-endpoint", ids);
+  for (const w of workers) {
+    const endpoint = pub.get(w.id);
+    if (endpoint === undefined) {
+      if (replay.has(w.id))
+        throw new ServelabError(
+          "USAGE",
+          `--kv-events-replay-endpoint ${w.id}: give its --kv-events-endpoint too`,
+        );
+      continue;
+    }
+    const r = replay.get(w.id);
+    w.kv_events = Array.from({ length: w.dp_size }, (_, rank) => ({
+      dp_rank: w.dp_size === 1 ? null : rank,
+      endpoint: offsetEndpointPort(endpoint, rank, "--kv-events-endpoint"),
+      replay_endpoint: r === undefined ? null : offsetEndpointPort(r, rank, "--kv-events-replay-endpoint"),
+      topic: o.kvEventsTopic,
+    }));
+  }
+}
+
 /** `URL` or `ID=URL`; ids default to the role and position (`w0`, `prefill-1`). */
 function workerSpecs(values: readonly string[], role: WorkerSpec["role"], dpSize: number): WorkerSpec[] {
   const prefix = role === "aggregated" ? "w" : `${role}-`;
@@ -46,7 +95,7 @@ function workerSpecs(values: readonly string[], role: WorkerSpec["role"], dpSize
       hasId ? v.slice(eq + 1) : v,
       `--${role === "aggregated" ? "" : `${role}-`}worker`,
     );
-    return { id, url: url.origin + url.pathname.replace(/\/+$/, ""), role, dp_size: dpSize };
+    return { id, url: url.origin + url.pathname.replace(/\/+$/, ""), role, dp_size: dpSize, kv_events: [] };
   });
 }
 
@@ -89,6 +138,32 @@ export function registerFrontendCommand(program: Command): void {
       "an OpenAI-compatible frontend routing requests over engine workers (the mock, vLLM, SGLang, TRT-LLM) with servelab's routers",
     )
     .option("--worker <url>", "an aggregated worker, `URL` or `ID=URL` (repeatable)", collect)
+    .option(
+      "--prefill-worker <url>",
+      "a prefill worker of a disaggregated pool, `URL` or `ID=URL` (repeatable)",
+      collect,
+    )
+    .option(
+      "--decode-worker <url>",
+      "a decode worker of a disaggregated pool, `URL` or `ID=URL` (repeatable)",
+      collect,
+    )
+    .option(
+      "--kv-events-endpoint <id=endpoint>",
+      "where worker ID publishes KV events (vLLM: rank r on port + r; repeatable)",
+      collect,
+    )
+    .option(
+      "--kv-events-replay-endpoint <id=endpoint>",
+      "worker ID's KV-event replay socket (repeatable)",
+      collect,
+    )
+    .option("--kv-events-topic <topic>", "KV-event topic prefix to subscribe to", "")
+    .addOption(
+      new Option("--disagg-protocol <name>", "how prefill and decode workers hand over")
+        .choices(DISAGG_PROTOCOL_NAMES)
+        .default("vllm-nixl" as const),
+    )
     .option("--discovery <file>", "the workers of a `servelab up` stack (its discovery file)")
     .option("--recipe <file>", "take the router settings and block size from a recipe arm")
     .option("--arm <name>", "the recipe arm (default: its only arm)")
@@ -153,10 +228,13 @@ export function registerFrontendCommand(program: Command): void {
         o.discovery === undefined ? undefined : await readDiscovery(o.discovery);
       const recipe = o.recipe === undefined ? undefined : await loadRecipe(o.recipe);
       const fromRecipe = recipe ? recipeArm(recipe, o.arm ?? discovery?.arm) : undefined;
-      const workers: WorkerSpec[] = [
-        ...(discovery?.workers ?? []),
+      const flagged = [
         ...workerSpecs(o.worker ?? [], "aggregated", o.dpSize),
+        ...workerSpecs(o.prefillWorker ?? [], "prefill", o.dpSize),
+        ...workerSpecs(o.decodeWorker ?? [], "decode", o.dpSize),
       ];
+      kvEventSources(flagged, o);
+      const workers: WorkerSpec[] = [...(discovery?.workers ?? []), ...flagged];
       if (workers.length === 0)
         throw new ServelabError("USAGE", "no workers: give --worker URL (repeatable) or --discovery FILE");
       const group = fromRecipe?.arm.workers ?? fromRecipe?.arm.prefill;
@@ -200,6 +278,7 @@ export function registerFrontendCommand(program: Command): void {
         maxBodyBytes: Math.round(o.bodyLimitMb * 2 ** 20),
         overloadStatus: o.overloadStatus,
         healthIntervalMs: o.healthIntervalMs,
+        disaggProtocol: disaggProtocolNamed(o.disaggProtocol),
         onWorkerHealth: (id, healthy, reason) =>
           process.stderr.write(
             `servelab frontend: worker ${id} ${healthy ? "healthy" : "unhealthy"} (${reason})\n`,

@@ -3,10 +3,18 @@ import { z } from "zod";
 import { ServelabError } from "../../errors.ts";
 import { writeFileAtomic } from "../../io/atomic-write.ts";
 
-/** Where a worker publishes its KV events (vLLM's `--kv-events-config` endpoints, as a subscriber connects). */
-const kvEventsSchema = z.strictObject({
-  endpoint: z.string().min(1),
-  replay_endpoint: z.string().min(1).nullable().default(null),
+/**
+ * One KV-event publisher of a worker as a subscriber connects to it: a DP rank's own port (vLLM), or a shared port
+ * for all ranks (`dp_rank` null, ranks in the payload).
+ */
+const kvEventSourceSchema = z.strictObject({
+  dp_rank: z.number().int().min(0).nullable().default(null),
+  endpoint: z.string().regex(/^(tcp|ipc|inproc):\/\/./, "must be a tcp://, ipc:// or inproc:// endpoint"),
+  replay_endpoint: z
+    .string()
+    .regex(/^(tcp|ipc|inproc):\/\/./, "must be a tcp://, ipc:// or inproc:// endpoint")
+    .nullable()
+    .default(null),
   topic: z.string().default(""),
 });
 
@@ -27,7 +35,7 @@ export const workerSpecSchema = z.strictObject({
   dp_size: z.number().int().min(1).max(1024).default(1),
   /** KV blocks per rank, for the busy thresholds (optional: the check is skipped without it). */
   kv_blocks_per_rank: z.number().int().positive().optional(),
-  kv_events: kvEventsSchema.optional(),
+  kv_events: z.array(kvEventSourceSchema).default([]),
   /** The process id `up` started the worker as (informational). */
   pid: z.number().int().positive().optional(),
 });
@@ -49,6 +57,8 @@ export const discoverySchema = z.strictObject({
 export type Discovery = z.output<typeof discoverySchema>;
 export type DiscoveryInput = z.input<typeof discoverySchema>;
 export type WorkerSpec = z.output<typeof workerSpecSchema>;
+export type WorkerSpecInput = z.input<typeof workerSpecSchema>;
+export type KvEventSource = z.output<typeof kvEventSourceSchema>;
 
 function issuesText(e: z.ZodError): string {
   return e.issues.map((i) => `${i.path.length ? i.path.join(".") : "(root)"}: ${i.message}`).join("; ");

@@ -10,10 +10,12 @@ import type { Router, RouterPolicy } from "../../router/router.ts";
 import { type DisaggContext, type DisaggProtocol, encodeBody, type JsonObject } from "../disagg/protocol.ts";
 import { vllmNixlProtocol } from "../disagg/vllm-nixl.ts";
 import { ClientGone, parseJsonBody, readBody } from "../http-body.ts";
+import { registerKvEventMetrics } from "../kv-events/metrics.ts";
+import { type KvEventSink, KvEventSubscriber, routerEventSink } from "../kv-events/subscriber.ts";
 import { ApiError, sendError } from "../openai-errors.ts";
 import { type Endpoint, type ParsedRequest, parseRequestBody } from "../openai-request.ts";
 import type { PromptTokenizer } from "../tokenizer.ts";
-import type { WorkerSpec } from "./discovery.ts";
+import { type WorkerSpec, type WorkerSpecInput, workerSpecSchema } from "./discovery.ts";
 import {
   createFrontendMetrics,
   type EndpointLabel,
@@ -40,7 +42,7 @@ export interface BusyThresholds {
 export interface FrontendOptions {
   /** Served model names; every worker serves all of them (one model per frontend, as Dynamo's recipes run). */
   models: readonly string[];
-  workers: readonly WorkerSpec[];
+  workers: readonly WorkerSpecInput[];
   policy: RouterPolicy;
   /** Router settings: block size, seed, the KV router's knobs; `hasher` is required (prompts are block-hashed). */
   router: CreateRouterOptions & { hasher: BlockHasher };
@@ -77,6 +79,8 @@ export interface Frontend {
   readonly router: Router;
   readonly metrics: FrontendMetrics;
   readonly health: HealthChecker;
+  /** The KV-event subscriber, when the router learns caches from events. */
+  readonly kvEvents: KvEventSubscriber | undefined;
   /** Requests being served. */
   inFlight(): number;
   close(): Promise<void>;
@@ -137,8 +141,18 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
   const overloadStatus = opts.overloadStatus ?? DEFAULT_OVERLOAD_STATUS;
   const blockSize = opts.router.blockSize;
   const onError = opts.onError ?? ((e: unknown) => process.stderr.write(`servelab frontend: ${String(e)}\n`));
-  const disaggregated = opts.workers.some((w) => w.role !== "aggregated");
-  if (disaggregated && !opts.workers.some((w) => w.role === "decode")) {
+  const specs: WorkerSpec[] = opts.workers.map((w, i) => {
+    const r = workerSpecSchema.safeParse(w);
+    if (!r.success) {
+      const issue = r.error.issues[0]!;
+      throw new RangeError(
+        `worker ${i} (${JSON.stringify(w.id)}): ${issue.path.join(".") || "(root)"}: ${issue.message}`,
+      );
+    }
+    return r.data;
+  });
+  const disaggregated = specs.some((w) => w.role !== "aggregated");
+  if (disaggregated && !specs.some((w) => w.role === "decode")) {
     throw new RangeError("a disaggregated frontend needs at least one decode worker");
   }
   const protocol = opts.disaggProtocol ?? vllmNixlProtocol();
@@ -157,7 +171,7 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
       opts.onWorkerHealth?.(id, healthy, reason);
     },
   });
-  for (const spec of opts.workers) {
+  for (const spec of specs) {
     workers.set(spec.id, {
       spec,
       host: new URL(spec.url).hostname,
@@ -190,6 +204,35 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
         }),
       ),
   });
+
+  // KV events feed the router that scores each worker (the prefill leg's, when disaggregated).
+  const listens = opts.policy === "kv" && opts.router.useKvEvents !== false;
+  const sinks = new Map<string, KvEventSink>();
+  const subscriber = listens
+    ? new KvEventSubscriber({
+        hasher: opts.router.hasher,
+        sink: (ev) => sinks.get(ev.workerId)?.(ev) ?? "worker_not_found",
+        ...(opts.onError ? { onError: opts.onError } : {}),
+      })
+    : undefined;
+  if (subscriber) {
+    registerKvEventMetrics(metrics.registry, () => subscriber.counters);
+    for (const spec of specs) {
+      sinks.set(
+        spec.id,
+        routerEventSink(pools.routerOf(spec.id), () => performance.now()),
+      );
+      for (const src of spec.kv_events) {
+        subscriber.addSource({
+          workerId: spec.id,
+          dpRank: src.dp_rank,
+          endpoint: src.endpoint,
+          replayEndpoint: src.replay_endpoint,
+          topic: src.topic,
+        });
+      }
+    }
+  }
 
   const allBusy = (): boolean => {
     const b = opts.busy;
@@ -542,6 +585,7 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
     router: pools.aggregated ?? pools.disagg!.decode,
     metrics,
     health,
+    kvEvents: subscriber,
     inFlight: () => active.size,
     close() {
       closing ??= (async () => {
@@ -549,6 +593,7 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeAllConnections();
         await closed;
+        await subscriber?.close();
         await Promise.all([...workers.values()].map((w) => w.pool.destroy()));
       })();
       return closing;
