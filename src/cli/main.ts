@@ -2,11 +2,13 @@ import { Command, CommanderError } from "@commander-js/extra-typings";
 import { formatError, isServelabError, USER_ERROR_EXIT } from "../errors.ts";
 import { registerAbCommand } from "./ab.ts";
 import { registerBenchCommand } from "./bench.ts";
+import { registerDeployCommands } from "./deploy.ts";
 import { registerFrontendCommand } from "./frontend.ts";
 import { registerRecipeCommands } from "./recipe.ts";
 import { registerReportCommand } from "./report.ts";
 import { registerSimCommand } from "./sim.ts";
 import { registerTraceCommands } from "./trace.ts";
+import { registerUpCommand } from "./up.ts";
 import { registerWorkerCommand } from "./worker.ts";
 
 /** Whether commander printed its error (a parse error) before throwing it; errors thrown in actions it does not. */
@@ -31,8 +33,10 @@ export function buildProgram(): Command {
   registerReportCommand(program);
   registerSimCommand(program);
   registerBenchCommand(program);
+  registerDeployCommands(program);
   registerWorkerCommand(program);
   registerFrontendCommand(program);
+  registerUpCommand(program);
   return program;
 }
 
