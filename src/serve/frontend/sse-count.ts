@@ -1,10 +1,12 @@
 const DATA = Buffer.from("data:");
 const DONE = Buffer.from("[DONE]");
 const EVENT_ERROR = Buffer.from("event: error");
+/** A chunk with no choices carries usage only (OpenAI's final `include_usage` chunk), not tokens. */
+const NO_CHOICES = Buffer.from('"choices":[]');
 const NL = 0x0a;
 const SPACE = 0x20;
-/** Bytes needed at a line start to tell a token event from the end marker or an error event. */
-const DECIDABLE = EVENT_ERROR.length;
+/** A line longer than this is classified from its start (a token chunk) instead of being held until its end. */
+const MAX_HELD_LINE = 64 * 1024;
 
 function matchAt(buf: Buffer, at: number, what: Buffer): boolean {
   if (at + what.length > buf.length) return false;
@@ -13,50 +15,63 @@ function matchAt(buf: Buffer, at: number, what: Buffer): boolean {
 }
 
 /**
- * Counts the `data:` events an SSE byte stream carries, chunk by chunk, without parsing their JSON: the frontend
- * relays bytes as they come and only needs to know when tokens arrived. A `data:` field counts when it starts a
- * line; `[DONE]` is the end marker, not a token; `event: error` marks an in-stream failure. JSON never holds a raw
- * newline, so a line start is always a field start.
+ * Counts the token-carrying `data:` events of an SSE byte stream, chunk by chunk, without parsing their JSON: the
+ * frontend relays bytes as they come and only needs to know when tokens arrived. A line is classified once it is
+ * complete (an incomplete last line waits for the next chunk); `[DONE]` is the end marker, a usage-only chunk
+ * (`"choices":[]`) is no token, `event: error` marks an in-stream failure. JSON never holds a raw newline, so a
+ * line is always one field.
  */
 export class SseEventCounter {
-  private atLineStart = true;
-  /** The start of a line too short to classify yet. */
-  private carry: Buffer | null = null;
+  /** The incomplete last line of the previous chunk, or null once a long line was classified early. */
+  private held: Buffer | null = null;
+  /** Inside a long line already classified: skip to its end. */
+  private skipping = false;
   done = false;
   sawError = false;
 
-  /** Token-carrying data events begun in this chunk. */
+  /** Token-carrying data events completed in this chunk. */
   feed(chunk: Buffer): number {
-    const buf = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
-    this.carry = null;
     let count = 0;
     let i = 0;
-    let lineStart = this.atLineStart;
+    if (this.skipping) {
+      const nl = chunk.indexOf(NL);
+      if (nl < 0) return 0;
+      this.skipping = false;
+      i = nl + 1;
+    }
+    let buf = chunk;
+    if (this.held) {
+      buf = Buffer.concat([this.held, chunk.subarray(i)]);
+      this.held = null;
+      i = 0;
+    }
     while (i < buf.length) {
       const nl = buf.indexOf(NL, i);
-      if (lineStart) {
-        if (nl < 0 && buf.length - i < DECIDABLE) {
-          this.carry = Buffer.from(buf.subarray(i));
-          this.atLineStart = true;
-          return count;
-        }
-        if (matchAt(buf, i, DATA)) {
-          let v = i + DATA.length;
-          if (buf[v] === SPACE) v++;
-          if (matchAt(buf, v, DONE)) this.done = true;
-          else count++;
-        } else if (matchAt(buf, i, EVENT_ERROR)) {
-          this.sawError = true;
-        }
-      }
       if (nl < 0) {
-        lineStart = false;
+        if (buf.length - i > MAX_HELD_LINE) {
+          count += this.classify(buf, i, buf.length);
+          this.skipping = true;
+        } else this.held = Buffer.from(buf.subarray(i));
         break;
       }
+      count += this.classify(buf, i, nl);
       i = nl + 1;
-      lineStart = true;
     }
-    this.atLineStart = lineStart;
     return count;
+  }
+
+  private classify(buf: Buffer, start: number, end: number): number {
+    if (matchAt(buf, start, DATA)) {
+      let v = start + DATA.length;
+      if (buf[v] === SPACE) v++;
+      if (matchAt(buf, v, DONE)) {
+        this.done = true;
+        return 0;
+      }
+      const usageOnly = buf.subarray(v, end).includes(NO_CHOICES);
+      return usageOnly ? 0 : 1;
+    }
+    if (matchAt(buf, start, EVENT_ERROR)) this.sawError = true;
+    return 0;
   }
 }
