@@ -2,8 +2,10 @@
 """Checks an artifact directory against the field types of AIPerf's own models, with no AIPerf dependency.
 
 Written from ai-dynamo/aiperf's record and export models (MetricRecordMetadata, MetricValue, ErrorDetails,
-JsonExportData): profile_export.jsonl, profile_export_aiperf.json and, when present, inputs.json.
-Usage: check-aiperf-files.py DIR [DIR...]. Prints one line per problem (file:line: field: what) and exits 1 if any.
+JsonExportData, ServerMetricsExportData): profile_export.jsonl, profile_export_aiperf.json and, when present,
+inputs.json, profile_export_raw.jsonl and server_metrics_export.json.
+Usage: check-aiperf-files.py DIR|server_metrics_export.json [...]. Prints one line per problem
+(file:line: field: what) and exits 1 if any.
 """
 import json
 import os
@@ -186,8 +188,144 @@ def check_raw(path):
                 check_type(where, f"responses[{i}].text", r.get("text"), "str", False)
 
 
+# ServerMetricsEndpointInfo: name -> (type, optional); float fields take ints too, as pydantic's do.
+ENDPOINT_INFO = {
+    "total_fetches": ("int", False),
+    "first_fetch_ns": ("int", False),
+    "last_fetch_ns": ("int", False),
+    "avg_fetch_latency_ms": ("num", False),
+    "unique_updates": ("int", False),
+    "first_update_ns": ("int", False),
+    "last_update_ns": ("int", False),
+    "duration_seconds": ("num", False),
+    "avg_update_interval_ms": ("num", False),
+    "median_update_interval_ms": ("num", True),
+}
+SERIES_KEYS = {"endpoint_url", "labels", "stats", "timeslices", "buckets"}
+INT_STATS = {"count"}
+FLOAT_STATS = {
+    "avg", "min", "max", "std", "p1", "p5", "p10", "p25", "p50", "p75", "p90", "p95", "p99",
+    "total", "rate", "rate_avg", "rate_min", "rate_max", "rate_std",
+    "sum", "count_rate", "sum_rate",
+    "p1_estimate", "p5_estimate", "p10_estimate", "p25_estimate", "p50_estimate",
+    "p75_estimate", "p90_estimate", "p95_estimate", "p99_estimate",
+}  # fmt: skip
+METRIC_TYPES = {"gauge", "counter", "histogram", "unknown"}
+
+
+def check_value(where, name, v, kind, optional):
+    if kind == "num":
+        if v is None and optional:
+            return
+        if not is_num(v):
+            problem(where, f"{name} must be a number{' or null' if optional else ''}, got {v!r}")
+        return
+    check_type(where, name, v, kind, optional)
+
+
+def check_str_dict(where, name, v, value_kind):
+    if v is None:
+        return
+    if not isinstance(v, dict):
+        problem(where, f"{name} must be an object or null")
+        return
+    for k, x in v.items():
+        if value_kind == "str" and not isinstance(x, str):
+            problem(where, f"{name}.{k} must be str, got {x!r}")
+        if value_kind == "int" and not is_int(x):
+            problem(where, f"{name}.{k} must be int, got {x!r}")
+
+
+def check_server_metrics(path):
+    """ServerMetricsExportData; its nested models forbid unknown keys."""
+    with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    if not isinstance(doc, dict):
+        problem(path, "must be an object")
+        return
+    check_type(path, "schema_version", doc.get("schema_version"), "str", False)
+    check_type(path, "aiperf_version", doc.get("aiperf_version"), "str", True)
+    check_type(path, "benchmark_id", doc.get("benchmark_id"), "str", True)
+    if not isinstance(doc.get("input_config", {}), dict):
+        problem(path, "input_config must be an object")
+    summary = doc.get("summary")
+    if not isinstance(summary, dict):
+        problem(path, "summary is required and must be an object")
+    else:
+        extra = set(summary) - {"endpoints_configured", "endpoints_successful", "start_time", "end_time", "endpoint_info"}
+        if extra:
+            problem(path, f"summary has unknown keys {sorted(extra)}")
+        for key in ("endpoints_configured", "endpoints_successful"):
+            v = summary.get(key)
+            if not isinstance(v, list) or not all(isinstance(u, str) for u in v):
+                problem(path, f"summary.{key} must be a list of str")
+        for key in ("start_time", "end_time"):
+            if not isinstance(summary.get(key), str):
+                problem(path, f"summary.{key} must be an ISO timestamp string")
+        info = summary.get("endpoint_info")
+        if info is not None and not isinstance(info, dict):
+            problem(path, "summary.endpoint_info must be an object or null")
+        for url, ei in (info or {}).items():
+            where = f"{path}: summary.endpoint_info[{url}]"
+            if not isinstance(ei, dict):
+                problem(where, "must be an object")
+                continue
+            if set(ei) - set(ENDPOINT_INFO):
+                problem(where, f"unknown keys {sorted(set(ei) - set(ENDPOINT_INFO))}")
+            for name, (kind, optional) in ENDPOINT_INFO.items():
+                if name not in ei and not optional:
+                    problem(where, f"{name} is required")
+                    continue
+                check_value(where, name, ei.get(name), kind, optional)
+    metrics = doc.get("metrics", {})
+    if not isinstance(metrics, dict):
+        problem(path, "metrics must be an object")
+        return
+    for name, m in metrics.items():
+        where = f"{path}: metrics[{name}]"
+        if not isinstance(m, dict):
+            problem(where, "must be an object")
+            continue
+        if set(m) - {"type", "description", "unit", "series"}:
+            problem(where, f"unknown keys {sorted(set(m) - {'type', 'description', 'unit', 'series'})}")
+        if m.get("type") not in METRIC_TYPES:
+            problem(where, f"type must be one of {sorted(METRIC_TYPES)}, got {m.get('type')!r}")
+        check_type(where, "description", m.get("description"), "str", False)
+        check_type(where, "unit", m.get("unit"), "str", True)
+        series = m.get("series", [])
+        if not isinstance(series, list):
+            problem(where, "series must be a list")
+            continue
+        for i, s in enumerate(series):
+            sw = f"{where}.series[{i}]"
+            if not isinstance(s, dict):
+                problem(sw, "must be an object")
+                continue
+            if set(s) - SERIES_KEYS:
+                problem(sw, f"unknown keys {sorted(set(s) - SERIES_KEYS)}")
+            check_type(sw, "endpoint_url", s.get("endpoint_url"), "str", True)
+            check_str_dict(sw, "labels", s.get("labels"), "str")
+            check_str_dict(sw, "buckets", s.get("buckets"), "int")
+            stats = s.get("stats")
+            if stats is None:
+                continue
+            if not isinstance(stats, dict):
+                problem(sw, "stats must be an object or null")
+                continue
+            for k, v in stats.items():
+                if k in INT_STATS:
+                    check_type(sw, f"stats.{k}", v, "int", True)
+                elif k in FLOAT_STATS:
+                    check_value(sw, f"stats.{k}", v, "num", True)
+                else:
+                    problem(sw, f"stats has an unknown key {k!r}")
+
+
 def main(dirs):
     for d in dirs:
+        if os.path.basename(d) == "server_metrics_export.json":
+            check_server_metrics(d)
+            continue
         jsonl = os.path.join(d, "profile_export.jsonl")
         summary = os.path.join(d, "profile_export_aiperf.json")
         if not os.path.exists(jsonl):
@@ -204,6 +342,9 @@ def main(dirs):
         inputs = os.path.join(d, "inputs.json")
         if os.path.exists(inputs):
             check_inputs(inputs)
+        server_metrics = os.path.join(d, "server_metrics_export.json")
+        if os.path.exists(server_metrics):
+            check_server_metrics(server_metrics)
     for p in problems:
         print(p)
     return 1 if problems else 0
@@ -211,6 +352,6 @@ def main(dirs):
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
-        print("usage: check-aiperf-files.py DIR [DIR...]", file=sys.stderr)
+        print("usage: check-aiperf-files.py DIR|server_metrics_export.json [...]", file=sys.stderr)
         sys.exit(2)
     sys.exit(main(sys.argv[1:]))

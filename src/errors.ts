@@ -28,6 +28,9 @@ export const ERROR_CODES = {
   KV_EVENTS_SOCKET: "a KV-event ZMQ socket could not be bound or connected",
   DISCOVERY_INVALID: "a discovery file (the workers `servelab up` started) is not valid",
   STACK_START: "a process of the live stack did not start or become healthy",
+  DEPLOY_RENDER: "a recipe cannot be rendered into Kubernetes manifests",
+  DEPLOY_INVALID: "a Kubernetes manifest breaks its schema or a cross-object rule",
+  DEPLOY_IMPORT: "a Dynamo recipe directory cannot be imported as a recipe",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

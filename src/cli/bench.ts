@@ -146,7 +146,7 @@ export function registerBenchCommand(program: Command): void {
     )
     .option(
       "--server-metrics <urls...>",
-      "Prometheus endpoints to scrape during the run, into server_metrics_export.jsonl",
+      "Prometheus endpoints to scrape during the run, into server_metrics_export.jsonl (every scrape) and .json/.csv (aggregated)",
     )
     .option("--no-server-metrics", "scrape no server metrics")
     .addOption(

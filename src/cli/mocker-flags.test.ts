@@ -72,9 +72,8 @@ describe("Dynamo mocker's flag names on servelab worker", () => {
     });
   });
 
-  it("say plainly what is not served yet", async () => {
-    await rejects(withMockerFlags({ disaggregationMode: "prefill" }), "USAGE", /aggregated workers only/);
-    await rejects(withMockerFlags({ kvTransferBandwidth: 50 }), "USAGE", /prefill or decode worker/);
+  it("leave the worker's role and KV hand-over to the disaggregation flags", async () => {
+    assert.deepEqual(await withMockerFlags({ disaggregationMode: "prefill", kvTransferBandwidth: 50 }), {});
     assert.deepEqual(await withMockerFlags({ disaggregationMode: "aggregated" }), {});
   });
 });

@@ -78,17 +78,7 @@ export async function withMockerFlags(
     kvTransferBandwidth?: number | undefined;
   },
 ): Promise<EngineFlagValues> {
-  const mode = o.disaggregationMode;
-  if (mode !== undefined && mode !== "agg" && mode !== "aggregated")
-    throw new ServelabError(
-      "USAGE",
-      `--disaggregation-mode ${mode}: servelab worker serves aggregated workers only so far (prefill and decode workers come with the live frontend)`,
-    );
-  if (o.kvTransferBandwidth !== undefined)
-    throw new ServelabError(
-      "USAGE",
-      "--kv-transfer-bandwidth only matters for a prefill or decode worker, which servelab worker does not serve yet",
-    );
+  // The worker's role and KV hand-over flags are resolved apart (serve/disagg/worker-mode.ts).
   const out: EngineFlagValues =
     o.extraEngineArgs === undefined ? {} : await engineArgsFlags(o.extraEngineArgs);
   const own: (keyof EngineFlagValues)[] = [

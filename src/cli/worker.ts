@@ -2,11 +2,17 @@ import { type Command, InvalidArgumentError, Option } from "@commander-js/extra-
 import { PERF_MODEL_CHOICES } from "../engine/perf-models.ts";
 import { ServelabError } from "../errors.ts";
 import { loadRecipe } from "../recipe/load.ts";
+import { DEFAULT_KV_LEASE_S, DEFAULT_KV_TRANSFER_BANDWIDTH_GBPS } from "../serve/disagg/kv-handover.ts";
+import { resolveWorkerDisagg } from "../serve/disagg/worker-mode.ts";
+import { parseKvEventsConfig, publishes } from "../serve/kv-events/config.ts";
+import { REPLAY_LAYOUTS } from "../serve/kv-events/replay-frames.ts";
+import { KV_EVENT_PORTS } from "../serve/kv-events/worker-events.ts";
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS, startMockWorker } from "../serve/mock-worker.ts";
 import { createDeepSeekTokenizer } from "../serve/tokenizer.ts";
 import { MOCKER_DEFAULTS, resolveWorkerConfig, WORKER_GROUPS } from "../serve/worker-config.ts";
 import { withMockerFlags } from "./mocker-flags.ts";
 import { intOption, positiveNumberOption } from "./options.ts";
+import { waitForStopSignal } from "./stop-signal.ts";
 
 function portOption(text: string): number {
   const port = intOption(0)(text);
@@ -82,6 +88,26 @@ export function registerWorkerCommand(program: Command): void {
       DEFAULT_MAX_TOKENS,
     )
     .option("--max-body-bytes <n>", "largest request body accepted", intOption(1), DEFAULT_MAX_BODY_BYTES)
+    .option(
+      "--kv-events-config <json>",
+      'publish KV events over ZMQ as vLLM does, e.g. \'{"enable_kv_cache_events":true,"endpoint":"tcp://*:5557","replay_endpoint":"tcp://*:5558","topic":"kv-events"}\' (block hashes: sha256_cbor under $PYTHONHASHSEED, default 0)',
+    )
+    .addOption(
+      new Option(
+        "--kv-events-ports <layout>",
+        "per-rank: rank r on port + r (vLLM); shared: one port for all ranks",
+      )
+        .choices(KV_EVENT_PORTS)
+        .default("per-rank" as const),
+    )
+    .addOption(
+      new Option(
+        "--kv-events-replay-layout <version>",
+        "replay reply frames of this vLLM version (0.25: no topic frame)",
+      )
+        .choices(REPLAY_LAYOUTS)
+        .default("0.26" as const),
+    )
     // Dynamo mocker's names for the same settings, so its command lines work unchanged.
     .option("--model-path <name>", "the same as --model (Dynamo mocker's name)")
     .option("--data-parallel-size <n>", "the same as --dp-size (Dynamo mocker's name)", intOption(1))
@@ -100,25 +126,40 @@ export function registerWorkerCommand(program: Command): void {
       "--extra-engine-args <file>",
       "a TensorRT-LLM engine YAML (max_batch_size, max_num_tokens, enable_chunked_prefill, kv_cache_config, attention DP); flags override it",
     )
-    .option("--disaggregation-mode <mode>", "Dynamo's worker role; only aggregated is served so far")
+    .option(
+      "--disaggregation-mode <mode>",
+      "Dynamo's worker role: prefill (vLLM NIXL's prefill leg: one token, answered with kv_transfer_params), decode (takes those params and skips the prompt), or aggregated (default: the --group's role, else aggregated)",
+    )
     .option(
       "--kv-transfer-bandwidth <gb_per_s>",
-      "KV hand-over bandwidth of a prefill or decode worker (not served yet)",
+      `KV hand-over bandwidth of a prefill or decode worker (default: the recipe's NVLink bandwidth, else Dynamo mocker's ${DEFAULT_KV_TRANSFER_BANDWIDTH_GBPS})`,
+      positiveNumberOption,
+    )
+    .option(
+      "--kv-bytes-per-token <n>",
+      "KV bytes one prompt token takes over all layers (default: the recipe model's; needed without --recipe)",
+      intOption(1),
+    )
+    .option(
+      "--kv-lease-seconds <s>",
+      `how long a prefill worker holds blocks no decode worker has read (default ${DEFAULT_KV_LEASE_S}, vLLM's VLLM_NIXL_ABORT_REQUEST_TIMEOUT; modelled time, divided by --speedup-ratio)`,
       positiveNumberOption,
     )
     .action(async (o) => {
       const recipe = o.recipe === undefined ? undefined : await loadRecipe(o.recipe);
       const engineFlags = await withMockerFlags(o);
       const defined = Object.fromEntries(Object.entries(engineFlags).filter(([, v]) => v !== undefined));
+      const disagg = resolveWorkerDisagg(o, recipe);
       const config = resolveWorkerConfig(
         {
           ...(o.arm === undefined ? {} : { arm: o.arm }),
-          ...(o.group === undefined ? {} : { group: o.group }),
+          ...(disagg.group === undefined ? {} : { group: disagg.group }),
           ...(o.perfModel === undefined ? {} : { perfModel: o.perfModel }),
           ...defined,
         },
         recipe,
       );
+      const kvEvents = o.kvEventsConfig === undefined ? undefined : parseKvEventsConfig(o.kvEventsConfig);
       const tokenizer = createDeepSeekTokenizer();
       // Loads in its own thread while the port opens, so the first request does not pay for it.
       tokenizer.preload();
@@ -133,6 +174,18 @@ export function registerWorkerCommand(program: Command): void {
         maxBodyBytes: o.maxBodyBytes,
         defaultMaxTokens: o.defaultMaxTokens,
         tokenizer,
+        disaggregationMode: disagg.mode,
+        ...(disagg.kvTransfer ? { kvTransfer: disagg.kvTransfer } : {}),
+        ...(kvEvents && publishes(kvEvents)
+          ? {
+              kvEvents: {
+                config: kvEvents,
+                ports: o.kvEventsPorts,
+                replayLayout: o.kvEventsReplayLayout,
+                pythonHashSeed: process.env.PYTHONHASHSEED ?? "0",
+              },
+            }
+          : {}),
       }).catch(async (e: NodeJS.ErrnoException) => {
         await tokenizer.close();
         if (
@@ -150,15 +203,13 @@ export function registerWorkerCommand(program: Command): void {
           `${config.stepModel.name} step model, speed-up ${o.speedupRatio}x, dp ${config.dpSize}, ` +
           `batch ${e.maxBatchSize}, ${e.maxNumTokens} tokens/step, ${e.kvCapacityBlocks} KV blocks of ${e.blockSize})\n`,
       );
-      const signal = await new Promise<NodeJS.Signals>((resolve) => {
-        const stop = (s: NodeJS.Signals) => {
-          process.off("SIGINT", stop);
-          process.off("SIGTERM", stop);
-          resolve(s);
-        };
-        process.on("SIGINT", stop);
-        process.on("SIGTERM", stop);
-      });
+      if (disagg.mode !== "aggregated") process.stdout.write(`servelab worker: ${disagg.summary}\n`);
+      for (const s of worker.kvEventSources)
+        process.stdout.write(
+          `servelab worker: KV events${s.dpRank === null ? "" : ` of dp rank ${s.dpRank}`} on ${s.endpoint}` +
+            `${s.replayEndpoint ? `, replay on ${s.replayEndpoint}` : ""}, topic ${JSON.stringify(s.topic)}\n`,
+        );
+      const signal = await waitForStopSignal();
       process.stdout.write(
         `servelab worker: ${signal}, shutting down (${worker.inFlight()} requests in flight)\n`,
       );

@@ -174,15 +174,22 @@ export class EngineWorker<R extends EngineRequest = EngineRequest> {
   /**
    * Queues a request on the worker, pinned to `rank` or (null) for the worker to place. On a decode worker its
    * prompt KV has arrived and its first token was sent; with `reserved`, `rank` is what `reserve` returned for it
-   * and the rank takes it at once.
+   * and the rank takes it at once. `received` (decode workers only) is how many prompt tokens' KV arrived, the whole
+   * prompt unless given: fewer leave the rest to prefill here, and with none the worker prefills the whole prompt
+   * and sends the first token itself (a live decode worker asked to serve a request alone, as vLLM's can).
    */
-  enqueue(rank: number | null, req: R, reserved = false): void {
+  enqueue(rank: number | null, req: R, reserved = false, received?: number): void {
     if (rank !== null && !this.ranks[rank]) throw new RangeError(`worker ${this.id} has no dp rank ${rank}`);
+    if (received !== undefined && (this.role !== "decode" || !(received >= 0 && received <= req.isl)))
+      throw new RangeError(
+        `worker ${this.id}: ${received} received prompt tokens for a ${this.role} request of ${req.isl}`,
+      );
+    const computed = this.role === "decode" ? (received ?? req.isl) : 0;
     const seq: Sequence<R> = {
       req,
       target: req.isl,
-      computed: this.role === "decode" ? req.isl : 0,
-      generated: this.role === "decode" ? 1 : 0,
+      computed,
+      generated: this.role === "decode" && computed >= req.isl ? 1 : 0,
       cachedTokens: 0,
       shared: [],
       privateBlocks: 0,

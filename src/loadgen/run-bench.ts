@@ -422,6 +422,7 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
   await ahead.prebuilt;
 
   const phaseStart = nowMs();
+  scraping.markProfilingStart();
   const deadline = cfg.durationS === undefined ? Number.POSITIVE_INFINITY : phaseStart + cfg.durationS * 1000;
   const lags: number[] = [];
   let sent = 0;
@@ -527,7 +528,7 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
   await raw?.close();
   await inputs?.close();
   await Promise.all(pools.map((p) => p.close()));
-  await scraping.stop();
+  await scraping.stop({ ...runInputConfig(cfg), cli_command: cfg.cliCommand });
   if (cfg.exportRecords === false) await rm(jsonlPath, { force: true });
 
   const summary = collector.finish();

@@ -1,6 +1,18 @@
+import { randomUUID } from "node:crypto";
 import { appendFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { writeFileAtomic } from "../io/atomic-write.ts";
 import { parseHttpUrl } from "../io/http-url.ts";
+import { naiveLocalIsoTimestamp } from "../metrics/exporters.ts";
+import { parseMetricFamilies } from "./server-metrics-families.ts";
+import {
+  renderServerMetricsCsv,
+  renderServerMetricsJson,
+  type Scrape,
+  SERVER_METRICS_CSV,
+  SERVER_METRICS_JSON,
+  summarizeServerMetrics,
+} from "./server-metrics-summary.ts";
 
 export const SERVER_METRICS_JSONL = "server_metrics_export.jsonl";
 
@@ -127,19 +139,36 @@ export function checkServerMetricsUrls(urls: readonly string[]): string[] {
   return urls.map((u) => parseHttpUrl(u, "--server-metrics").href);
 }
 
+/** What the scraper hands back at the end of a run. */
+export interface ServerMetricsScraper {
+  /** The profiling phase starts now: the last scrape before it is the reference its increases count from. */
+  markProfilingStart(): void;
+  /**
+   * Scrapes once more, then writes AIPerf's aggregated `server_metrics_export.json` and `.csv` (atomically) when any
+   * endpoint answered; returns their paths.
+   */
+  stop(inputConfig?: Readonly<Record<string, unknown>>): Promise<{ json?: string; csv?: string }>;
+}
+
 /**
  * Scrapes Prometheus endpoints while a run sends (AIPerf's `--server-metrics`), one line per scrape in
  * `server_metrics_export.jsonl` in AIPerf's layout: `{endpoint_url, timestamp_ns, endpoint_latency_ns, metrics}` (see
  * parsePrometheusText), or `error` in place of `metrics` when a scrape failed. A failing endpoint never stops the run.
+ * At the end the scrapes are aggregated into AIPerf's `server_metrics_export.json` and `.csv` (see
+ * summarizeServerMetrics); whatever `--profile-export-level` says, as AIPerf's own exports do.
  */
 export async function startServerMetrics(
   urls: readonly string[],
   dir: string,
   wallNs: () => number,
-): Promise<{ stop(): Promise<void> }> {
-  if (urls.length === 0) return { stop: async () => {} };
+): Promise<ServerMetricsScraper> {
+  if (urls.length === 0) return { markProfilingStart: () => {}, stop: async () => ({}) };
   const file = join(dir, SERVER_METRICS_JSONL);
   await writeFile(file, "");
+  const benchmarkId = randomUUID();
+  const scrapes: Scrape[] = [];
+  const startedNs = wallNs();
+  let profilingStartNs = startedNs;
   let chain = Promise.resolve();
   const scrapeAll = () => {
     for (const url of urls) {
@@ -149,10 +178,17 @@ export async function startServerMetrics(
           if (!res.ok) throw new Error(`HTTP ${res.status}`);
           const text = await res.text();
           if (text.length > MAX_SCRAPE_BYTES) throw new Error(`body over ${MAX_SCRAPE_BYTES} bytes`);
+          const latency = Math.round(wallNs() - at);
+          scrapes.push({
+            endpointUrl: url,
+            timestampNs: at,
+            latencyNs: latency,
+            families: parseMetricFamilies(text),
+          });
           return {
             endpoint_url: url,
             timestamp_ns: at,
-            endpoint_latency_ns: Math.round(wallNs() - at),
+            endpoint_latency_ns: latency,
             metrics: parsePrometheusText(text),
           };
         })
@@ -164,10 +200,33 @@ export async function startServerMetrics(
   const timer = setInterval(scrapeAll, SCRAPE_EVERY_MS);
   timer.unref();
   return {
-    stop: async () => {
+    markProfilingStart: () => {
+      // A scrape right at the boundary is the reference the run's increases count from; the periodic ones may be
+      // seconds away from it (AIPerf scrapes every third of a second, so its reference is always close).
+      scrapeAll();
+      profilingStartNs = wallNs();
+    },
+    stop: async (inputConfig = {}) => {
       clearInterval(timer);
       scrapeAll();
       await chain;
+      const endNs = wallNs();
+      const doc = summarizeServerMetrics({
+        configured: urls,
+        scrapes,
+        startNs: profilingStartNs,
+        endNs,
+        startTime: naiveLocalIsoTimestamp(new Date(profilingStartNs / 1e6)),
+        endTime: naiveLocalIsoTimestamp(new Date(endNs / 1e6)),
+        inputConfig,
+        benchmarkId,
+      });
+      if (!doc) return {};
+      const json = join(dir, SERVER_METRICS_JSON);
+      const csv = join(dir, SERVER_METRICS_CSV);
+      await writeFileAtomic(json, [renderServerMetricsJson(doc)]);
+      await writeFileAtomic(csv, [renderServerMetricsCsv(doc)]);
+      return { json, csv };
     },
   };
 }

@@ -1,9 +1,7 @@
-import { createReadStream } from "node:fs";
 import { access, readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { createInterface } from "node:readline";
 import { ServelabError } from "../errors.ts";
-import { findExportFiles } from "../io/export-files.ts";
+import { findExportFiles, readExportLines, readExportText } from "../io/export-files.ts";
 import { INCOMPLETE_MARKER } from "../io/output-dir.ts";
 import { PROFILE_EXPORT_JSONL } from "../metrics/exporters.ts";
 import type { RequestRecord } from "../metrics/record.ts";
@@ -137,10 +135,7 @@ export async function readArmArtifacts(
   let requests = 0;
   let lineNo = 0;
   const problems: string[] = [];
-  for await (const line of createInterface({
-    input: createReadStream(jsonl),
-    crlfDelay: Number.POSITIVE_INFINITY,
-  })) {
+  for await (const line of readExportLines(jsonl)) {
     lineNo++;
     if (line.trim() === "") continue;
     let rec: JsonlRecord;
@@ -176,7 +171,7 @@ export async function readArmArtifacts(
   const first = starts.reduce((a, b) => Math.min(a, b), Number.POSITIVE_INFINITY);
   const summaryFile = files.summary;
   const summary = (await exists(summaryFile))
-    ? (JSON.parse(await readFile(summaryFile, "utf8")) as Record<string, unknown>)
+    ? (JSON.parse(await readExportText(summaryFile)) as Record<string, unknown>)
     : {};
   const simFile = join(dir, "servelab_sim.json");
   const arm: ArmArtifacts = {

@@ -10,6 +10,27 @@ import {
 } from "../engine/engine-worker.ts";
 import type { StepTimeModel } from "../engine/perf-model.ts";
 import { createBlockHasher } from "../kv/block-hash.ts";
+import {
+  DEFAULT_KV_LEASE_S,
+  DISAGGREGATION_MODES,
+  type DisaggregationMode,
+  KV_RELEASE_PATH,
+  type KvTransferLog,
+  type KvTransferSettings,
+  kvTransferMs,
+  parseKvTransferParams,
+  parseReleaseBody,
+  prefillAnswerParams,
+  type RemotePrefill,
+  receivedTokens,
+  validateKvTransferSettings,
+} from "./disagg/kv-handover.ts";
+import { KvLeases, notifyKvRead } from "./disagg/kv-lease.ts";
+import {
+  type KvEventSourceInfo,
+  startWorkerKvEvents,
+  type WorkerKvEventsOptions,
+} from "./kv-events/worker-events.ts";
 import { ApiError, invalidParam, sendError } from "./openai-errors.ts";
 import { type Endpoint, type ParsedRequest, parseRequestBody } from "./openai-request.ts";
 import {
@@ -40,6 +61,10 @@ import { createWorkerMetrics } from "./worker-metrics.ts";
  *   its records to them by its `X-Request-ID` or the `x-servelab-request-id` response header, and compares its
  *   measured TTFT with `first_token_ns`, the server's own monotonic time of writing the first token; each
  *   response also carries `x-servelab-arrival-ns`, when the server saw the request.
+ * - `--disaggregation-mode prefill|decode`: vLLM NIXL's two legs (live-frontend.md §5.1). A prefill worker answers
+ *   `kv_transfer_params: {do_remote_decode: true}` with one token and the params that name its held blocks; a
+ *   decode worker given those params waits the modelled transfer (bytes / bandwidth) instead of prefilling, then
+ *   tells the prefill worker (`POST /servelab/kv/release`) so the blocks go before their lease ends.
  */
 
 /** Output tokens of a request that sets neither `max_completion_tokens` nor `max_tokens`. */
@@ -70,6 +95,16 @@ export interface MockWorkerOptions {
   requestLogCapacity?: number;
   /** Where unexpected server errors are reported. Default: stderr. */
   onError?: (e: unknown) => void;
+  /** Publish KV events over ZMQ as vLLM does (`--kv-events-config`); none when absent. */
+  kvEvents?: Omit<WorkerKvEventsOptions, "dpSize" | "blockSize" | "blocks">;
+  /**
+   * Dynamo's `--disaggregation-mode`. A prefill worker serves only vLLM NIXL's prefill leg (one token, answered
+   * with `kv_transfer_params`) and holds the blocks for the decode worker; a decode worker takes such params,
+   * waits out the modelled KV transfer and decodes without recomputing the prompt. Default aggregated.
+   */
+  disaggregationMode?: DisaggregationMode;
+  /** The KV hand-over model; required for a prefill or decode worker. */
+  kvTransfer?: KvTransferSettings;
 }
 
 export interface MockWorker {
@@ -79,6 +114,8 @@ export interface MockWorker {
   readonly port: number;
   readonly engine: EngineWorker;
   readonly requestLog: RequestLog;
+  /** The KV-event publishers, as bound (empty without KV events). */
+  readonly kvEventSources: readonly KvEventSourceInfo[];
   /** Requests handed to the engine and not yet finished or cancelled. */
   inFlight(): number;
   /** Stops the engine, drops open connections and closes the port (and the tokenizer it created). */
@@ -100,6 +137,10 @@ interface Active {
   lastNs: bigint | null;
   generated: number;
   cached: number;
+  /** A disaggregated request's hand-over, for the log. */
+  kvTransfer?: KvTransferLog;
+  /** Decode worker: prompt tokens whose KV came from the prefill worker (reported as cached, never recomputed). */
+  kvReceived?: number;
 }
 
 type Route = { method: "GET" | "POST"; endpoint?: Endpoint };
@@ -111,6 +152,7 @@ const ROUTES: Record<string, Route> = {
   "/health": { method: "GET" },
   "/metrics": { method: "GET" },
   "/servelab/requests": { method: "GET" },
+  [KV_RELEASE_PATH]: { method: "POST" },
 };
 
 /** The client went away before the request reached the engine; there is no one to answer. */
@@ -192,6 +234,14 @@ function sendJson(res: ServerResponse, status: number, value: unknown): void {
 export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWorker> {
   if (opts.servedModel === "") throw new RangeError("the served model name must not be empty");
   validateSettings(opts.engine);
+  const mode = opts.disaggregationMode ?? "aggregated";
+  if (!DISAGGREGATION_MODES.includes(mode))
+    throw new RangeError(
+      `disaggregation mode must be one of ${DISAGGREGATION_MODES.join(", ")}, got ${mode}`,
+    );
+  if (mode !== "aggregated" && opts.kvTransfer === undefined)
+    throw new RangeError(`a ${mode} worker needs the KV transfer settings (bandwidth, bytes per token)`);
+  if (opts.kvTransfer) validateKvTransferSettings(opts.kvTransfer);
   const dpSize = positiveInt("dpSize", opts.dpSize ?? 1);
   const maxBodyBytes = positiveInt("maxBodyBytes", opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
   const defaultMaxTokens = positiveInt("defaultMaxTokens", opts.defaultMaxTokens ?? DEFAULT_MAX_TOKENS);
@@ -202,10 +252,27 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
   const hasher = await createBlockHasher();
   const blockIds = new BlockIds();
   const settings = opts.engine;
-  const engine = new EngineWorker("mock", dpSize, "aggregated", settings, opts.stepModel, () => ({
-    stored: () => {},
-    removed: () => {},
-  }));
+  const kvEvents =
+    opts.kvEvents &&
+    (await startWorkerKvEvents({
+      ...opts.kvEvents,
+      dpSize,
+      blockSize: settings.blockSize,
+      blocks: blockIds,
+    }));
+  const kvt = opts.kvTransfer;
+  const leaseS = kvt?.leaseS ?? DEFAULT_KV_LEASE_S;
+  // The lease is modelled time, like every engine delay: a worker run faster lets go of blocks sooner too.
+  const leases =
+    mode === "prefill" ? new KvLeases(randomUUID(), (leaseS * 1000) / (opts.speedupRatio ?? 1)) : undefined;
+  const engine = new EngineWorker(
+    "mock",
+    dpSize,
+    mode,
+    settings,
+    opts.stepModel,
+    (rank) => kvEvents?.sink(rank) ?? { stored: () => {}, removed: () => {} },
+  );
   // The engine admits a prompt only under the watermark; a request that cannot fit there alone would wait forever.
   const usableBlocks = Math.floor((1 - settings.watermark) * settings.kvCapacityBlocks);
   const active = new Map<string, Active>();
@@ -230,7 +297,8 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
     metrics.finished({
       rank: a.rank,
       promptTokens: a.req.isl,
-      cachedTokens: a.cached,
+      // KV that came from a prefill worker is not a hit of this worker's prefix cache.
+      cachedTokens: a.cached - (a.kvReceived ?? 0),
       generatedTokens: a.generated,
       finishedReason: outcome === "completed" ? "length" : outcome === "cancelled" ? "abort" : "error",
       ttftS: a.firstNs === null ? null : Number(a.firstNs - a.arrivalNs) / 1e9,
@@ -254,6 +322,7 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
       first_token_ns: a.firstNs,
       last_token_ns: a.lastNs,
       end_ns: endNs,
+      ...(a.kvTransfer ? { kv_transfer: a.kvTransfer } : {}),
     });
   };
 
@@ -263,7 +332,7 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
       if (!a) return;
       if (index === 1) {
         a.rank = rank;
-        a.cached = engine.cachedTokens(req);
+        a.cached = a.kvReceived ?? engine.cachedTokens(req);
       }
       a.generated = index;
       const chunk = a.parsed.stream ? tokenChunk(a.head, index, req.osl, a.parsed.includeUsage) : undefined;
@@ -274,7 +343,10 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
       a.firstNs ??= now;
       a.lastNs = now;
     },
-    prefillDone() {},
+    prefillDone(req, rank, cachedTokens) {
+      const a = active.get(req.id);
+      if (a) answerPrefill(a, rank, cachedTokens);
+    },
     finished(req) {
       const a = active.get(req.id);
       if (!a) return;
@@ -310,6 +382,153 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
     }
     active.clear();
   });
+
+  // Disaggregated serving (vLLM NIXL's protocol, live-frontend.md §5.1): see disagg/kv-handover.ts.
+  let nextBlockId = 0;
+  /** A prefill worker's answer: the one token, and where the prompt's KV is, held for the decode worker. */
+  const answerPrefill = (a: Active, rank: number, cachedTokens: number): void => {
+    active.delete(a.req.id);
+    const now = process.hrtime.bigint();
+    a.rank = rank;
+    a.cached = cachedTokens;
+    a.generated = 1;
+    a.firstNs = now;
+    a.lastNs = now;
+    // The engine lets go of the prompt's blocks when this step ends; a second reference keeps them for the
+    // decode worker. It can fail only when the rank's KV is full to the last block; the answer goes out anyway.
+    const pool = engine.ranks[rank]!.pool;
+    const blocks = Math.ceil(a.req.isl / settings.blockSize);
+    const shared = pool.prefixCaching ? a.req.blockIds : [];
+    const held = pool.acquire(shared, blocks - shared.length);
+    if (held)
+      leases!.hold(a.head.id, () => {
+        pool.release(shared, blocks - shared.length);
+        driver.wake();
+      });
+    a.kvTransfer = { role: "prefill", tokens: a.req.isl, blocks, held, lease_ms: leaseS * 1000 };
+    const ids = Array.from({ length: blocks }, () => {
+      const id = nextBlockId;
+      nextBlockId = (nextBlockId + 1) % settings.kvCapacityBlocks;
+      return id;
+    });
+    const body = JSON.stringify({
+      ...JSON.parse(completionBody(a.head, 1, usage(a.req.isl, 1, cachedTokens))),
+      kv_transfer_params: prefillAnswerParams({
+        engineId: leases!.engineId,
+        requestId: a.head.id,
+        // vLLM's side-channel host defaults to localhost; a wildcard bind cannot be dialled as such.
+        host: /^(0\.0\.0\.0|::)$/.test(address.address) ? "localhost" : address.address,
+        port: address.port,
+        blockIds: ids,
+        promptTokens: a.req.isl,
+      }),
+    });
+    a.res.writeHead(200, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body),
+      ...servelabHeaders(a.head.id, a.arrivalNs),
+    });
+    a.res.end(body);
+    record(a, "completed");
+  };
+
+  /**
+   * What a prefill or decode worker makes of a request's `kv_transfer_params` (400 for what it cannot serve):
+   * for a decode worker, the prompt tokens whose KV another worker holds (0: prefill here, as vLLM does).
+   */
+  const planHandover = (
+    body: Record<string, unknown>,
+    parsed: ParsedRequest,
+    isl: number,
+  ): { remote: RemotePrefill; received: number } | null => {
+    const ask = parseKvTransferParams(body);
+    if (mode === "prefill") {
+      if (ask.kind !== "remote-decode")
+        throw invalidParam(
+          "kv_transfer_params",
+          'this worker only prefills (--disaggregation-mode prefill): send kv_transfer_params {"do_remote_decode": true} with max_tokens 1, as vLLM\'s disaggregation proxy does',
+          "unsupported_value",
+        );
+      if (parsed.stream)
+        throw invalidParam(
+          "stream",
+          "a prefill leg is unary (its kv_transfer_params come back in the body): send stream false",
+        );
+      if (parsed.maxTokens !== 1)
+        throw invalidParam(
+          "max_tokens",
+          `a prefill worker generates one token: send max_tokens 1, got ${parsed.maxTokens}`,
+          "unsupported_value",
+        );
+      return null;
+    }
+    if (ask.kind === "remote-decode")
+      throw invalidParam(
+        "kv_transfer_params.do_remote_decode",
+        "this worker only decodes (--disaggregation-mode decode): send the prefill leg to a prefill worker",
+        "unsupported_value",
+      );
+    if (ask.kind === "none") return null;
+    return { remote: ask.remote, received: receivedTokens(ask.remote, isl, settings.blockSize) };
+  };
+
+  /**
+   * The simulator's decode path on the wall clock: hold a place on a rank, wait the modelled transfer of the
+   * received KV, then queue the request as prefilled; with the whole prompt received, its first token goes out
+   * as the KV lands (the decode worker samples it from the transferred state).
+   */
+  const awaitKv = (a: Active, pinned: number | null, plan: { remote: RemotePrefill; received: number }) => {
+    const req = a.req;
+    const reserved = pinned === null;
+    const place = pinned ?? engine.reserve(req);
+    const ms = kvTransferMs(plan.received, kvt!);
+    a.kvReceived = plan.received;
+    a.kvTransfer = {
+      role: "decode",
+      remote_engine_id: plan.remote.engineId,
+      remote_request_id: plan.remote.requestId,
+      tokens: plan.received,
+      bytes: plan.received * kvt!.bytesPerToken,
+      modelled_ms: ms,
+    };
+    let waiting = true;
+    const timer = setTimeout(
+      () => {
+        waiting = false;
+        if (active.get(req.id) !== a) return;
+        if (plan.remote.httpSideChannel) notifyKvRead(plan.remote);
+        if (plan.received >= req.isl) {
+          sink.token(req, place, 1);
+          if (req.osl <= 1) {
+            if (reserved) engine.unreserve(place, req);
+            sink.finished(req, place);
+            return;
+          }
+        }
+        engine.enqueue(place, req, reserved, plan.received);
+        driver.wake();
+      },
+      ms / (opts.speedupRatio ?? 1),
+    );
+    a.res.once("close", () => {
+      if (!waiting) return;
+      waiting = false;
+      clearTimeout(timer);
+      if (reserved) engine.unreserve(place, req);
+    });
+  };
+
+  /** A decode worker has read a request's blocks (the notice `notifyKvRead` sends): the lease ends early. */
+  const releaseKv = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const { engineId, requestId } = parseReleaseBody(parseJson(await readBody(req, 64 * 1024)));
+    if (!leases?.release(engineId, requestId))
+      throw new ApiError(
+        404,
+        `no KV blocks are held here for request ${requestId} of engine ${engineId} (never held, already read, or the lease expired)`,
+        { code: "unknown_kv_lease" },
+      );
+    sendJson(res, 200, { released: true });
+  };
 
   const generate = async (
     endpoint: Endpoint,
@@ -347,6 +566,9 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
         `This model's maximum context length is ${usableBlocks * settings.blockSize} tokens (the usable KV cache of one rank); the request needs ${needed} (${ids.length} in the prompt, ${parsed.maxTokens} for the completion)`,
         "context_length_exceeded",
       );
+    const rank = pinnedRank(req, dpSize);
+    const handover =
+      mode === "aggregated" ? null : planHandover(body as Record<string, unknown>, parsed, ids.length);
     if (gone) throw new ClientGone();
     if (driver.failure !== undefined) throw engineFailed(driver.failure);
 
@@ -357,6 +579,7 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
       osl: parsed.maxTokens,
       blockIds: blockIds.intern(hasher.sequenceHashes(locals), locals),
     };
+    kvEvents?.noteBlocks(engineReq.blockIds, ids);
     const clientId = req.headers["x-request-id"];
     const a: Active = {
       req: engineReq,
@@ -389,7 +612,12 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
       driver.remove(engineReq);
       record(a, "cancelled");
     });
-    engine.enqueue(null, engineReq);
+    if (handover !== null && handover.received > 0) {
+      awaitKv(a, rank, handover);
+      return;
+    }
+    // A decode worker given no KV prefills the prompt itself (received 0).
+    engine.enqueue(rank, engineReq, false, mode === "decode" ? 0 : undefined);
     driver.wake();
   };
 
@@ -405,6 +633,7 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
       });
     }
     if (route.endpoint) return generate(route.endpoint, req, res, arrivalNs, arrivalUnixMs);
+    if (path === KV_RELEASE_PATH) return releaseKv(req, res);
     if (path === "/v1/models") {
       sendJson(res, 200, {
         object: "list",
@@ -422,6 +651,10 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
         in_flight: active.size,
         steps: driver.steps,
         preemptions: engine.preemptions,
+        disaggregation_mode: mode,
+        ...(leases
+          ? { kv_leases: { held: leases.held, released: leases.released, expired: leases.expired } }
+          : {}),
         ranks: ranks.map((l) => ({ waiting: l.waiting, running: l.running, kv_usage: l.kvUsage })),
       });
     } else {
@@ -448,6 +681,10 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
       server.off("error", reject);
       resolve();
     });
+  }).catch(async (e: unknown) => {
+    // Sockets would keep the process alive after the caller gave up on this worker.
+    await kvEvents?.close();
+    throw e;
   });
   server.on("error", onError);
   const address = server.address() as AddressInfo;
@@ -460,18 +697,39 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
     port: address.port,
     engine,
     requestLog: log,
+    kvEventSources: kvEvents?.sources ?? [],
     inFlight: () => active.size,
     close() {
       closing ??= (async () => {
         driver.stop();
+        leases?.clear();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeAllConnections();
         await closed;
         if (ownsTokenizer) await tokenizer.close();
+        await kvEvents?.close();
       })();
       return closing;
     },
   };
+}
+
+/**
+ * The DP rank a router pinned the request to, by vLLM's `X-data-parallel-rank` header (Dynamo's routers send the
+ * same choice as `dp_rank`); null lets the engine place it.
+ */
+function pinnedRank(req: IncomingMessage, dpSize: number): number | null {
+  const h = req.headers["x-data-parallel-rank"];
+  if (h === undefined) return null;
+  const text = Array.isArray(h) ? h[0]! : h;
+  const rank = Number(text);
+  if (text.trim() === "" || !Number.isSafeInteger(rank) || rank < 0 || rank >= dpSize)
+    throw new ApiError(
+      400,
+      `X-data-parallel-rank must be an integer in [0, ${dpSize - 1}] (the worker's DP ranks), got ${JSON.stringify(text)}`,
+      { param: "X-data-parallel-rank", code: "invalid_value" },
+    );
+  return rank;
 }
 
 function pathOf(req: IncomingMessage): string {

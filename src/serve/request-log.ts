@@ -1,3 +1,4 @@
+import type { KvTransferLog } from "./disagg/kv-handover.ts";
 import type { Endpoint } from "./openai-request.ts";
 
 export type RequestOutcome = "completed" | "cancelled" | "failed";
@@ -36,6 +37,8 @@ export interface RequestLogEntry {
   last_token_ns: bigint | null;
   /** Response ended, or the client was seen gone. */
   end_ns: bigint;
+  /** A prefill or decode worker's KV hand-over for this request (absent on an aggregated worker). */
+  kv_transfer?: KvTransferLog;
 }
 
 const NS_FIELDS = ["arrival_ns", "enqueued_ns", "first_token_ns", "last_token_ns", "end_ns"] as const;
