@@ -4,7 +4,7 @@
  * `hold_ms` (spread the tokens evenly over this long, to keep streams open). It logs the monotonic time
  * (`process.hrtime`, comparable across processes on one machine) at which it sent each request's first token
  * and the time each request's headers arrived, served as JSON at GET /log (`/log?clear` also forgets them). Prints
- * `listening <port>` when ready.
+ * `listening <port>` when ready. `GET /health` and `/v1/models` let a frontend take it as a worker.
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -30,6 +30,17 @@ const server = createServer((req, res) => {
       arrivalNs.clear();
       peak = 0;
     }
+    return;
+  }
+  // Enough of an engine's surface for a frontend to put it in its pool.
+  if (req.method === "GET" && req.url === "/health") {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end('{"status":"ok"}');
+    return;
+  }
+  if (req.method === "GET" && req.url === "/v1/models") {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end('{"object":"list","data":[{"id":"bench","object":"model"}]}');
     return;
   }
   // The request line and headers are parsed: the moment the request reached the server.

@@ -1,4 +1,8 @@
+import { readdir } from "node:fs/promises";
+import { basename, join, resolve } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
+import { ServelabError } from "../errors.ts";
+import { writeFileAtomic } from "../io/atomic-write.ts";
 import { loadRecipe, resolvedRecipeJson, resolvedRecipeYaml } from "../recipe/load.ts";
 import { armWorkerGroups } from "../recipe/schema.ts";
 
@@ -29,6 +33,49 @@ export function registerRecipeCommands(program: Command): void {
         for (const [role, model] of Object.entries(roles))
           process.stdout.write(`step-time model ${arm}/${role}: ${model}\n`);
       if (!d.calibrated) process.stderr.write(uncalibratedWarning(d.models));
+    });
+
+  recipe
+    .command("import")
+    .description(
+      "write a recipe from a Dynamo recipe directory (deploy.yaml per arm, engine ConfigMaps, perf.yaml Jobs)",
+    )
+    .argument("<dir>", "the Dynamo recipe directory, searched recursively for .yaml files")
+    .option("--out <file>", "where the recipe goes (default: standard output)")
+    .option("--name <name>", "the recipe's name (default: the directory's name)")
+    .option(
+      "--model-from <recipe>",
+      "a recipe whose model section describes the served model (default: the bundled recipes')",
+    )
+    .action(async (dir, o) => {
+      const [{ readRecipeDir, BUNDLED_RECIPES_DIR }, { importDynamoRecipe }] = await Promise.all([
+        import("../deploy/files.ts"),
+        import("../deploy/import.ts"),
+      ]);
+      const { docs, readme } = await readRecipeDir(dir);
+      const templates = [];
+      if (o.modelFrom !== undefined) templates.push(await loadRecipe(o.modelFrom));
+      else
+        for (const f of (await readdir(BUNDLED_RECIPES_DIR).catch(() => [] as string[])).sort())
+          if (/\.ya?ml$/.test(f)) templates.push(await loadRecipe(join(BUNDLED_RECIPES_DIR, f)));
+      const name = o.name ?? basename(resolve(dir));
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name))
+        throw new ServelabError(
+          "USAGE",
+          `--name ${JSON.stringify(name)}: use letters, digits, '.', '-' and '_'`,
+        );
+      const result = importDynamoRecipe({ docs, readme, templates, name });
+      for (const n of result.notes) process.stderr.write(`note: ${n}\n`);
+      if (o.out === undefined) {
+        process.stdout.write(result.yaml);
+        return;
+      }
+      try {
+        await writeFileAtomic(o.out, [result.yaml]);
+      } catch (e) {
+        throw new ServelabError("FILE_WRITE", `cannot write ${o.out}: ${(e as Error).message}`);
+      }
+      process.stdout.write(`wrote ${o.out} (${Object.keys(result.recipe.arms as object).length} arms)\n`);
     });
 
   recipe

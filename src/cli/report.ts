@@ -2,13 +2,13 @@ import { access, readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
 import { ServelabError } from "../errors.ts";
-import { artifactsBackend } from "../experiment/artifacts.ts";
+import { artifactsBackend, type ResolvedArtifactDir, resolveArtifactDir } from "../experiment/artifacts.ts";
 import { EXPERIMENT_MANIFEST, type ExperimentManifest } from "../experiment/plan.ts";
 import { makeOutputDir } from "../io/make-dir.ts";
 import { parseGoodput } from "../metrics/goodput.ts";
 import { recordedGoodput } from "../metrics/input-config.ts";
 import { loadRecipe } from "../recipe/load.ts";
-import { armGpuCount } from "../recipe/schema.ts";
+import { armGpuCount, type Recipe } from "../recipe/schema.ts";
 import { intOption } from "./options.ts";
 
 export function registerReportCommand(program: Command): void {
@@ -30,6 +30,10 @@ export function registerReportCommand(program: Command): void {
     .option(
       "--goodput <slos>",
       'SLOs, e.g. "time_to_first_token:20000 inter_token_latency:50" (default: the run\'s own)',
+    )
+    .option(
+      "--recipe <file>",
+      "the recipe the runs come from (e.g. copied back from a cluster): arms named and ordered as in it, its SLOs by default",
     )
     .action(async (dirs, o) => {
       if (dirs.length === 1 && (await isExperimentDir(dirs[0]!))) {
@@ -54,25 +58,72 @@ export function registerReportCommand(program: Command): void {
         dirs.map((d) => ({ label: d, dir: d })),
         { onProgress: () => {} },
       );
+      const recipe = o.recipe === undefined ? undefined : await loadRecipe(o.recipe);
+      const runs = await namedRuns(await Promise.all(dirs.map(resolveArtifactDir)), recipe);
       const arms = await Promise.all(
-        dirs.map((d) => readArmArtifacts(d, basename(d.replace(/\/+$/, "")), { allowIncomplete })),
+        runs.map((r) => readArmArtifacts(r.exportDir, r.name, { allowIncomplete })),
       );
       for (const a of arms)
         if (a.incomplete)
           process.stderr.write(`warning: ${a.dir} is an unfinished run (${a.requests} records)\n`);
       // Without --goodput, the SLOs the runs were made with (servelab records them in input_config).
       const recorded = recordedGoodput(arms[0]?.summary.input_config);
-      const slos = o.goodput !== undefined ? parseGoodput(o.goodput) : recorded ? parseGoodput(recorded) : [];
+      const slos =
+        o.goodput !== undefined
+          ? parseGoodput(o.goodput)
+          : recipe
+            ? parseGoodput(recipe.benchmark.goodput)
+            : recorded
+              ? parseGoodput(recorded)
+              : [];
       const report = await writeReport(o.out, arms, {
         slos,
-        // Without --goodput, each arm is judged by the SLOs its own run was made with.
-        ownSlos: o.goodput === undefined,
-        title: arms.map((a) => a.name).join(" vs "),
+        // Without --goodput or a recipe, each arm is judged by the SLOs its own run was made with.
+        ownSlos: o.goodput === undefined && recipe === undefined,
+        ...(recipe ? { recipe } : {}),
+        title: `${recipe ? `${recipe.name}: ` : ""}${arms.map((a) => a.name).join(" vs ")}`,
         command: ["servelab", ...process.argv.slice(2)].join(" "),
         seed: o.seed,
       });
       process.stdout.write(`${report.console}Report: ${report.html}\n`);
     });
+}
+
+/**
+ * Report names for the directories: the directory's name, or with a recipe the arm each cluster run measured, in
+ * the recipe's arm order (so a shell glob of run directories still puts the baseline first).
+ */
+async function namedRuns(
+  resolved: readonly ResolvedArtifactDir[],
+  recipe: Recipe | undefined,
+): Promise<{ exportDir: string; name: string }[]> {
+  const plain = resolved.map((r) => ({
+    exportDir: r.exportDir,
+    name: basename(r.dir.replace(/\/+$/, "")),
+    order: 0,
+  }));
+  if (!recipe) return plain;
+  const [{ armOfRun }, { effectiveDeploy }] = await Promise.all([
+    import("../deploy/results.ts"),
+    import("../deploy/render.ts"),
+  ]);
+  const d = effectiveDeploy(recipe);
+  const armNames = Object.keys(recipe.arms);
+  const named = resolved.map((r, i) => {
+    const arm = r.run ? armOfRun(recipe, d, r.run) : armNames.find((a) => a === plain[i]!.name);
+    return {
+      exportDir: r.exportDir,
+      name: arm ?? plain[i]!.name,
+      order: arm ? armNames.indexOf(arm) : armNames.length,
+    };
+  });
+  // Reruns of one arm keep their directory's name beside the arm's.
+  const counts = new Map<string, number>();
+  for (const n of named) counts.set(n.name, (counts.get(n.name) ?? 0) + 1);
+  named.forEach((n, i) => {
+    if (counts.get(n.name)! > 1) n.name = `${n.name} (${plain[i]!.name})`;
+  });
+  return named.map((n, i) => ({ ...n, i })).sort((a, b) => a.order - b.order || a.i - b.i);
 }
 
 async function isExperimentDir(dir: string): Promise<boolean> {

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { type Arm, armSchema, armWorkerGroups } from "./arm-schema.ts";
+import { deploySchema } from "./deploy-schema.ts";
 import { hardwareSchema, modelSchema } from "./model-schema.ts";
 import { section, whenSectionValid } from "./section.ts";
 import { benchmarkSchema, traceSchema } from "./workload-schema.ts";
@@ -30,6 +31,8 @@ const recipeFields = section({
   trace: traceSchema,
   benchmark: benchmarkSchema,
   arms: armsSchema,
+  /** Only `servelab deploy` reads it; omitted, the seed recipe's cluster settings apply. */
+  deploy: deploySchema.optional(),
 });
 
 type RecipeFields = z.output<typeof recipeFields>;
@@ -105,6 +108,7 @@ export type {
   WorkerGroup,
 } from "./arm-schema.ts";
 export { armGpuCount, armWorkerGroups } from "./arm-schema.ts";
+export type { DeployConfig, DynamoVersion, Toleration } from "./deploy-schema.ts";
 export type { AllreduceStrategy, EngineConfig, EngineConfigInput, MoeBackend } from "./engine-schema.ts";
 export type { HardwareConfig, ModelArchitecture, ModelConfig } from "./model-schema.ts";
 export type {

@@ -33,6 +33,43 @@ export const DATASETS = {
   },
 } as const satisfies DatasetRegistry;
 
+/**
+ * CustomResourceDefinitions that `servelab deploy validate` checks manifests against, resolved like the traces
+ * (data dir, cache, download) but kept out of `DATASETS`, which names what can be replayed.
+ */
+export const CRD_DATASETS = {
+  "k8s-crds/dynamo-1.3/dynamographdeployments": {
+    relativePath: "k8s-crds/dynamo/1.3/nvidia.com_dynamographdeployments.yaml",
+    sha256: "0e6fbef965969d1ddf2ff4ccc7f7aed2f50af6bc1efeaeae750c06d8f47e412d",
+    bytes: 1_603_265,
+    url: "https://raw.githubusercontent.com/ai-dynamo/dynamo/c51febe8fd87431c1577e6fc8f7d5f737a62f381/deploy/operator/config/crd/bases/nvidia.com_dynamographdeployments.yaml",
+    license: "Apache-2.0",
+    description:
+      "Dynamo's DynamoGraphDeployment CRD (v1alpha1 + v1beta1) at the commit that moved the DeepSeek-V3.2 recipe " +
+      "to the 1.3 runtime.",
+  },
+  "k8s-crds/dynamo-1.0/dynamographdeployments": {
+    relativePath: "k8s-crds/dynamo/1.0/nvidia.com_dynamographdeployments.yaml",
+    sha256: "5b9e0fe20bd26840da794dbdb7870bb576eacb1ce8abd25d21b0598f5d9a9266",
+    bytes: 854_636,
+    url: "https://raw.githubusercontent.com/ai-dynamo/dynamo/dc9f80b341505be91ce308eb6df8cf6ce309596f/deploy/operator/config/crd/bases/nvidia.com_dynamographdeployments.yaml",
+    license: "Apache-2.0",
+    description:
+      "Dynamo's DynamoGraphDeployment CRD (v1alpha1 only) at the commit that added the DeepSeek-V3.2 recipe " +
+      "with the 1.0 runtime.",
+  },
+  "k8s-crds/dra-driver-gpu-v25.12.0/computedomains": {
+    relativePath: "k8s-crds/dra-driver-gpu/v25.12.0/resource.nvidia.com_computedomains.yaml",
+    sha256: "9345244a663bd1b05551dee3e3749e0fc8a4aca4ff46e48308f7b5053c90d265",
+    bytes: 7165,
+    url: "https://raw.githubusercontent.com/NVIDIA/k8s-dra-driver-gpu/0882da8720c28763137e0987778ec476ec4cf8df/deployments/helm/nvidia-dra-driver-gpu/crds/resource.nvidia.com_computedomains.yaml",
+    license: "Apache-2.0",
+    description: "NVIDIA DRA driver's ComputeDomain CRD (resource.nvidia.com/v1beta1), release v25.12.0.",
+  },
+} as const satisfies DatasetRegistry;
+
+export type CrdDatasetName = keyof typeof CRD_DATASETS;
+
 export type DatasetName = keyof typeof DATASETS;
 
 /** True only for names registered in `DATASETS`; inherited object keys such as `toString` are not names. */

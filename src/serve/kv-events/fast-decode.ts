@@ -30,8 +30,6 @@ export class VllmFastDecoder {
   private view: DataView = new DataView(new ArrayBuffer(8));
   private pos = 0;
   private tokens = new Uint32Array(1024);
-  private block = new Uint32Array(16);
-  private blockBytes = new Uint8Array(this.block.buffer);
   private readonly local = new Uint32Array(2);
   private readonly local64 = new BigUint64Array(this.local.buffer);
   private readonly utf8 = new TextDecoder();
@@ -127,9 +125,18 @@ export class VllmFastDecoder {
   private str(): string {
     const n = this.strLength();
     if (this.pos + n > this.buf.length) throw MALFORMED;
-    const s = this.utf8.decode(this.buf.subarray(this.pos, this.pos + n));
+    const at = this.pos;
     this.pos += n;
-    return s;
+    // Keys and tags repeat in every event: match their bytes instead of decoding them each time.
+    const known = KNOWN_BY_LENGTH[n];
+    if (known !== undefined) {
+      for (const [bytes, text] of known) {
+        let k = 0;
+        while (k < n && this.buf[at + k] === bytes[k]) k++;
+        if (k === n) return text;
+      }
+    }
+    return this.utf8.decode(this.buf.subarray(at, at + n));
   }
 
   private isNil(): boolean {
@@ -390,14 +397,12 @@ export class VllmFastDecoder {
   }
 
   private storedBlocks(hashes: bigint[], blockSize: number): StoredBlock[] {
-    if (this.block.length !== blockSize) {
-      this.block = new Uint32Array(blockSize);
-      this.blockBytes = new Uint8Array(this.block.buffer);
-    }
+    // Token ids sit in the scratch array as u32 little-endian words: exactly the bytes the router hashes.
+    const bytes = new Uint8Array(this.tokens.buffer, 0, hashes.length * blockSize * 4);
+    const stride = blockSize * 4;
     const blocks = new Array<StoredBlock>(hashes.length);
     for (let b = 0; b < hashes.length; b++) {
-      this.block.set(this.tokens.subarray(b * blockSize, (b + 1) * blockSize));
-      this.hasher.hashBytesInto(this.blockBytes, this.local, 0);
+      this.hasher.hashBytesInto(bytes.subarray(b * stride, (b + 1) * stride), this.local, 0);
       blocks[b] = { blockHash: hashes[b]!, tokensHash: this.local64[0]! };
     }
     return blocks;
@@ -405,6 +410,26 @@ export class VllmFastDecoder {
 }
 
 type Parsed = RouterEvent["data"] | null;
+
+const KNOWN_BY_LENGTH: [Uint8Array, string][][] = [];
+for (const text of [
+  "type",
+  "block_hashes",
+  "parent_block_hash",
+  "token_ids",
+  "block_size",
+  "lora_id",
+  "medium",
+  STORED,
+  REMOVED,
+  CLEARED,
+  "GPU",
+]) {
+  const bytes = new TextEncoder().encode(text);
+  const same = KNOWN_BY_LENGTH[bytes.length] ?? [];
+  same.push([bytes, text]);
+  KNOWN_BY_LENGTH[bytes.length] = same;
+}
 
 // Positions of legacy tagged-array events after the tag (see codec-vllm.ts).
 const STORED_FIELDS = ["block_hashes", "parent_block_hash", "token_ids", "block_size", "lora_id", "medium"];

@@ -46,9 +46,10 @@ export interface WorkerKvEvents {
 }
 
 /**
- * A rank's events of one engine step: the engine calls the sink synchronously while it steps, so everything it
- * reports before control returns to the event loop is one step's, and goes out as one batch (vLLM takes its
- * events once per scheduler step).
+ * A rank's events of one engine step, sent as one batch (vLLM takes its events once per scheduler step). The engine
+ * reports blocks synchronously while it steps, and the wall-clock driver applies a step and plans the next in one
+ * go, so what arrives before control returns to the event loop — the evictions of the step that ended and the
+ * blocks the next one admits — is one scheduler iteration's worth.
  */
 class StepBatch {
   private events: VllmWireEvent[] = [];
