@@ -18,6 +18,7 @@ import { createInterface } from "node:readline";
 import { Pool } from "undici";
 import { sleepUntil } from "../src/loadgen/precise-sleep.ts";
 import { percentileOfSorted } from "../src/metrics/summary.ts";
+import { SseEventCounter } from "../src/serve/frontend/sse-count.ts";
 import { benchKvIngestion } from "./kv-events.ts";
 
 const json = process.argv.includes("--json");
@@ -35,6 +36,7 @@ const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 
 async function start(args: string[], ready: RegExp): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"], cwd: REPO });
+  children.push(child);
   for await (const line of createInterface({ input: child.stdout! })) {
     const m = ready.exec(line);
     if (m) return { child, url: m[1]!.startsWith("http") ? m[1]! : `http://127.0.0.1:${m[1]}` };
@@ -42,6 +44,11 @@ async function start(args: string[], ready: RegExp): Promise<{ child: ChildProce
   throw new Error(`${args.join(" ")} exited before it was ready`);
 }
 
+const children: ChildProcess[] = [];
+// A failed run must not leave its servers behind.
+process.on("exit", () => {
+  for (const c of children) c.kill("SIGKILL");
+});
 const worker = await start(["--import", "tsx", join(REPO, "bench/sse-server.ts")], /^listening (\d+)/);
 const proxy = await start(
   ["--import", "tsx", join(REPO, "bench/plain-proxy.ts"), worker.url],
@@ -96,6 +103,8 @@ async function stream(target: Target, payload: string): Promise<Outcome> {
   const t0 = nowMs();
   let ttft = Number.NaN;
   let chunks = 0;
+  // Token events, however the bytes were cut (the worker sends one `data:` per token, then a usage chunk).
+  const counter = new SseEventCounter();
   try {
     const res = await pools[target].request({
       path: "/v1/chat/completions",
@@ -105,9 +114,7 @@ async function stream(target: Target, payload: string): Promise<Outcome> {
     });
     for await (const c of res.body) {
       if (Number.isNaN(ttft)) ttft = nowMs() - t0;
-      // Count SSE events: the worker sends one `data:` per token.
-      const s = (c as Buffer).toString("latin1");
-      for (let i = s.indexOf("data: {"); i >= 0; i = s.indexOf("data: {", i + 1)) chunks++;
+      chunks += counter.feed(c as Buffer);
     }
     return { ttftMs: ttft, chunks, ok: res.statusCode === 200 };
   } catch {
@@ -224,6 +231,7 @@ const result = {
   route_decision: {
     scheduling: histogram("dynamo_router_overhead_scheduling_ms"),
     block_hashing: histogram("dynamo_router_overhead_block_hashing_ms"),
+    tokenizer: histogram("dynamo_frontend_tokenizer_latency_ms"),
   },
   kv_event_ingestion: kv,
   targets: {

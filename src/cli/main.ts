@@ -42,6 +42,10 @@ export function buildProgram(): Command {
 
 /** Runs the CLI and returns its exit status instead of exiting, so tests can call it in-process. */
 export async function main(argv: readonly string[]): Promise<number> {
+  // A reader that went away (a closed pipe, `| head`) ends the output, not the command with a stack trace.
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.listenerCount("error") === 0) stream.on("error", () => {});
+  }
   const program = buildProgram();
   try {
     await program.parseAsync(argv as string[]);

@@ -207,6 +207,13 @@ export function createFrontendMetrics(
       registers,
     });
   const blockHashingMs = overhead("block_hashing");
+  const tokenizerMs = new Histogram({
+    name: `${p}_tokenizer_latency_ms`,
+    help: "Time to tokenize a prompt (in the tokenizer thread, queueing included), milliseconds.",
+    labelNames: ["operation"],
+    buckets: [0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+    registers,
+  });
   const schedulingMs = overhead("scheduling");
   const totalMs = overhead("total");
 
@@ -269,6 +276,9 @@ export function createFrontendMetrics(
         error_type: errorType,
       });
       if (errorType === "overload") rejections.inc({ model, endpoint });
+    },
+    tokenized(ms: number) {
+      tokenizerMs.observe({ operation: "encode" }, ms);
     },
     migrated(model: string, type: "new_request" | "ongoing_request") {
       migrations.inc({ model, migration_type: type });

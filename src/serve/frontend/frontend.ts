@@ -21,7 +21,6 @@ import {
   type EndpointLabel,
   type ErrorType,
   type FrontendMetrics,
-  type WorkerType,
 } from "./frontend-metrics.ts";
 import { RoutingPools } from "./routing-pools.ts";
 import { SseEventCounter } from "./sse-count.ts";
@@ -303,7 +302,7 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
       throw e;
     }
     const stream = parsed.stream;
-    const hashStart = performance.now();
+    const tokenizeStart = performance.now();
     let ids: ArrayLike<number>;
     if ("tokenIds" in parsed.prompt) ids = parsed.prompt.tokenIds;
     else {
@@ -313,6 +312,8 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
         throw new ApiError(500, `could not tokenize the prompt: ${(e as Error).message}`);
       }
     }
+    const hashStart = performance.now();
+    if (!("tokenIds" in parsed.prompt)) metrics.tokenized(hashStart - tokenizeStart);
     const locals = opts.router.hasher.localHashes(ids, blockSize);
     const seqs = opts.router.hasher.sequenceHashes(locals);
     const hashingMs = performance.now() - hashStart;
@@ -405,7 +406,6 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
       const prefillWorker = workers.get(plan.prefill.workerId)!;
       const ctx: DisaggContext = { endpoint, prefill: { host: prefillWorker.host }, rng };
       const original = body as JsonObject;
-      let decodeBody: JsonObject | null;
       if (protocol.concurrent) {
         const legs = protocol.legs(original, ctx);
         failed = plan.prefill.workerId;
@@ -453,7 +453,7 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
         return;
       }
       pools.prefillDone(requestId, performance.now());
-      decodeBody = protocol.handoff(answer.json, original, ctx);
+      const decodeBody = protocol.handoff(answer.json, original, ctx);
       if (decodeBody === null) {
         hooks.firstToken();
         sendFinalPrefillAnswer(res, answer.text, stream, corsHeaders());
