@@ -4,7 +4,7 @@ import { ServelabError } from "../errors.ts";
 import { parseHttpUrl } from "../io/http-url.ts";
 import { createBlockHasher } from "../kv/block-hash.ts";
 import { loadRecipe } from "../recipe/load.ts";
-import type { Recipe } from "../recipe/schema.ts";
+import { pickArm } from "../recipe/pick-arm.ts";
 import { armRouterOptions } from "../router/arm-router.ts";
 import type { CreateRouterOptions } from "../router/create-router.ts";
 import { ROUTER_POLICIES, type RouterPolicy } from "../router/router.ts";
@@ -117,20 +117,6 @@ async function askModel(workers: readonly WorkerSpec[]): Promise<string> {
   );
 }
 
-function recipeArm(recipe: Recipe, name: string | undefined) {
-  const names = Object.keys(recipe.arms);
-  const arm = name ?? (names.length === 1 ? names[0]! : undefined);
-  if (arm === undefined)
-    throw new ServelabError(
-      "USAGE",
-      `recipe ${recipe.name} has arms ${names.join(", ")}: choose one with --arm`,
-    );
-  const a = recipe.arms[arm];
-  if (!a)
-    throw new ServelabError("USAGE", `recipe ${recipe.name} has no arm "${arm}"; arms: ${names.join(", ")}`);
-  return { name: arm, arm: a };
-}
-
 export function registerFrontendCommand(program: Command): void {
   program
     .command("frontend")
@@ -227,7 +213,7 @@ export function registerFrontendCommand(program: Command): void {
       const discovery: Discovery | undefined =
         o.discovery === undefined ? undefined : await readDiscovery(o.discovery);
       const recipe = o.recipe === undefined ? undefined : await loadRecipe(o.recipe);
-      const fromRecipe = recipe ? recipeArm(recipe, o.arm ?? discovery?.arm) : undefined;
+      const fromRecipe = recipe ? pickArm(recipe, o.arm ?? discovery?.arm) : undefined;
       const flagged = [
         ...workerSpecs(o.worker ?? [], "aggregated", o.dpSize),
         ...workerSpecs(o.prefillWorker ?? [], "prefill", o.dpSize),

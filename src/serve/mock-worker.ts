@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { BlockIds } from "../engine/block-ids.ts";
 import {
   type EngineRequest,
@@ -26,6 +25,7 @@ import {
   validateKvTransferSettings,
 } from "./disagg/kv-handover.ts";
 import { KvLeases, notifyKvRead } from "./disagg/kv-lease.ts";
+import { ClientGone, listenOn, parseJsonBody, readBody } from "./http-body.ts";
 import {
   type KvEventSourceInfo,
   startWorkerKvEvents,
@@ -155,9 +155,6 @@ const ROUTES: Record<string, Route> = {
   [KV_RELEASE_PATH]: { method: "POST" },
 };
 
-/** The client went away before the request reached the engine; there is no one to answer. */
-class ClientGone extends Error {}
-
 function positiveInt(name: string, v: number): number {
   if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer, got ${v}`);
   return v;
@@ -170,51 +167,6 @@ function validateSettings(s: EngineSettings): void {
   positiveInt("kvCapacityBlocks", s.kvCapacityBlocks);
   if (!(s.watermark >= 0 && s.watermark < 1))
     throw new RangeError(`watermark must be in [0, 1), got ${s.watermark}`);
-}
-
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const tooLarge = () =>
-    new ApiError(413, `the request body exceeds the server's limit of ${limit} bytes`, {
-      code: "request_too_large",
-    });
-  const declared = Number(req.headers["content-length"]);
-  // Refused before reading; what the client still sends is read and dropped by the HTTP layer.
-  if (Number.isFinite(declared) && declared > limit) return Promise.reject(tooLarge());
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let over = false;
-    req.on("data", (chunk: Buffer) => {
-      if (over) return;
-      size += chunk.length;
-      if (size > limit) {
-        over = true;
-        chunks.length = 0;
-        reject(tooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => {
-      if (!over) resolve(Buffer.concat(chunks, size));
-    });
-    req.on("close", () => {
-      if (!req.complete) reject(new ClientGone());
-    });
-    req.on("error", () => reject(new ClientGone()));
-  });
-}
-
-function parseJson(buf: Buffer): unknown {
-  if (buf.length === 0)
-    throw new ApiError(400, "the request body is empty; expected a JSON object", { code: "invalid_json" });
-  try {
-    return JSON.parse(buf.toString("utf8"));
-  } catch (e) {
-    throw new ApiError(400, `the request body is not valid JSON: ${(e as Error).message}`, {
-      code: "invalid_json",
-    });
-  }
 }
 
 function sendJson(res: ServerResponse, status: number, value: unknown): void {
@@ -417,8 +369,8 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
         engineId: leases!.engineId,
         requestId: a.head.id,
         // vLLM's side-channel host defaults to localhost; a wildcard bind cannot be dialled as such.
-        host: /^(0\.0\.0\.0|::)$/.test(address.address) ? "localhost" : address.address,
-        port: address.port,
+        host: /^(0\.0\.0\.0|::)$/.test(where.host) ? "localhost" : where.host,
+        port: where.port,
         blockIds: ids,
         promptTokens: a.req.isl,
       }),
@@ -520,7 +472,7 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
 
   /** A decode worker has read a request's blocks (the notice `notifyKvRead` sends): the lease ends early. */
   const releaseKv = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const { engineId, requestId } = parseReleaseBody(parseJson(await readBody(req, 64 * 1024)));
+    const { engineId, requestId } = parseReleaseBody(parseJsonBody(await readBody(req, 64 * 1024)));
     if (!leases?.release(engineId, requestId))
       throw new ApiError(
         404,
@@ -542,7 +494,7 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
       gone = true;
     });
     if (driver.failure !== undefined) throw engineFailed(driver.failure);
-    const body = parseJson(await readBody(req, maxBodyBytes));
+    const body = parseJsonBody(await readBody(req, maxBodyBytes));
     const parsed = parseRequestBody(endpoint, body, { servedModel: opts.servedModel, defaultMaxTokens });
     let ids: ArrayLike<number>;
     if ("tokenIds" in parsed.prompt) ids = parsed.prompt.tokenIds;
@@ -675,26 +627,17 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
       sendError(res, new ApiError(500, "internal server error", { code: "internal_error" }));
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => {
-      server.off("error", reject);
-      resolve();
-    });
-  }).catch(async (e: unknown) => {
-    // Sockets would keep the process alive after the caller gave up on this worker.
-    await kvEvents?.close();
-    throw e;
-  });
-  server.on("error", onError);
-  const address = server.address() as AddressInfo;
-  const urlHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const where = await listenOn(server, opts.host ?? "127.0.0.1", opts.port ?? 0, onError).catch(
+    async (e: unknown) => {
+      // Sockets would keep the process alive after the caller gave up on this worker.
+      await kvEvents?.close();
+      throw e;
+    },
+  );
   let closing: Promise<void> | undefined;
 
   return {
-    url: `http://${urlHost}:${address.port}`,
-    host: address.address,
-    port: address.port,
+    ...where,
     engine,
     requestLog: log,
     kvEventSources: kvEvents?.sources ?? [],

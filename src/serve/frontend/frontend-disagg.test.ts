@@ -1,24 +1,15 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { EngineSettings } from "../../engine/engine-worker.ts";
-import type { StepTimeModel } from "../../engine/perf-model.ts";
 import { createBlockHasher } from "../../kv/block-hash.ts";
+import { fixedSteps, TEST_ENGINE } from "../../testing/mock-engine.ts";
 import { type MockWorker, startMockWorker } from "../mock-worker.ts";
 import { createDeepSeekTokenizer, type PromptTokenizer } from "../tokenizer.ts";
 import { type Frontend, startFrontend } from "./frontend.ts";
 
 const MODEL = "test/model";
 const BLOCK = 16;
-const ENGINE: EngineSettings = {
-  maxBatchSize: 8,
-  maxNumTokens: 4096,
-  chunkedPrefill: true,
-  blockSize: BLOCK,
-  prefixCaching: true,
-  kvCapacityBlocks: 4096,
-  watermark: 0.01,
-};
-const STEPS: StepTimeModel = { name: "fixed", stepMs: () => 1 };
+const ENGINE = TEST_ENGINE;
+const STEPS = fixedSteps(1);
 const KV = { bandwidthGBps: 100, bytesPerToken: 1000 };
 
 const idsFor = (blocks: number, salt: number) =>

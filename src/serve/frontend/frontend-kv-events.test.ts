@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { EngineSettings } from "../../engine/engine-worker.ts";
-import type { StepTimeModel } from "../../engine/perf-model.ts";
 import { createBlockHasher } from "../../kv/block-hash.ts";
 import { KvRouter } from "../../router/kv-router.ts";
+import { fixedSteps, TEST_ENGINE } from "../../testing/mock-engine.ts";
 import { parseKvEventsConfig } from "../kv-events/config.ts";
 import { type MockWorker, startMockWorker } from "../mock-worker.ts";
 import { createDeepSeekTokenizer, type PromptTokenizer } from "../tokenizer.ts";
@@ -11,16 +10,8 @@ import { type Frontend, startFrontend } from "./frontend.ts";
 
 const MODEL = "test/model";
 const BLOCK = 16;
-const ENGINE: EngineSettings = {
-  maxBatchSize: 8,
-  maxNumTokens: 4096,
-  chunkedPrefill: true,
-  blockSize: BLOCK,
-  prefixCaching: true,
-  kvCapacityBlocks: 4096,
-  watermark: 0.01,
-};
-const STEPS: StepTimeModel = { name: "fixed", stepMs: () => 1 };
+const ENGINE = TEST_ENGINE;
+const STEPS = fixedSteps(1);
 const idsFor = (blocks: number, salt: number) =>
   Array.from({ length: blocks * BLOCK }, (_, i) => 5000 + salt * 7919 + i);
 

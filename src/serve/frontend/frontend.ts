@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { Pool } from "undici";
 import type { BlockHasher } from "../../kv/block-hash.ts";
@@ -9,7 +8,7 @@ import type { CreateRouterOptions } from "../../router/create-router.ts";
 import type { Router, RouterPolicy } from "../../router/router.ts";
 import { type DisaggContext, type DisaggProtocol, encodeBody, type JsonObject } from "../disagg/protocol.ts";
 import { vllmNixlProtocol } from "../disagg/vllm-nixl.ts";
-import { ClientGone, parseJsonBody, readBody } from "../http-body.ts";
+import { ClientGone, listenOn, parseJsonBody, readBody } from "../http-body.ts";
 import { registerKvEventMetrics } from "../kv-events/metrics.ts";
 import { type KvEventSink, KvEventSubscriber, routerEventSink } from "../kv-events/subscriber.ts";
 import { ApiError, sendError } from "../openai-errors.ts";
@@ -563,24 +562,13 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
     });
   });
   server.keepAliveTimeout = 30_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  server.on("error", onError);
+  const where = await listenOn(server, opts.host ?? "127.0.0.1", opts.port ?? 0, onError);
   await health.checkAll();
   health.start();
-  const address = server.address() as AddressInfo;
-  const urlHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
   let closing: Promise<void> | undefined;
 
   return {
-    url: `http://${urlHost}:${address.port}`,
-    host: address.address,
-    port: address.port,
+    ...where,
     pools,
     router: pools.aggregated ?? pools.disagg!.decode,
     metrics,

@@ -4,11 +4,10 @@ import { readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import type { EngineSettings } from "../../engine/engine-worker.ts";
-import type { StepTimeModel } from "../../engine/perf-model.ts";
 import { createBlockHasher } from "../../kv/block-hash.ts";
 import { skipWithoutTool } from "../../testing/data-dir.ts";
 import { withTempDir } from "../../testing/fixtures.ts";
+import { fixedSteps, TEST_ENGINE } from "../../testing/mock-engine.ts";
 import { runCli } from "../../testing/run-cli.ts";
 import { startFrontend } from "../frontend/frontend.ts";
 import { type MockWorker, startMockWorker } from "../mock-worker.ts";
@@ -16,16 +15,8 @@ import { createDeepSeekTokenizer } from "../tokenizer.ts";
 
 const PROMETHEUS = "/usr/bin/prometheus";
 const MODEL = "test/model";
-const ENGINE: EngineSettings = {
-  maxBatchSize: 8,
-  maxNumTokens: 4096,
-  chunkedPrefill: true,
-  blockSize: 16,
-  prefixCaching: true,
-  kvCapacityBlocks: 4096,
-  watermark: 0.01,
-};
-const STEPS: StepTimeModel = { name: "fixed", stepMs: () => 1 };
+const ENGINE = TEST_ENGINE;
+const STEPS = fixedSteps(1);
 const REQUESTS = 12;
 const OSL = 5;
 

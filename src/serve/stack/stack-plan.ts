@@ -1,6 +1,7 @@
 import { ServelabError } from "../../errors.ts";
 import type { GroupRole } from "../../recipe/arm-schema.ts";
-import type { Arm, Recipe } from "../../recipe/schema.ts";
+import { pickArm } from "../../recipe/pick-arm.ts";
+import type { Recipe } from "../../recipe/schema.ts";
 
 /** One worker process of the stack. */
 export interface PlannedWorker {
@@ -30,23 +31,6 @@ export function scaled(n: number, scale: number): number {
   return Math.max(1, Math.round(n * scale));
 }
 
-function pickArm(recipe: Recipe, name: string | undefined): [string, Arm] {
-  const names = Object.keys(recipe.arms);
-  const armName = name ?? (names.length === 1 ? names[0]! : undefined);
-  if (armName === undefined)
-    throw new ServelabError(
-      "USAGE",
-      `recipe ${recipe.name} has arms ${names.join(", ")}: choose one with --arm`,
-    );
-  const arm = recipe.arms[armName];
-  if (!arm)
-    throw new ServelabError(
-      "USAGE",
-      `recipe ${recipe.name} has no arm "${armName}"; arms: ${names.join(", ")}`,
-    );
-  return [armName, arm];
-}
-
 /**
  * The processes `servelab up` starts for one arm: one per worker replica, each with the group's attention-DP
  * ranks, shrunk by `scale` for small machines (replicas and ranks each multiplied and rounded, never below one),
@@ -55,7 +39,7 @@ function pickArm(recipe: Recipe, name: string | undefined): [string, Arm] {
 export function planStack(recipe: Recipe, armName: string | undefined, scale = 1): StackPlan {
   if (!(Number.isFinite(scale) && scale > 0 && scale <= 1))
     throw new ServelabError("USAGE", `--scale must be in (0, 1], got ${scale}`);
-  const [name, arm] = pickArm(recipe, armName);
+  const { name, arm } = pickArm(recipe, armName);
   const groups: GroupRole[] = arm.workers ? ["workers"] : ["prefill", "decode"];
   const listens = arm.router.mode === "kv" && arm.router.use_kv_events;
   const workers: PlannedWorker[] = [];
