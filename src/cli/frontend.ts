@@ -208,6 +208,12 @@ export function registerFrontendCommand(program: Command): void {
       "fail a request whose worker sends nothing for this long",
       positiveNumberOption,
     )
+    .option(
+      "--migration-limit <n>",
+      "move a request to another worker up to N times when its worker fails (Dynamo's flag; 0: off)",
+      intOption(0),
+      0,
+    )
     .option("--health-interval-ms <n>", "how often workers' /health is polled", intOption(10), 1000)
     .action(async (o) => {
       const discovery: Discovery | undefined =
@@ -265,13 +271,16 @@ export function registerFrontendCommand(program: Command): void {
         overloadStatus: o.overloadStatus,
         healthIntervalMs: o.healthIntervalMs,
         disaggProtocol: disaggProtocolNamed(o.disaggProtocol),
+        migrationLimit: o.migrationLimit,
         onWorkerHealth: (id, healthy, reason) =>
           process.stderr.write(
             `servelab frontend: worker ${id} ${healthy ? "healthy" : "unhealthy"} (${reason})\n`,
           ),
         ...(o.apiKey === undefined ? {} : { apiKey: o.apiKey }),
         ...(o.corsOrigin === undefined ? {} : { corsOrigin: o.corsOrigin }),
-        ...(o.streamTimeoutSecs === undefined ? {} : { streamTimeoutMs: o.streamTimeoutSecs * 1000 }),
+        ...(o.streamTimeoutSecs === undefined
+          ? {}
+          : { streamTimeoutMs: Math.round(o.streamTimeoutSecs * 1000) }),
         busy: {
           ...(o.activeDecodeBlocksThreshold === undefined
             ? {}

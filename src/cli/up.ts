@@ -5,7 +5,7 @@ import { PERF_MODEL_CHOICES } from "../engine/perf-models.ts";
 import { loadRecipe } from "../recipe/load.ts";
 import { type RunningStack, startStack } from "../serve/stack/run-stack.ts";
 import { planStack } from "../serve/stack/stack-plan.ts";
-import { portOption, positiveNumberOption } from "./options.ts";
+import { intOption, portOption, positiveNumberOption } from "./options.ts";
 import { waitForStopSignal } from "./stop-signal.ts";
 import { TABLE_STYLE } from "./table-style.ts";
 
@@ -44,6 +44,8 @@ export function registerUpCommand(program: Command): void {
       new Option("--perf-model <name>", "step-time model of the workers").choices(PERF_MODEL_CHOICES),
     )
     .option("--discovery-file <file>", "where to write the workers' discovery file")
+    .option("--migration-limit <n>", "the frontend's --migration-limit", intOption(0), 0)
+    .option("--stream-timeout-secs <s>", "the frontend's --stream-timeout-secs", positiveNumberOption)
     .option("--verbose", "show every process's output")
     .action(async (recipePath, o) => {
       const recipe = await loadRecipe(recipePath);
@@ -59,6 +61,13 @@ export function registerUpCommand(program: Command): void {
         port: o.port,
         ...(o.perfModel === undefined ? {} : { perfModel: o.perfModel }),
         ...(o.discoveryFile === undefined ? {} : { discoveryFile: o.discoveryFile }),
+        frontendArgs: [
+          "--migration-limit",
+          String(o.migrationLimit),
+          ...(o.streamTimeoutSecs === undefined
+            ? []
+            : ["--stream-timeout-secs", String(o.streamTimeoutSecs)]),
+        ],
         onOutput: (proc, line, stream) => {
           if (o.verbose || stream === "stderr") process.stderr.write(`[${proc.id}] ${line}\n`);
         },

@@ -13,7 +13,11 @@ export interface DisaggDecision {
  * The decode leg ignores prefixes and prefill queues: it balances KV blocks only (Dynamo's decode override,
  * `prefill_router.rs`). Policies that do not score costs ignore it.
  */
-const DECODE_OVERRIDES = { overlapScoreWeight: 0, assumeKvReuse: false, trackPrefillTokens: false } as const;
+export const DECODE_OVERRIDES = {
+  overlapScoreWeight: 0,
+  assumeKvReuse: false,
+  trackPrefillTokens: false,
+} as const;
 
 /**
  * Dynamo's disaggregated flow, under the frontend's one `--router-mode` for both legs (`watcher.rs` builds the

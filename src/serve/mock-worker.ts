@@ -38,6 +38,8 @@ import {
   DONE_EVENT,
   type ResponseHead,
   responseIdPrefix,
+  TOKEN_TEXT,
+  type TokenIds,
   tokenChunk,
   usage,
   usageChunk,
@@ -141,6 +143,8 @@ interface Active {
   kvTransfer?: KvTransferLog;
   /** Decode worker: prompt tokens whose KV came from the prefill worker (reported as cached, never recomputed). */
   kvReceived?: number;
+  /** With `return_token_ids`: the prompt's ids and the generated tokens' id. */
+  tokenIds?: TokenIds;
 }
 
 type Route = { method: "GET" | "POST"; endpoint?: Endpoint };
@@ -228,6 +232,7 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
   // The engine admits a prompt only under the watermark; a request that cannot fit there alone would wait forever.
   const usableBlocks = Math.floor((1 - settings.watermark) * settings.kvCapacityBlocks);
   const active = new Map<string, Active>();
+  let tokenTextId: number | undefined;
   const created = Math.floor(Date.now() / 1000);
   const metrics = createWorkerMetrics(
     opts.servedModel,
@@ -287,7 +292,9 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
         a.cached = a.kvReceived ?? engine.cachedTokens(req);
       }
       a.generated = index;
-      const chunk = a.parsed.stream ? tokenChunk(a.head, index, req.osl, a.parsed.includeUsage) : undefined;
+      const chunk = a.parsed.stream
+        ? tokenChunk(a.head, index, req.osl, a.parsed.includeUsage, a.tokenIds)
+        : undefined;
       // Stamped as close to the write as possible: this is the time a benchmark compares its TTFT against.
       const now = process.hrtime.bigint();
       if (chunk !== undefined) a.res.write(chunk);
@@ -308,7 +315,7 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
         if (a.parsed.includeUsage) a.res.write(usageChunk(a.head, u));
         a.res.end(DONE_EVENT);
       } else {
-        const body = completionBody(a.head, a.generated, u);
+        const body = completionBody(a.head, a.generated, u, a.tokenIds);
         a.res.writeHead(200, {
           "content-type": "application/json",
           "content-length": Buffer.byteLength(body),
@@ -519,6 +526,8 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
         "context_length_exceeded",
       );
     const rank = pinnedRank(req, dpSize);
+    // The one id every generated token has (TOKEN_TEXT is one token), learnt from the tokenizer once.
+    if (parsed.returnTokenIds) tokenTextId ??= (await tokenizer.encode(TOKEN_TEXT))[0]!;
     const handover =
       mode === "aggregated" ? null : planHandover(body as Record<string, unknown>, parsed, ids.length);
     if (gone) throw new ClientGone();
@@ -547,6 +556,7 @@ export async function startMockWorker(opts: MockWorkerOptions): Promise<MockWork
       lastNs: null,
       generated: 0,
       cached: 0,
+      ...(parsed.returnTokenIds ? { tokenIds: { prompt: Array.from(ids), token: tokenTextId! } } : {}),
     };
     if (parsed.stream) {
       res.writeHead(200, {

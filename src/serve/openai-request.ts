@@ -14,6 +14,8 @@ export interface ParsedRequest {
   includeUsage: boolean;
   /** Tokens to generate: the mock has no EOS, so every request generates exactly its limit. */
   maxTokens: number;
+  /** vLLM's `return_token_ids`: the prompt's and each chunk's token ids in the response. */
+  returnTokenIds: boolean;
 }
 
 export interface ParseOptions {
@@ -183,5 +185,7 @@ export function parseRequestBody(endpoint: Endpoint, body: unknown, opts: ParseO
   // The mock never stops early, so it already behaves as `ignore_eos: true`; the flag is only type-checked.
   optional(body, "ignore_eos", isBool, "a boolean");
 
-  return { endpoint, prompt, stream, includeUsage, maxTokens };
+  const returnTokenIds = optional(body, "return_token_ids", isBool, "a boolean") ?? false;
+
+  return { endpoint, prompt, stream, includeUsage, maxTokens, returnTokenIds };
 }

@@ -44,7 +44,13 @@ export function responseIdPrefix(endpoint: Endpoint): string {
  * The SSE chunk carrying token `index` (1-based) of `total`; the last one carries the finish reason. With
  * `include_usage`, OpenAI sends `usage: null` on every content chunk and the totals in a chunk of their own.
  */
-export function tokenChunk(head: ResponseHead, index: number, total: number, includeUsage: boolean): string {
+export function tokenChunk(
+  head: ResponseHead,
+  index: number,
+  total: number,
+  includeUsage: boolean,
+  ids?: TokenIds,
+): string {
   const finish = index === total ? FINISH_REASON : null;
   const choice =
     head.endpoint === "chat"
@@ -53,16 +59,31 @@ export function tokenChunk(head: ResponseHead, index: number, total: number, inc
           delta: index === 1 ? { role: "assistant", content: TOKEN_TEXT } : { content: TOKEN_TEXT },
           logprobs: null,
           finish_reason: finish,
+          ...(ids ? { token_ids: [ids.token] } : {}),
         }
-      : { index: 0, text: TOKEN_TEXT, logprobs: null, finish_reason: finish };
+      : {
+          index: 0,
+          text: TOKEN_TEXT,
+          logprobs: null,
+          finish_reason: finish,
+          ...(ids ? { token_ids: [ids.token] } : {}),
+        };
   return sse({
     id: head.id,
     object: head.endpoint === "chat" ? "chat.completion.chunk" : "text_completion",
     created: head.created,
     model: head.model,
+    // vLLM's `return_token_ids`: the prompt's ids ride on the first chunk, each chunk's own on its choice.
+    ...(ids && index === 1 ? { prompt_token_ids: ids.prompt } : {}),
     choices: [choice],
     ...(includeUsage ? { usage: null } : {}),
   });
+}
+
+/** What `return_token_ids` adds: the prompt's token ids and the id every generated token has. */
+export interface TokenIds {
+  prompt: readonly number[];
+  token: number;
 }
 
 /** The `stream_options.include_usage` chunk: no choices, only usage. */
@@ -84,8 +105,9 @@ function sse(data: unknown): string {
 }
 
 /** The non-streaming response: all `tokens` at once. */
-export function completionBody(head: ResponseHead, tokens: number, u: Usage): string {
+export function completionBody(head: ResponseHead, tokens: number, u: Usage, ids?: TokenIds): string {
   const text = TOKEN_TEXT.repeat(tokens);
+  const tokenIds = ids ? { token_ids: Array.from({ length: tokens }, () => ids.token) } : {};
   const choice =
     head.endpoint === "chat"
       ? {
@@ -93,13 +115,15 @@ export function completionBody(head: ResponseHead, tokens: number, u: Usage): st
           message: { role: "assistant", content: text, refusal: null },
           logprobs: null,
           finish_reason: FINISH_REASON,
+          ...tokenIds,
         }
-      : { index: 0, text, logprobs: null, finish_reason: FINISH_REASON };
+      : { index: 0, text, logprobs: null, finish_reason: FINISH_REASON, ...tokenIds };
   return JSON.stringify({
     id: head.id,
     object: head.endpoint === "chat" ? "chat.completion" : "text_completion",
     created: head.created,
     model: head.model,
+    ...(ids ? { prompt_token_ids: ids.prompt } : {}),
     choices: [choice],
     usage: u,
   });

@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
-import { Pool } from "undici";
+import { type Dispatcher, Pool } from "undici";
 import type { BlockHasher } from "../../kv/block-hash.ts";
 import { createRng } from "../../random.ts";
 import type { CreateRouterOptions } from "../../router/create-router.ts";
-import type { Router, RouterPolicy } from "../../router/router.ts";
+import { DECODE_OVERRIDES } from "../../router/disagg-router.ts";
+import type { RouteDecision, RouteRequest, Router, RouterPolicy } from "../../router/router.ts";
 import { type DisaggContext, type DisaggProtocol, encodeBody, type JsonObject } from "../disagg/protocol.ts";
 import { vllmNixlProtocol } from "../disagg/vllm-nixl.ts";
 import { ClientGone, listenOn, parseJsonBody, readBody } from "../http-body.ts";
@@ -21,6 +22,14 @@ import {
   type ErrorType,
   type FrontendMetrics,
 } from "./frontend-metrics.ts";
+import {
+  continuationBody,
+  firstBody,
+  type MigrationState,
+  newMigrationState,
+  relayMigratingStream,
+  WorkerFailure,
+} from "./migration.ts";
 import { RoutingPools } from "./routing-pools.ts";
 import { SseEventCounter } from "./sse-count.ts";
 import { HealthChecker } from "./worker-health.ts";
@@ -65,6 +74,10 @@ export interface FrontendOptions {
   onWorkerHealth?: (workerId: string, healthy: boolean, reason: string) => void;
   /** How prefill and decode workers hand a request over (default vLLM + NIXL, what the mock worker speaks). */
   disaggProtocol?: DisaggProtocol;
+  /** Times a failed request moves to another worker (Dynamo's `--migration-limit`; default 0, off). */
+  migrationLimit?: number;
+  /** How long a worker that failed a request gets no new ones (Dynamo's `DYN_INHIBITED_DURATION_SECS`: 5 s). */
+  inhibitMs?: number;
 }
 
 export interface Frontend {
@@ -136,6 +149,10 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
   if (opts.models.length === 0) throw new RangeError("the frontend needs at least one model name");
   if (opts.workers.length === 0) throw new RangeError("the frontend needs at least one worker");
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_FRONTEND_BODY_LIMIT;
+  const migrationLimit = opts.migrationLimit ?? 0;
+  if (!(Number.isInteger(migrationLimit) && migrationLimit >= 0))
+    throw new RangeError(`the migration limit must be a non-negative integer, got ${migrationLimit}`);
+  const inhibitMs = opts.inhibitMs ?? 5000;
   const overloadStatus = opts.overloadStatus ?? DEFAULT_OVERLOAD_STATUS;
   const blockSize = opts.router.blockSize;
   const onError = opts.onError ?? ((e: unknown) => process.stderr.write(`servelab frontend: ${String(e)}\n`));
@@ -349,6 +366,7 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
     active.add(res);
 
     let sawFirst = false;
+    let releaseExtra = () => {};
     let outputTokens = 0;
     let errorType: ErrorType = "none";
     let freed = false;
@@ -356,6 +374,7 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
       if (freed) return;
       freed = true;
       pools.free(requestId, performance.now());
+      releaseExtra();
       active.delete(res);
       metrics.finished(model, label, stream, {
         errorType,
@@ -386,20 +405,187 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
       corsHeaders,
       streamTimeoutMs: opts.streamTimeoutMs,
     };
-    let failed = plan.decode.workerId;
-    try {
-      if (!plan.prefill) {
+    /** Router entries of this request beyond the first (its migrations' re-routings), freed with it. */
+    const extraRoutes: { router: Router; id: string }[] = [];
+    const reroute = (router: Router, overrides?: RouteRequest["overrides"]) => {
+      const id = `${requestId}-m${extraRoutes.length + 1}`;
+      const d = router.route(
+        { requestId: id, isl: ids.length, seqs, locals, ...(overrides ? { overrides } : {}) },
+        performance.now(),
+      );
+      extraRoutes.push({ router, id });
+      return d;
+    };
+    releaseExtra = () => {
+      for (const r of extraRoutes) r.router.free(r.id, performance.now());
+    };
+
+    /** The prefill leg, moved to another prefill worker when one fails (null: none is left). */
+    const prefillWithRetries = async (first: RouteDecision, leg: () => JsonObject, ctx: DisaggContext) => {
+      let target = first;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await unary(
+            workers.get(target.workerId)!,
+            target.dpRank,
+            endpoint,
+            leg(),
+            clientId,
+            abort.signal,
+          );
+        } catch (e) {
+          if (
+            !(e instanceof UpstreamFailure) ||
+            !e.unreachable ||
+            attempt >= migrationLimit ||
+            abort.signal.aborted
+          )
+            throw e;
+          health.inhibit(target.workerId, inhibitMs, e.message);
+          metrics.migrated(model, "new_request");
+          const prefillRouter = pools.disagg!.prefill;
+          if (!prefillRouter.hasRoutableTargets()) return null;
+          target = reroute(prefillRouter);
+          ctx.prefill.host = workers.get(target.workerId)!.host;
+        }
+      }
+    };
+
+    /**
+     * The decode (or aggregated) leg: relayed as it comes without migration; with it, through the migrating relay,
+     * which moves the request to another worker when this one fails.
+     */
+    const serveDecode = async (first: RouteDecision, legBody: JsonObject, rawBody?: Buffer) => {
+      if (migrationLimit === 0) {
         await relay(
-          workers.get(plan.decode.workerId)!,
-          plan.decode.dpRank,
+          workers.get(first.workerId)!,
+          first.dpRank,
           endpoint,
-          raw,
+          rawBody ?? Buffer.from(encodeBody(legBody)),
           clientId,
           stream,
           abort.signal,
           res,
           hooks,
         );
+        return;
+      }
+      const state = newMigrationState(endpoint, body as JsonObject, parsed.maxTokens, ids);
+      let target = first;
+      let attemptBody = firstBody({ ...state, original: legBody });
+      let attemptPath = endpoint;
+      for (;;) {
+        const w = workers.get(target.workerId)!;
+        try {
+          await migratingAttempt(w, target.dpRank, attemptPath, attemptBody, state);
+          return;
+        } catch (e) {
+          if (abort.signal.aborted) return;
+          const f = asWorkerFailure(e, target.workerId);
+          if (!f.migratable || state.migrations >= migrationLimit) throw toUpstream(f);
+          health.inhibit(target.workerId, inhibitMs, f.message);
+          const ongoing = res.headersSent;
+          state.migrations++;
+          metrics.migrated(model, ongoing ? "ongoing_request" : "new_request");
+          if (state.generated.length >= state.maxTokens) {
+            finishStream(res, stream, state);
+            return;
+          }
+          const decodeRouter = pools.disagg?.decode ?? pools.aggregated!;
+          if (!decodeRouter.hasRoutableTargets()) throw toUpstream(f);
+          target = reroute(decodeRouter, pools.disagg ? DECODE_OVERRIDES : undefined);
+          if (ongoing || state.generated.length > 0) {
+            attemptBody = continuationBody(state);
+            attemptPath = "completions";
+          } else attemptBody = firstBody(state);
+        }
+      }
+    };
+
+    /** One attempt of a migratable request on worker `w`. */
+    const migratingAttempt = async (
+      w: WorkerEntry,
+      dpRank: number | null,
+      path: Endpoint,
+      payload: JsonObject,
+      state: MigrationState,
+    ) => {
+      let response: Dispatcher.ResponseData;
+      try {
+        response = await w.pool.request({
+          path: pathOf(path),
+          method: "POST",
+          headers: upstreamHeaders(clientId, dpRank),
+          body: encodeBody(payload),
+          signal: abort.signal,
+          ...(opts.streamTimeoutMs === undefined
+            ? {}
+            : { headersTimeout: opts.streamTimeoutMs, bodyTimeout: opts.streamTimeoutMs }),
+        });
+      } catch (e) {
+        const code = (e as { code?: string }).code ?? "";
+        throw new WorkerFailure(
+          `worker ${w.spec.id}: ${(e as Error).message}`,
+          w.spec.id,
+          code === "UND_ERR_HEADERS_TIMEOUT" ? "timeout" : "unreachable",
+        );
+      }
+      if (response.statusCode !== 200) {
+        const text = await response.body.text().catch(() => "");
+        if (response.statusCode < 500 && !res.headersSent) {
+          res.writeHead(response.statusCode, { "content-type": "application/json", ...corsHeaders() });
+          res.end(text);
+          return;
+        }
+        throw new WorkerFailure(
+          `worker ${w.spec.id} answered ${response.statusCode}: ${text.slice(0, 200)}`,
+          w.spec.id,
+          "http_error",
+          response.statusCode,
+        );
+      }
+      if (!stream) {
+        let json: JsonObject;
+        try {
+          json = JSON.parse(await response.body.text()) as JsonObject;
+        } catch (e) {
+          throw new WorkerFailure(`worker ${w.spec.id}: ${(e as Error).message}`, w.spec.id, "stream_cut");
+        }
+        const text = JSON.stringify(stripTokenIds(json, (body as JsonObject).return_token_ids === true));
+        hooks.firstToken();
+        res.writeHead(200, {
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(text),
+          ...corsHeaders(),
+        });
+        res.end(text);
+        return;
+      }
+      if (!res.headersSent) {
+        res.writeHead(200, {
+          "content-type": "text/event-stream; charset=utf-8",
+          "cache-control": "no-cache",
+          ...corsHeaders(),
+        });
+        res.flushHeaders();
+      }
+      let last: number | null = null;
+      await relayMigratingStream(state, { workerId: w.spec.id, response }, res, {
+        tokens(n) {
+          const now = performance.now();
+          if (!sawFirst) hooks.firstToken();
+          hooks.tokens(n, last === null ? null : (now - last) / 1000);
+          last = now;
+        },
+        aborted: () => abort.signal.aborted,
+      });
+      finishStream(res, stream, state);
+    };
+
+    let failed = plan.decode.workerId;
+    try {
+      if (!plan.prefill) {
+        await serveDecode(plan.decode, body as JsonObject, raw);
         return;
       }
       const prefillWorker = workers.get(plan.prefill.workerId)!;
@@ -421,29 +607,22 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
         });
         prefillLeg.catch(() => {});
         failed = plan.decode.workerId;
-        await relay(
-          workers.get(plan.decode.workerId)!,
-          plan.decode.dpRank,
-          endpoint,
-          Buffer.from(encodeBody(legs.decode)),
-          clientId,
-          stream,
-          abort.signal,
-          res,
-          hooks,
-        );
+        await serveDecode(plan.decode, legs.decode);
         await prefillLeg.catch(() => {});
         return;
       }
       failed = plan.prefill.workerId;
-      const answer = await unary(
-        prefillWorker,
-        plan.prefill.dpRank,
-        endpoint,
-        protocol.prefillRequest(original, ctx),
-        clientId,
-        abort.signal,
+      const sequential = protocol;
+      const answer = await prefillWithRetries(
+        plan.prefill,
+        () => sequential.prefillRequest(original, ctx),
+        ctx,
       );
+      if (answer === null) {
+        // No prefill worker is left: the decode worker prefills the prompt itself, as vLLM's does without params.
+        await serveDecode(plan.decode, original);
+        return;
+      }
       if (answer.status !== 200) {
         // The prefill worker's own 4xx (validation, context length) is the client's answer.
         hooks.firstToken();
@@ -459,17 +638,7 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
         return;
       }
       failed = plan.decode.workerId;
-      await relay(
-        workers.get(plan.decode.workerId)!,
-        plan.decode.dpRank,
-        endpoint,
-        Buffer.from(encodeBody(decodeBody)),
-        clientId,
-        stream,
-        abort.signal,
-        res,
-        hooks,
-      );
+      await serveDecode(plan.decode, decodeBody);
     } catch (e) {
       if (abort.signal.aborted) return;
       if (e instanceof UpstreamFailure) {
@@ -587,6 +756,31 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
       return closing;
     },
   };
+}
+
+function asWorkerFailure(e: unknown, workerId: string): WorkerFailure {
+  if (e instanceof WorkerFailure) return e;
+  if (e instanceof UpstreamFailure)
+    return new WorkerFailure(e.message, workerId, e.timedOut ? "timeout" : "unreachable");
+  return new WorkerFailure(`worker ${workerId}: ${(e as Error).message}`, workerId, "stream_cut");
+}
+
+function toUpstream(f: WorkerFailure): UpstreamFailure {
+  return new UpstreamFailure(f.message, f.kind !== "http_error" || f.status === 503, f.kind === "timeout");
+}
+
+/** Ends a migrated stream as a single worker would have: the end marker after the last chunk. */
+function finishStream(res: ServerResponse, stream: boolean, _state: MigrationState): void {
+  if (stream && !res.writableEnded) res.end("data: [DONE]\n\n");
+}
+
+/** A unary answer without the token ids the frontend asked for on the client's behalf. */
+function stripTokenIds(json: JsonObject, keep: boolean): JsonObject {
+  if (keep) return json;
+  const { prompt_token_ids: _p, ...rest } = json;
+  if (Array.isArray(rest.choices))
+    rest.choices = (rest.choices as JsonObject[]).map(({ token_ids: _t, ...c }) => c);
+  return rest;
 }
 
 /** An error as the whole response, or, once a stream has started, as an in-stream `event: error` before the end. */

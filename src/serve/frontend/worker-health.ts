@@ -20,6 +20,7 @@ export interface HealthCheckerOptions {
 export class HealthChecker {
   private readonly state = new Map<string, boolean>();
   private readonly targets = new Map<string, HealthTarget>();
+  private readonly inhibitedUntil = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private running = false;
 
@@ -36,6 +37,15 @@ export class HealthChecker {
 
   healthy(id: string): boolean {
     return this.state.get(id) === true;
+  }
+
+  /**
+   * Takes a worker out for `ms` whatever its health checks say (Dynamo inhibits a worker that failed a request
+   * for 5 s): a worker that hangs may still answer `/health`.
+   */
+  inhibit(id: string, ms: number, reason: string): void {
+    this.inhibitedUntil.set(id, Date.now() + ms);
+    this.markDown(id, reason);
   }
 
   markDown(id: string, reason: string): void {
@@ -81,6 +91,7 @@ export class HealthChecker {
       reason = `GET /health failed: ${(e as Error).message}`;
     }
     if (!this.targets.has(t.id)) return;
+    if (ok && (this.inhibitedUntil.get(t.id) ?? 0) > Date.now()) return;
     if (this.state.get(t.id) === ok) return;
     this.state.set(t.id, ok);
     this.opts.onChange(t.id, ok, reason);
