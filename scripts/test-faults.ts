@@ -19,9 +19,9 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRng } from "../src/random.ts";
 import { TINY_RECIPE } from "../src/testing/recipes.ts";
+import { lines, sleep, start } from "./fault-procs.ts";
+import { runLiveFaults } from "./faults-live.ts";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const CLI = join(ROOT, "bin/servelab.js");
 const seedArg = process.argv.indexOf("--seed");
 const rng = createRng(seedArg >= 0 ? Number(process.argv[seedArg + 1]) : 1, "faults");
 const SIGNALS = ["SIGINT", "SIGTERM", "SIGKILL"] as const;
@@ -33,28 +33,11 @@ const check = (ok: boolean, what: string) => {
   if (!ok) failures.push(what);
 };
 
-function start(args: string[]): { child: ChildProcess; out: () => string; exit: Promise<number | null> } {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-  let text = "";
-  child.stdout!.on("data", (d) => {
-    text += d;
-  });
-  child.stderr!.on("data", (d) => {
-    text += d;
-  });
-  const exit = once(child, "exit").then(([code]) => code as number | null);
-  return { child, out: () => text, exit };
-}
-
 const exists = (p: string) =>
   stat(p).then(
     () => true,
     () => false,
   );
-const lines = async (file: string) =>
-  (await readFile(file, "utf8").catch(() => "")).split("\n").filter((l) => l !== "");
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 const work = await mkdtemp(join(tmpdir(), "servelab-faults-"));
 const summary: Record<string, unknown>[] = [];
 
@@ -290,6 +273,8 @@ for (const signal of SIGNALS) {
     takeover_exit: afterCode,
   });
 }
+
+summary.push(...(await runLiveFaults(work, rng, check)));
 
 await rm(work, { recursive: true, force: true });
 const runs = summary.length;

@@ -1,0 +1,233 @@
+/**
+ * Live-stack faults, real processes on loopback (part of `npm run test:faults`): `servelab bench` replays a trace
+ * through `servelab frontend` in front of `servelab worker`s while a worker (or the frontend) is killed with SIGKILL:
+ * - four aggregated workers, `--migration-limit 3`, one killed mid-run: every request completes with its full
+ *   output, none fails, the frontend counts the migrations; the killed worker restarted on its port rejoins and
+ *   serves again;
+ * - the same with migration off: the affected requests are recorded as errors, the rest complete, none is lost;
+ * - a disaggregated pool (one prefill, two decode workers), a decode worker killed mid-run: every request completes;
+ * - the frontend killed mid-run: the load generator records every request as done or failed, none is lost.
+ */
+
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Rng } from "../src/random.ts";
+import { lines, type Proc, sleep, start, waitForLine } from "./fault-procs.ts";
+
+const REQUESTS = 160;
+const OSL = 40;
+const GAP_MS = 60;
+const MODEL = "mock";
+const SERVING = /serving \S+ at (http:\/\/[^/\s]+)\/v1/;
+const FRONTEND = /at (http:\/\/[^/\s]+)\/v1,/;
+
+interface Outcome {
+  sent: number;
+  completed: number;
+  failed: number;
+  /** Completed requests whose output is not the requested length. */
+  shortOrLong: number;
+}
+
+async function worker(extra: string[] = [], port = 0): Promise<{ proc: Proc; url: string }> {
+  const proc = start(["worker", "--port", String(port), "--model", MODEL, ...extra]);
+  return { proc, url: await waitForLine(proc, SERVING, "servelab worker") };
+}
+
+async function frontend(args: string[]): Promise<{ proc: Proc; url: string }> {
+  const proc = start(["frontend", "--model", MODEL, "--kv-block-size", "16", "--http-port", "0", ...args]);
+  return { proc, url: await waitForLine(proc, FRONTEND, "servelab frontend") };
+}
+
+async function kill(p: Proc): Promise<void> {
+  p.child.kill("SIGKILL");
+  await p.exit;
+}
+
+async function migrations(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let n = 0;
+  for (const m of text.matchAll(/^dynamo_frontend_model_migration_total\{[^}]*\} (\S+)$/gm))
+    n += Number(m[1]);
+  return n;
+}
+
+async function outcome(dir: string): Promise<Outcome> {
+  const records = (await lines(join(dir, "profile_export.jsonl"))).map((l) => JSON.parse(l));
+  const ok = records.filter((r) => r.error === null);
+  return {
+    sent: records.length,
+    completed: ok.length,
+    failed: records.length - ok.length,
+    shortOrLong: ok.filter((r) => r.metrics.output_sequence_length?.value !== OSL).length,
+  };
+}
+
+export async function runLiveFaults(
+  work: string,
+  rng: Rng,
+  check: (ok: boolean, what: string) => void,
+): Promise<Record<string, unknown>[]> {
+  const results: Record<string, unknown>[] = [];
+  const trace = join(work, "live-trace.jsonl");
+  await writeFile(
+    trace,
+    Array.from({ length: REQUESTS }, (_, i) =>
+      JSON.stringify({ timestamp: i * GAP_MS, input_length: 300, output_length: OSL, hash_ids: [5000 + i] }),
+    ).join("\n"),
+  );
+  const procs: Proc[] = [];
+  const bench = (url: string, dir: string) =>
+    start([
+      "bench",
+      "--url",
+      url,
+      "--model",
+      MODEL,
+      "--streaming",
+      "--input-file",
+      trace,
+      "--custom-dataset-type",
+      "mooncake_trace",
+      "--fixed-schedule",
+      "--ui",
+      "none",
+      "--artifact-dir",
+      dir,
+    ]);
+  /** Runs a replay and, a seeded moment into its schedule, kills `victim`. */
+  const replayKilling = async (url: string, dir: string, victim: () => Proc) => {
+    const run = bench(url, dir);
+    // A seeded moment after the first records are out, while many streams are in flight.
+    for (let i = 0; i < 600 && (await lines(join(dir, "profile_export.jsonl"))).length === 0; i++)
+      await sleep(20);
+    await sleep(500 + rng.int(3000));
+    await kill(victim());
+    await run.exit;
+    return outcome(dir);
+  };
+  try {
+    const ws: { proc: Proc; url: string }[] = [];
+    for (let i = 0; i < 4; i++) ws.push(await worker());
+    procs.push(...ws.map((w) => w.proc));
+    const workerFlags = ws.flatMap((w, i) => ["--worker", `w${i}=${w.url}`]);
+
+    // 1. Migration on: a worker dies mid-stream, its requests move.
+    const fe = await frontend([...workerFlags, "--router-mode", "round-robin", "--migration-limit", "3"]);
+    procs.push(fe.proc);
+    const victim = 1 + rng.int(3);
+    const migrated = await replayKilling(fe.url, join(work, "live-migrate"), () => ws[victim]!.proc);
+    const moved = await migrations(fe.url);
+    check(migrated.sent === REQUESTS, `migration on: ${migrated.sent} of ${REQUESTS} requests on disk`);
+    check(migrated.failed === 0, `migration on: ${migrated.failed} requests failed`);
+    check(migrated.shortOrLong === 0, `migration on: ${migrated.shortOrLong} outputs of the wrong length`);
+    check(moved >= 1, "migration on: the frontend counted no migration");
+    results.push({
+      command: "frontend --migration-limit 3, a worker SIGKILLed mid-replay",
+      ...migrated,
+      migrated: moved,
+      lost: REQUESTS - migrated.sent,
+    });
+
+    // The killed worker comes back on its port: the frontend takes it back and sends it traffic.
+    const port = new URL(ws[victim]!.url).port;
+    const back = await worker([], Number(port));
+    procs.push(back.proc);
+    ws[victim] = back;
+    let rejoined = false;
+    for (let i = 0; i < 200 && !rejoined; i++) {
+      const health = (await (await fetch(`${fe.url}/health`)).json()) as {
+        instances: { instance_id: string; healthy: boolean }[];
+      };
+      rejoined = health.instances.find((x) => x.instance_id === `w${victim}`)?.healthy === true;
+      if (!rejoined) await sleep(100);
+    }
+    for (let i = 0; i < 8; i++) {
+      const res = await fetch(`${fe.url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: MODEL, prompt: `after the restart ${i}`, max_tokens: 2 }),
+      });
+      await res.text();
+    }
+    const served = (await (await fetch(`${back.url}/servelab/requests`)).text())
+      .trim()
+      .split("\n")
+      .filter(Boolean).length;
+    check(rejoined, "the restarted worker was not taken back");
+    check(served > 0, "the restarted worker received no traffic");
+    results.push({ command: "the killed worker restarted on its port", rejoined, requests_served: served });
+    await kill(fe.proc);
+
+    // 2. Migration off: the affected requests fail, the rest complete, none is lost.
+    const plain = await frontend([
+      ...ws.flatMap((w, i) => ["--worker", `w${i}=${w.url}`]),
+      "--router-mode",
+      "round-robin",
+    ]);
+    procs.push(plain.proc);
+    const off = await replayKilling(plain.url, join(work, "live-no-migrate"), () => ws[0]!.proc);
+    check(off.sent === REQUESTS, `migration off: ${off.sent} of ${REQUESTS} requests on disk`);
+    check(off.failed >= 1, "migration off: no request failed although its worker was killed");
+    check(off.shortOrLong === 0, `migration off: ${off.shortOrLong} completed outputs of the wrong length`);
+    results.push({
+      command: "frontend without migration, a worker SIGKILLed mid-replay",
+      ...off,
+      migrated: 0,
+      lost: REQUESTS - off.sent,
+    });
+
+    // 3. The frontend itself dies: the load generator keeps a record of every request.
+    const survivors = ws.slice(1);
+    const fe3 = await frontend([
+      ...survivors.flatMap((w, i) => ["--worker", `s${i}=${w.url}`]),
+      "--router-mode",
+      "round-robin",
+    ]);
+    procs.push(fe3.proc);
+    const feKilled = await replayKilling(fe3.url, join(work, "live-frontend-killed"), () => fe3.proc);
+    check(feKilled.sent === REQUESTS, `frontend killed: ${feKilled.sent} of ${REQUESTS} requests on disk`);
+    check(feKilled.failed >= 1, "frontend killed: no request was recorded as failed");
+    results.push({
+      command: "the frontend SIGKILLed mid-replay",
+      ...feKilled,
+      migrated: 0,
+      lost: REQUESTS - feKilled.sent,
+    });
+
+    // 4. Disaggregated: a decode worker dies, its requests move to the other decode worker.
+    const kv = ["--kv-bytes-per-token", "1000"];
+    const prefill = await worker(["--disaggregation-mode", "prefill", ...kv]);
+    const decodes = [
+      await worker(["--disaggregation-mode", "decode", ...kv]),
+      await worker(["--disaggregation-mode", "decode", ...kv]),
+    ];
+    procs.push(prefill.proc, ...decodes.map((d) => d.proc));
+    const fe4 = await frontend([
+      "--prefill-worker",
+      `p0=${prefill.url}`,
+      ...decodes.flatMap((d, i) => ["--decode-worker", `d${i}=${d.url}`]),
+      "--router-mode",
+      "round-robin",
+      "--migration-limit",
+      "3",
+    ]);
+    procs.push(fe4.proc);
+    const disagg = await replayKilling(fe4.url, join(work, "live-disagg"), () => decodes[rng.int(2)]!.proc);
+    const moved4 = await migrations(fe4.url);
+    check(disagg.sent === REQUESTS, `disaggregated: ${disagg.sent} of ${REQUESTS} requests on disk`);
+    check(disagg.failed === 0, `disaggregated: ${disagg.failed} requests failed`);
+    check(disagg.shortOrLong === 0, `disaggregated: ${disagg.shortOrLong} outputs of the wrong length`);
+    check(moved4 >= 1, "disaggregated: the frontend counted no migration");
+    results.push({
+      command: "disaggregated, a decode worker SIGKILLed mid-replay",
+      ...disagg,
+      migrated: moved4,
+      lost: REQUESTS - disagg.sent,
+    });
+  } finally {
+    for (const p of procs)
+      if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
+  }
+  return results;
+}
