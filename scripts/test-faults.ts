@@ -11,12 +11,11 @@
  *
  *   node --import tsx scripts/test-faults.ts [--seed N]
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { createRng } from "../src/random.ts";
 import { TINY_RECIPE } from "../src/testing/recipes.ts";
 import { lines, sleep, start } from "./fault-procs.ts";
