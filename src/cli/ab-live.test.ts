@@ -94,3 +94,59 @@ describe("servelab ab --endpoint", () => {
     }
   });
 });
+
+describe("servelab ab --live", { timeout: 240_000 }, () => {
+  it("runs every arm of the recipe on the loopback stack, one after the other, into the same report", async () => {
+    await withTempDir(async (dir) => {
+      await writeFile(
+        join(dir, "r.yaml"),
+        TINY_RECIPE.replace("  source: mooncake/conversation", "  source: trace.jsonl")
+          .replace(
+            "hardware:",
+            "benchmark: { auto_offset: true, goodput: { time_to_first_token: 5000 } }\nhardware:",
+          )
+          .replace(
+            "arms:\n  only:\n    workers:\n      replicas: 2\n",
+            "arms:\n  rr:\n    router: { mode: round-robin }\n    workers: { replicas: 2 }\n  kv:\n    router: { mode: kv }\n    prefill: { replicas: 1, publish_events_and_metrics: true }\n    decode: { replicas: 1 }\n",
+          ),
+      );
+      await writeLines(
+        dir,
+        "trace.jsonl",
+        Array.from({ length: 30 }, (_, i) => ({
+          timestamp: 1000 + i * 100,
+          input_length: 700,
+          output_length: 8,
+          hash_ids: [1, 2 + (i % 3)],
+        })),
+      );
+      const out = join(dir, "out");
+      const r = await runCli([
+        "ab",
+        join(dir, "r.yaml"),
+        "--live",
+        "--speedup-ratio",
+        "5",
+        "--requests",
+        "12",
+        "--perf-model",
+        "polynomial",
+        "--out",
+        out,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      const md = await readFile(join(out, "report.md"), "utf8");
+      assert.match(md, /ran live on the loopback stack at scale 1 .* speed-up 5×.*first 12 requests/);
+      for (const arm of ["rr", "kv"]) {
+        const lines = (await readFile(join(out, "arms", arm, "profile_export.jsonl"), "utf8"))
+          .trim()
+          .split("\n");
+        assert.equal(lines.length, 12, `arm ${arm}`);
+        for (const l of lines) assert.equal(JSON.parse(l).error, null, l);
+      }
+      const refused = await runCli(["ab", join(dir, "r.yaml"), "--scale", "0.5", "--out", join(dir, "x")]);
+      assert.equal(refused.code, 2);
+      assert.match(refused.stderr, /apply to --live runs/);
+    });
+  });
+});

@@ -15,6 +15,7 @@ import { describePerfModels, uncalibratedWarning } from "../engine/perf-models.t
 import { ServelabError } from "../errors.ts";
 import type { ArmRunRequest, Backend } from "../experiment/backend.ts";
 import { checkEndpoints, endpointBackend, parseEndpoints } from "../experiment/endpoint.ts";
+import { loopbackBackend } from "../experiment/loopback.ts";
 import { EXPERIMENT_MANIFEST, parseLoads, parseSeedCount, planExperiment } from "../experiment/plan.ts";
 import { simulatorBackend } from "../experiment/simulator.ts";
 import { writeFileAtomic } from "../io/atomic-write.ts";
@@ -37,7 +38,7 @@ import { analyzeRows, type TraceAnalysis } from "../trace/analyze.ts";
 import { readTrace } from "../trace/reader.ts";
 import { prepareRecipeTrace } from "../trace/recipe-trace.ts";
 import type { TraceRow } from "../trace/types.ts";
-import { intOption } from "./options.ts";
+import { intOption, positiveNumberOption } from "./options.ts";
 
 /**
  * What the report needs, loaded on demand: its modules (charts among them) take about a second to load, better
@@ -157,6 +158,24 @@ export function registerAbCommand(program: Command): void {
       "replay the recipe's trace against a live OpenAI-compatible endpoint instead of simulating (repeatable)",
       (v: string, prev: string[] = []) => [...prev, v],
     )
+    .option(
+      "--live",
+      "run every arm on the loopback stack (servelab up, one arm after another) instead of simulating",
+    )
+    .option(
+      "--scale <f>",
+      "with --live: replicas and DP ranks multiplied by this (as servelab up --scale)",
+      positiveNumberOption,
+      1,
+    )
+    .option(
+      "--speedup-ratio <x>",
+      "with --live: engines step and the trace replays this many times faster than modelled (measured times shrink by as much)",
+      positiveNumberOption,
+      1,
+    )
+    .option("--requests <n>", "with --live: replay only the trace's first N requests", intOption(1))
+    .option("--migration-limit <n>", "with --live: the frontend's --migration-limit", intOption(0), 0)
     .action(async (recipePath, o) => {
       const base = await loadRecipe(recipePath);
       const outDir = o.out ?? join("results", `${base.name}-${utcStamp(new Date())}`);
@@ -209,6 +228,11 @@ type AbOptions = {
   load?: number[] | undefined;
   seeds?: number | undefined;
   startTime?: string | undefined;
+  live?: true | undefined;
+  scale: number;
+  speedupRatio: number;
+  requests?: number | undefined;
+  migrationLimit: number;
 };
 
 /** The recipe with its trace synthesized from `seed` (a replicate); the recipe itself for undefined. */
@@ -246,10 +270,23 @@ async function runAb(
   const endpoints = o.endpoint?.length ? parseEndpoints(o.endpoint) : [];
   if (endpoints.length === 1)
     throw new ServelabError("USAGE", "an A/B against live endpoints needs two or more --endpoint");
-  const live = endpoints.length > 0;
+  if (o.live && endpoints.length > 0)
+    throw new ServelabError(
+      "USAGE",
+      "--live and --endpoint are exclusive: the loopback stack is the endpoint",
+    );
+  if (
+    !o.live &&
+    (o.scale !== 1 || o.speedupRatio !== 1 || o.requests !== undefined || o.migrationLimit !== 0)
+  )
+    throw new ServelabError(
+      "USAGE",
+      "--scale, --speedup-ratio, --requests and --migration-limit apply to --live runs",
+    );
+  const live = endpoints.length > 0 || o.live === true;
   const model = o.model ?? recipe.model.served_model_name;
-  if (live) await checkEndpoints(endpoints, model);
-  const arms = live ? endpoints.map((e) => e.name) : Object.keys(recipe.arms);
+  if (endpoints.length > 0) await checkEndpoints(endpoints, model);
+  const arms = endpoints.length > 0 ? endpoints.map((e) => e.name) : Object.keys(recipe.arms);
   const manifest = planExperiment(recipe.name, arms, loads, seeds);
   // One trace per seed, synthesized (or found in the cache) before any arm starts.
   const traces = new Map<number | undefined, { recipe: Recipe; file: string; cached: boolean }>();
@@ -322,17 +359,27 @@ async function runAb(
       const shared = await prepareSharedTrace(t.recipe, arms, rowsOf.get(t.file)!);
       if (shared) sharedTraces.set(t.file, shared);
     }
-  const backend: Backend = live
-    ? endpointBackend({ endpoints, model, cliCommand })
-    : simulatorBackend({
+  const backend: Backend = o.live
+    ? loopbackBackend({
         recipePath,
-        recipeDir,
-        perfModel: o.perfModel,
+        model,
         cliCommand,
-        seed: o.seed,
-        sharedTraces,
-        startTime: o.startTime,
-      });
+        scale: o.scale,
+        speedupRatio: o.speedupRatio,
+        requests: o.requests,
+        migrationLimit: o.migrationLimit,
+      })
+    : live
+      ? endpointBackend({ endpoints, model, cliCommand })
+      : simulatorBackend({
+          recipePath,
+          recipeDir,
+          perfModel: o.perfModel,
+          cliCommand,
+          seed: o.seed,
+          sharedTraces,
+          startTime: o.startTime,
+        });
   try {
     await backend.run(requests, {
       onProgress: progress.update,

@@ -35,6 +35,6 @@ export interface BackendHooks<R extends ArtifactTarget = ArmRunRequest> {
 
 /** Something that runs arms: the simulator, live endpoints, or (running nothing) artifacts already on disk. */
 export interface Backend<R extends ArtifactTarget = ArmRunRequest> {
-  readonly kind: "simulator" | "endpoint" | "artifacts";
+  readonly kind: "simulator" | "endpoint" | "loopback" | "artifacts";
   run(requests: readonly R[], hooks: BackendHooks<R>): Promise<void>;
 }

@@ -6,7 +6,7 @@ import type { Recipe } from "../recipe/schema.ts";
 import { readTrace } from "../trace/reader.ts";
 import { scaleArrivals } from "../trace/schedule.ts";
 import type { TraceRow } from "../trace/types.ts";
-import type { Backend } from "./backend.ts";
+import type { ArmRunRequest, Backend, BackendHooks } from "./backend.ts";
 
 /** `NAME=URL` from `--endpoint`. */
 export function parseEndpoint(spec: string): { name: string; url: string } {
@@ -94,6 +94,74 @@ export interface EndpointBackendOptions {
   cliCommand: string;
 }
 
+/** What a live replay adds to its `input_config.servelab` (the report states it). */
+export interface LiveRunInfo {
+  backend: "endpoint" | "loopback";
+  scale?: number;
+  speedup_ratio?: number;
+  requests?: number;
+}
+
+/**
+ * Replays one arm run's trace (scaled to its load, times `timeFactor` faster, the first `limit` requests) against
+ * `url` with the recipe's benchmark settings, into the run's directory.
+ */
+export async function replayArm(
+  url: string,
+  req: ArmRunRequest,
+  rows: readonly TraceRow[],
+  opts: { model: string; cliCommand: string; info: LiveRunInfo; timeFactor?: number; limit?: number },
+  hooks: BackendHooks,
+): Promise<void> {
+  const { recipe } = req;
+  const picked = opts.limit === undefined ? rows : rows.slice(0, opts.limit);
+  const scaled = scaleArrivals(picked, req.load * (opts.timeFactor ?? 1));
+  await runBench(
+    {
+      url,
+      endpoint: "chat",
+      model: opts.model,
+      streaming: recipe.benchmark.streaming,
+      rows: scaled,
+      mode: recipeLoadMode(recipe, scaled.length),
+      warmupCount: 0,
+      connectionLimit: connectionLimitFromEnv(),
+      gracePeriodS: 30,
+      timeoutS: recipe.benchmark.request_timeout_s,
+      extraInputs: {},
+      headers: {},
+      goodput: parseGoodput(recipe.benchmark.goodput),
+      artifactDir: req.dir,
+      useServerTokenCount: false,
+      cliCommand: opts.cliCommand,
+      // The rest of input_config comes from the run itself (see runBench).
+      inputConfig: {
+        input: {
+          file: req.traceFile,
+          custom_dataset_type: "mooncake_trace",
+          random_seed: recipe.benchmark.random_seed,
+        },
+        servelab: { recipe: recipe.name, arm: req.arm, load: req.load, ...opts.info },
+      },
+      onProgress: ({ done, total }) => hooks.onProgress(req.label, done, total),
+    },
+    { prompts: { blockSize: recipe.benchmark.prompt_block_size, seed: recipe.benchmark.random_seed } },
+  );
+}
+
+/** Each trace file read once for all the runs that replay it. */
+export function traceCache(): (req: ArmRunRequest) => Promise<readonly TraceRow[]> {
+  const traces = new Map<string, readonly TraceRow[]>();
+  return async (req) => {
+    let rows = traces.get(req.traceFile);
+    if (!rows) {
+      rows = await readTrace(req.traceFile, { blockSize: req.recipe.benchmark.prompt_block_size });
+      traces.set(req.traceFile, rows);
+    }
+    return rows;
+  };
+}
+
 /**
  * Live endpoints as a backend: each arm run replays its trace (scaled to its load) against the endpoint named as
  * the arm, with the recipe's benchmark settings, one run after another so that they do not load each other.
@@ -103,50 +171,13 @@ export function endpointBackend(opts: EndpointBackendOptions): Backend {
   return {
     kind: "endpoint",
     async run(requests, hooks) {
-      const traces = new Map<string, readonly TraceRow[]>();
+      const rowsOf = traceCache();
       for (const req of requests) {
         if (hooks.stop?.aborted)
           throw new ServelabError("INTERRUPTED", `stopped before ${req.label}`, [`stopped: ${req.label}`]);
         const url = urls.get(req.arm);
         if (!url) throw new ServelabError("USAGE", `no --endpoint is named ${req.arm}`);
-        const { recipe } = req;
-        let rows = traces.get(req.traceFile);
-        if (!rows) {
-          rows = await readTrace(req.traceFile, { blockSize: recipe.benchmark.prompt_block_size });
-          traces.set(req.traceFile, rows);
-        }
-        const scaled = scaleArrivals(rows, req.load);
-        await runBench(
-          {
-            url,
-            endpoint: "chat",
-            model: opts.model,
-            streaming: recipe.benchmark.streaming,
-            rows: scaled,
-            mode: recipeLoadMode(recipe, scaled.length),
-            warmupCount: 0,
-            connectionLimit: connectionLimitFromEnv(),
-            gracePeriodS: 30,
-            timeoutS: recipe.benchmark.request_timeout_s,
-            extraInputs: {},
-            headers: {},
-            goodput: parseGoodput(recipe.benchmark.goodput),
-            artifactDir: req.dir,
-            useServerTokenCount: false,
-            cliCommand: opts.cliCommand,
-            // The rest of input_config comes from the run itself (see runBench).
-            inputConfig: {
-              input: {
-                file: req.traceFile,
-                custom_dataset_type: "mooncake_trace",
-                random_seed: recipe.benchmark.random_seed,
-              },
-              servelab: { recipe: recipe.name, arm: req.arm, load: req.load, backend: "endpoint" },
-            },
-            onProgress: ({ done, total }) => hooks.onProgress(req.label, done, total),
-          },
-          { prompts: { blockSize: recipe.benchmark.prompt_block_size, seed: recipe.benchmark.random_seed } },
-        );
+        await replayArm(url, req, await rowsOf(req), { ...opts, info: { backend: "endpoint" } }, hooks);
         hooks.onDone?.(req);
       }
     },

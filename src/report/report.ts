@@ -411,11 +411,33 @@ function runWarnings(arms: readonly ArmArtifacts[], slosText: string | null): st
     out.push(
       `the arms were measured with different goodput SLOs (${arms.map((a, i) => `${a.name} ${recorded[i]}`).join(", ")}); ${slosText === null ? "each arm is judged by its own, so their goodput and SLO attainment measure different things" : `this report applies one set to all: ${slosText}`}`,
     );
+  for (const a of arms) {
+    const live = liveRunOf(a);
+    if (live)
+      out.push(
+        `arm ${a.name} ran live on the loopback stack at scale ${live.scale ?? 1} (replicas and DP ranks) and speed-up ${live.speedup_ratio ?? 1}× (engine steps and arrivals${live.speedup_ratio && live.speedup_ratio !== 1 ? `: its times are ${live.speedup_ratio}× shorter than the modelled engine's` : ""})${live.requests === undefined ? "" : `, the trace's first ${live.requests} requests`}`,
+      );
+  }
   const counts = new Set(arms.map((a) => a.requests));
   if (counts.size > 1)
     out.push(
       `the arms measured different numbers of requests: ${arms.map((a) => `${a.name} ${a.requests}`).join(", ")}`,
     );
+  return out;
+}
+
+/** How a live loopback run was shrunk, from what it recorded in its `input_config`. */
+function liveRunOf(a: ArmArtifacts): { scale?: number; speedup_ratio?: number; requests?: number } | null {
+  const servelab = (a.summary.input_config as { servelab?: Record<string, unknown> } | undefined)?.servelab;
+  if (servelab?.backend !== "loopback") return null;
+  const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
+  const out: { scale?: number; speedup_ratio?: number; requests?: number } = {};
+  const scale = num(servelab.scale);
+  const speedup = num(servelab.speedup_ratio);
+  const requests = num(servelab.requests);
+  if (scale !== undefined) out.scale = scale;
+  if (speedup !== undefined) out.speedup_ratio = speedup;
+  if (requests !== undefined) out.requests = requests;
   return out;
 }
 
