@@ -1,8 +1,12 @@
+import { join } from "node:path";
 import { ServelabError } from "../errors.ts";
+import { writeFileAtomic } from "../io/atomic-write.ts";
+import type { RunningStack } from "../serve/stack/run-stack.ts";
 import { startStack } from "../serve/stack/run-stack.ts";
 import { planStack } from "../serve/stack/stack-plan.ts";
 import type { Backend } from "./backend.ts";
 import { replayArm, traceCache } from "./endpoint.ts";
+import { type LiveTarget, liveHitRate, liveTargets } from "./live-targets.ts";
 
 export interface LoopbackBackendOptions {
   recipePath: string;
@@ -68,6 +72,7 @@ export function loopbackBackend(opts: LoopbackBackendOptions): Backend {
             },
             hooks,
           );
+          await writeLiveStats(req.dir, stack, opts);
         } finally {
           hooks.stop?.removeEventListener("abort", stopped);
           await stack.stop();
@@ -76,4 +81,65 @@ export function loopbackBackend(opts: LoopbackBackendOptions): Backend {
       }
     },
   };
+}
+
+/** The file beside a live run's artifacts: how the stack was shrunk and what each rank served. */
+export const LIVE_STATS_FILE = "servelab_live.json";
+
+/**
+ * What each worker rank served, from the workers' own metrics, read once the replay is over and before teardown:
+ * the live counterpart of `servelab_sim.json`'s targets and prefix hit rate.
+ */
+async function writeLiveStats(dir: string, stack: RunningStack, opts: LoopbackBackendOptions): Promise<void> {
+  const get = async (url: string) => (await fetch(url, { signal: AbortSignal.timeout(10_000) })).text();
+  const targets: LiveTarget[] = [];
+  const admitMs: Record<string, number> = {};
+  for (const w of stack.workers) {
+    targets.push(
+      ...liveTargets(w.id, w.kind === "frontend" ? "aggregated" : w.kind, await get(`${w.url}/metrics`)),
+    );
+    admitMs[w.id] = meanAdmitMs(await get(`${w.url}/servelab/requests`));
+  }
+  const tokenize = histogramMean(
+    await get(`${stack.endpoint}/metrics`),
+    "dynamo_frontend_tokenizer_latency_ms",
+  );
+  const stats = {
+    backend: "loopback",
+    recipe: stack.plan.recipe,
+    arm: stack.plan.arm,
+    scale: opts.scale,
+    speedup_ratio: opts.speedupRatio,
+    scaling: stack.plan.scaling,
+    prefix_cache_hit_rate: liveHitRate(targets),
+    targets,
+    // What the live path spends that the simulator does not model: the frontend tokenizing each prompt, and each
+    // worker tokenizing and hashing it again between its arrival and the engine's queue.
+    overheads_ms: { frontend_tokenize_mean: tokenize, worker_admit_mean: admitMs },
+  };
+  await writeFileAtomic(join(dir, LIVE_STATS_FILE), [`${JSON.stringify(stats, null, 2)}\n`]);
+}
+
+/** Mean of a histogram (sum / count over its series) in a Prometheus text page; null when it has no samples. */
+function histogramMean(text: string, name: string): number | null {
+  let sum = 0;
+  let count = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}_(sum|count)(?:\\{[^}]*\\})? (\\S+)$`, "gm"))) {
+    if (m[1] === "sum") sum += Number(m[2]);
+    else count += Number(m[2]);
+  }
+  return count === 0 ? null : sum / count;
+}
+
+/** Mean time from a request's arrival at a worker to its engine queue (tokenizing, hashing), from the request log. */
+function meanAdmitMs(log: string): number {
+  let total = 0;
+  let n = 0;
+  for (const line of log.split("\n")) {
+    if (line === "") continue;
+    const e = JSON.parse(line) as { arrival_ns: string | number; enqueued_ns: string | number };
+    total += (Number(e.enqueued_ns) - Number(e.arrival_ns)) / 1e6;
+    n++;
+  }
+  return n === 0 ? 0 : total / n;
 }
