@@ -12,6 +12,20 @@ import { runCli } from "../testing/run-cli.ts";
 const steps = (ms: number): StepTimeModel => ({ name: `${ms} ms`, stepMs: () => ms });
 const ENGINE = { ...MOCKER_DEFAULTS.engine, maxBatchSize: 16, kvCapacityBlocks: 4096 };
 
+/** `n` requests `gapMs` apart, sharing their first prompt block three ways. */
+function writeTrace(dir: string, n: number, gapMs: number): Promise<string> {
+  return writeLines(
+    dir,
+    "trace.jsonl",
+    Array.from({ length: n }, (_, i) => ({
+      timestamp: 1000 + i * gapMs,
+      input_length: 700,
+      output_length: 8,
+      hash_ids: [1, 2 + (i % 3)],
+    })),
+  );
+}
+
 describe("servelab ab --endpoint", () => {
   it("replays the recipe's trace against two live endpoints and reports them", async () => {
     const fast = await startMockWorker({ servedModel: "org/tiny", engine: ENGINE, stepModel: steps(2) });
@@ -26,16 +40,7 @@ describe("servelab ab --endpoint", () => {
           "benchmark: { auto_offset: true, goodput: { time_to_first_token: 500 } }\nhardware:",
         );
         await writeFile(join(dir, "r.yaml"), recipe);
-        await writeLines(
-          dir,
-          "trace.jsonl",
-          Array.from({ length: 12 }, (_, i) => ({
-            timestamp: 1000 + i * 40,
-            input_length: 700,
-            output_length: 8,
-            hash_ids: [1, 2 + (i % 3)],
-          })),
-        );
+        await writeTrace(dir, 12, 40);
         const out = join(dir, "out");
         const r = await runCli([
           "ab",
@@ -110,16 +115,7 @@ describe("servelab ab --live", { timeout: 240_000 }, () => {
             "arms:\n  rr:\n    router: { mode: round-robin }\n    workers: { replicas: 2 }\n  kv:\n    router: { mode: kv }\n    prefill: { replicas: 1, publish_events_and_metrics: true }\n    decode: { replicas: 1 }\n",
           ),
       );
-      await writeLines(
-        dir,
-        "trace.jsonl",
-        Array.from({ length: 30 }, (_, i) => ({
-          timestamp: 1000 + i * 100,
-          input_length: 700,
-          output_length: 8,
-          hash_ids: [1, 2 + (i % 3)],
-        })),
-      );
+      await writeTrace(dir, 30, 100);
       const out = join(dir, "out");
       const r = await runCli([
         "ab",

@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { join } from "node:path";
 import { describe, it } from "node:test";
-import { pathToFileURL } from "node:url";
 import { Command } from "@commander-js/extra-typings";
 import { ServelabError } from "../errors.ts";
 import { REPO_ROOT } from "../testing/fixtures.ts";
 import { FOUNDING_RECIPE } from "../testing/recipes.ts";
+import { WORKER_PROGRAM } from "../testing/worker-cli.ts";
 import { registerWorkerCommand } from "./worker.ts";
 
 async function parseError(args: string[]): Promise<unknown> {
@@ -22,13 +21,7 @@ async function parseError(args: string[]): Promise<unknown> {
   }
 }
 
-const PROGRAM = `
-import { Command } from "@commander-js/extra-typings";
-const { registerWorkerCommand } = await import(${JSON.stringify(pathToFileURL(join(REPO_ROOT, "src/cli/worker.ts")).href)});
-const program = new Command("servelab");
-registerWorkerCommand(program);
-await program.parseAsync(process.argv.slice(1), { from: "user" });
-`;
+const PROGRAM = WORKER_PROGRAM;
 
 describe("servelab worker --disaggregation-mode", () => {
   it("refuses a prefill worker without a recipe or --kv-bytes-per-token, and an unknown mode", async () => {

@@ -4,38 +4,18 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { pathToFileURL } from "node:url";
-import { Command, CommanderError } from "@commander-js/extra-typings";
+import { CommanderError } from "@commander-js/extra-typings";
 import { ServelabError } from "../errors.ts";
 import { REPO_ROOT } from "../testing/fixtures.ts";
 import { FOUNDING_RECIPE } from "../testing/recipes.ts";
-import { registerWorkerCommand } from "./worker.ts";
+import { parseWorkerArgs, WORKER_PROGRAM } from "../testing/worker-cli.ts";
 
 /** The body as JSON, typed loosely for assertions (Response.json() is typed unknown). */
 const jsonOf = async (res: Response) => JSON.parse(await res.text());
 
-/** Parses `worker ...` on a fresh program; resolves with what commander printed to stderr. */
-async function parse(args: string[]): Promise<{ error: unknown; stderr: string }> {
-  let stderr = "";
-  const program = new Command("servelab")
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => (stderr += s), writeOut: () => {} });
-  registerWorkerCommand(program);
-  try {
-    await program.parseAsync(["worker", ...args], { from: "user" });
-    return { error: undefined, stderr };
-  } catch (error) {
-    return { error, stderr };
-  }
-}
+const parse = parseWorkerArgs;
 
-const PROGRAM = `
-import { Command } from "@commander-js/extra-typings";
-const { registerWorkerCommand } = await import(${JSON.stringify(pathToFileURL(join(REPO_ROOT, "src/cli/worker.ts")).href)});
-const program = new Command("servelab");
-registerWorkerCommand(program);
-await program.parseAsync(process.argv.slice(1), { from: "user" });
-`;
+const PROGRAM = WORKER_PROGRAM;
 
 interface Running {
   child: ChildProcess;

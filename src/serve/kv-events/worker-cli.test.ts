@@ -1,37 +1,17 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { join } from "node:path";
 import { describe, it } from "node:test";
-import { pathToFileURL } from "node:url";
-import { Command, CommanderError } from "@commander-js/extra-typings";
-import { registerWorkerCommand } from "../../cli/worker.ts";
+import { CommanderError } from "@commander-js/extra-typings";
 import { ServelabError } from "../../errors.ts";
 import { createBlockHasher } from "../../kv/block-hash.ts";
 import { REPO_ROOT } from "../../testing/fixtures.ts";
+import { parseWorkerArgs, WORKER_PROGRAM } from "../../testing/worker-cli.ts";
 import { KvEventSubscriber } from "./subscriber.ts";
 import { recordingSink, waitFor } from "./testing.ts";
 
-async function parse(args: string[]): Promise<{ error: unknown; stderr: string }> {
-  let stderr = "";
-  const program = new Command("servelab")
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => (stderr += s), writeOut: () => {} });
-  registerWorkerCommand(program);
-  try {
-    await program.parseAsync(["worker", ...args], { from: "user" });
-    return { error: undefined, stderr };
-  } catch (error) {
-    return { error, stderr };
-  }
-}
+const parse = parseWorkerArgs;
 
-const PROGRAM = `
-import { Command } from "@commander-js/extra-typings";
-const { registerWorkerCommand } = await import(${JSON.stringify(pathToFileURL(join(REPO_ROOT, "src/cli/worker.ts")).href)});
-const program = new Command("servelab");
-registerWorkerCommand(program);
-await program.parseAsync(process.argv.slice(1), { from: "user" });
-`;
+const PROGRAM = WORKER_PROGRAM;
 
 describe("servelab worker --kv-events-config", () => {
   it("refuses a bad configuration before starting anything", async () => {
