@@ -1,15 +1,17 @@
 /**
  * Live-stack faults, real processes on loopback (part of `npm run test:faults`): `servelab bench` replays a trace
  * through `servelab frontend` in front of `servelab worker`s while a worker (or the frontend) is killed with SIGKILL:
- * - four aggregated workers, `--migration-limit 3`, one killed mid-run: every request completes with its full
- *   output, none fails, the frontend counts the migrations; the killed worker restarted on its port rejoins and
- *   serves again;
+ * - four aggregated workers behind the KV router (fed by their KV events), `--migration-limit 3`, one killed
+ *   mid-run: every request completes with its full output, none fails, the frontend counts the migrations; the
+ *   killed worker restarted on its ports rejoins, its index entries are reset, and it serves again;
+ * - a worker hung (SIGSTOP) under `--stream-timeout-secs 1`: its requests move, every request completes;
  * - the same with migration off: the affected requests are recorded as errors, the rest complete, none is lost;
  * - a disaggregated pool (one prefill, two decode workers), a decode worker killed mid-run: every request completes;
  * - the frontend killed mid-run: the load generator records every request as done or failed, none is lost.
  */
 
 import { writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import type { Rng } from "../src/random.ts";
 import { lines, type Proc, sleep, start, waitForLine } from "./fault-procs.ts";
@@ -37,6 +39,31 @@ async function worker(extra: string[] = [], port = 0): Promise<{ proc: Proc; url
 async function frontend(args: string[]): Promise<{ proc: Proc; url: string }> {
   const proc = start(["frontend", "--model", MODEL, "--kv-block-size", "16", "--http-port", "0", ...args]);
   return { proc, url: await waitForLine(proc, FRONTEND, "servelab frontend") };
+}
+
+/** A free loopback port (for KV events that must come back on the same port after a restart). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const kvEventsFlag = (port: number) => [
+  "--kv-events-config",
+  // `*` makes the worker bind (vLLM's rule; a plain address would make it connect to a central subscriber).
+  JSON.stringify({ enable_kv_cache_events: true, endpoint: `tcp://*:${port}`, topic: "kv-events" }),
+];
+
+async function metricSum(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let n = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "gm"))) n += Number(m[1]);
+  return n;
 }
 
 async function kill(p: Proc): Promise<void> {
@@ -107,13 +134,21 @@ export async function runLiveFaults(
     return outcome(dir);
   };
   try {
+    // Four workers publishing KV events on fixed ports, so a restarted one publishes where the frontend listens.
+    const kvPorts: number[] = [];
+    for (let i = 0; i < 4; i++) kvPorts.push(await freePort());
     const ws: { proc: Proc; url: string }[] = [];
-    for (let i = 0; i < 4; i++) ws.push(await worker());
+    for (let i = 0; i < 4; i++) ws.push(await worker(kvEventsFlag(kvPorts[i]!)));
     procs.push(...ws.map((w) => w.proc));
-    const workerFlags = ws.flatMap((w, i) => ["--worker", `w${i}=${w.url}`]);
+    const workerFlags = ws.flatMap((w, i) => [
+      "--worker",
+      `w${i}=${w.url}`,
+      "--kv-events-endpoint",
+      `w${i}=tcp://127.0.0.1:${kvPorts[i]}`,
+    ]);
 
-    // 1. Migration on: a worker dies mid-stream, its requests move.
-    const fe = await frontend([...workerFlags, "--router-mode", "round-robin", "--migration-limit", "3"]);
+    // 1. Migration on (KV router fed by events): a worker dies mid-stream, its requests move.
+    const fe = await frontend([...workerFlags, "--router-mode", "kv", "--migration-limit", "3"]);
     procs.push(fe.proc);
     const victim = 1 + rng.int(3);
     const migrated = await replayKilling(fe.url, join(work, "live-migrate"), () => ws[victim]!.proc);
@@ -131,7 +166,8 @@ export async function runLiveFaults(
 
     // The killed worker comes back on its port: the frontend takes it back and sends it traffic.
     const port = new URL(ws[victim]!.url).port;
-    const back = await worker([], Number(port));
+    const resetsBefore = await metricSum(fe.url, "servelab_kv_events_resets_total");
+    const back = await worker(kvEventsFlag(kvPorts[victim]!), Number(port));
     procs.push(back.proc);
     ws[victim] = back;
     let rejoined = false;
@@ -146,17 +182,33 @@ export async function runLiveFaults(
       const res = await fetch(`${fe.url}/v1/completions`, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ model: MODEL, prompt: `after the restart ${i}`, max_tokens: 2 }),
+        body: JSON.stringify({
+          model: MODEL,
+          prompt: Array.from({ length: 600 }, (_, t) => 1 + ((i * 997 + t) % 50_000)),
+          max_tokens: 2,
+        }),
       });
       await res.text();
     }
+    // Its publisher starts again from sequence 0: the frontend drops what the old process had cached.
+    let resets = 0;
+    for (let i = 0; i < 100 && resets <= resetsBefore; i++) {
+      resets = await metricSum(fe.url, "servelab_kv_events_resets_total");
+      if (resets <= resetsBefore) await sleep(100);
+    }
+    check(resets > resetsBefore, "the restarted worker's KV events did not reset its index entries");
     const served = (await (await fetch(`${back.url}/servelab/requests`)).text())
       .trim()
       .split("\n")
       .filter(Boolean).length;
     check(rejoined, "the restarted worker was not taken back");
     check(served > 0, "the restarted worker received no traffic");
-    results.push({ command: "the killed worker restarted on its port", rejoined, requests_served: served });
+    results.push({
+      command: "the killed worker restarted on its port",
+      rejoined,
+      requests_served: served,
+      kv_index_reset: resets > resetsBefore,
+    });
     await kill(fe.proc);
 
     // 2. Migration off: the affected requests fail, the rest complete, none is lost.
@@ -176,6 +228,45 @@ export async function runLiveFaults(
       migrated: 0,
       lost: REQUESTS - off.sent,
     });
+
+    // A worker that hangs (SIGSTOP: it holds its connections and answers nothing): the stream timeout fires and its
+    // requests move.
+    await kill(plain.proc);
+    const hangFe = await frontend([
+      ...ws.flatMap((w, i) => ["--worker", `w${i}=${w.url}`]).slice(2),
+      "--router-mode",
+      "round-robin",
+      "--migration-limit",
+      "3",
+      "--stream-timeout-secs",
+      "1",
+    ]);
+    procs.push(hangFe.proc);
+    const frozen = ws[1 + rng.int(3)]!;
+    const hung = bench(hangFe.url, join(work, "live-hang"));
+    for (
+      let i = 0;
+      i < 600 && (await lines(join(work, "live-hang", "profile_export.jsonl"))).length === 0;
+      i++
+    )
+      await sleep(20);
+    await sleep(500 + rng.int(2000));
+    frozen.proc.child.kill("SIGSTOP");
+    await hung.exit;
+    frozen.proc.child.kill("SIGCONT");
+    const hang = await outcome(join(work, "live-hang"));
+    const movedHang = await migrations(hangFe.url);
+    check(hang.sent === REQUESTS, `worker hung: ${hang.sent} of ${REQUESTS} requests on disk`);
+    check(hang.failed === 0, `worker hung: ${hang.failed} requests failed`);
+    check(hang.shortOrLong === 0, `worker hung: ${hang.shortOrLong} outputs of the wrong length`);
+    check(movedHang >= 1, "worker hung: the frontend counted no migration");
+    results.push({
+      command: "a worker SIGSTOPped mid-replay (hangs), --stream-timeout-secs 1",
+      ...hang,
+      migrated: movedHang,
+      lost: REQUESTS - hang.sent,
+    });
+    await kill(hangFe.proc);
 
     // 3. The frontend itself dies: the load generator keeps a record of every request.
     const survivors = ws.slice(1);
