@@ -4,6 +4,7 @@ import { after, before, describe, it } from "node:test";
 import type { StepTimeModel } from "../engine/perf-model.ts";
 import { createRng } from "../random.ts";
 import { TEST_ENGINE } from "../testing/mock-engine.ts";
+import { waitFor } from "../testing/wait.ts";
 import { KV_RELEASE_PATH } from "./disagg/kv-handover.ts";
 import { type DisaggContext, encodeBody, type JsonObject } from "./disagg/protocol.ts";
 import { vllmNixlProtocol } from "./disagg/vllm-nixl.ts";
@@ -89,14 +90,8 @@ async function logOf(w: MockWorker): Promise<Json[]> {
     .map((l) => JSON.parse(l));
 }
 
-/** Polls `check` until it holds, failing after `ms` (the condition, not the time, is what is tested). */
-async function eventually(check: () => Promise<boolean> | boolean, what: string, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const eventually = (check: () => Promise<boolean> | boolean, what: string, ms = 3000) =>
+  waitFor(check, what, ms, 5);
 
 const prompt = Array.from({ length: ISL }, (_, i) => 1000 + i);
 const ctxFor = (w: MockWorker): DisaggContext => ({

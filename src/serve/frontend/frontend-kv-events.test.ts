@@ -3,6 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { createBlockHasher } from "../../kv/block-hash.ts";
 import { KvRouter } from "../../router/kv-router.ts";
 import { fixedSteps, TEST_ENGINE } from "../../testing/mock-engine.ts";
+import { waitFor } from "../../testing/wait.ts";
 import { parseKvEventsConfig } from "../kv-events/config.ts";
 import { type MockWorker, startMockWorker } from "../mock-worker.ts";
 import { createDeepSeekTokenizer, type PromptTokenizer } from "../tokenizer.ts";
@@ -14,14 +15,6 @@ const ENGINE = TEST_ENGINE;
 const STEPS = fixedSteps(1);
 const idsFor = (blocks: number, salt: number) =>
   Array.from({ length: blocks * BLOCK }, (_, i) => 5000 + salt * 7919 + i);
-
-async function waitFor(check: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe("frontend fed by the workers' ZMQ KV events", () => {
   let tokenizer: PromptTokenizer;
@@ -91,11 +84,8 @@ describe("frontend fed by the workers' ZMQ KV events", () => {
     const hasher = await createBlockHasher();
     const seqs = hasher.sequenceHashes(hasher.localHashes(prompt, BLOCK));
     const req = { requestId: "probe", isl: prompt.length, seqs };
-    await waitFor(
-      () => kv.evaluate(req, performance.now()).overlapBlocks === 10,
-      "the prompt's 10 blocks to be indexed",
-    );
-    const probe = kv.evaluate(req, performance.now());
+    await waitFor(() => kv.evaluate(req, 0).overlapBlocks === 10, "the prompt's 10 blocks to be indexed");
+    const probe = kv.evaluate(req, 0);
     // The rank the engine logged for the first request is the one whose events the index now holds.
     const logs = await Promise.all(
       workers.map(async (w) => (await (await fetch(`${w.url}/servelab/requests`)).text()).trim()),

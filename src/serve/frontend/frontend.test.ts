@@ -3,6 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { createBlockHasher } from "../../kv/block-hash.ts";
 import type { Router, RouterPolicy } from "../../router/router.ts";
 import { fixedSteps, TEST_ENGINE } from "../../testing/mock-engine.ts";
+import { waitFor } from "../../testing/wait.ts";
 import { type MockWorker, startMockWorker } from "../mock-worker.ts";
 import { createDeepSeekTokenizer, type PromptTokenizer } from "../tokenizer.ts";
 import { type Frontend, type FrontendOptions, startFrontend } from "./frontend.ts";
@@ -69,14 +70,6 @@ function dataEvents(text: string): string[] {
     .split("\n\n")
     .filter((e) => e.startsWith("data: "))
     .map((e) => e.slice(6));
-}
-
-async function waitFor(check: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 const idle = (r: Router) => r.targets.ids().every((t) => r.load.activeRequests(t) === 0);

@@ -9,6 +9,7 @@ import { skipWithoutTool } from "../../testing/data-dir.ts";
 import { withTempDir } from "../../testing/fixtures.ts";
 import { fixedSteps, TEST_ENGINE } from "../../testing/mock-engine.ts";
 import { runCli } from "../../testing/run-cli.ts";
+import { waitFor } from "../../testing/wait.ts";
 import { startFrontend } from "../frontend/frontend.ts";
 import { type MockWorker, startMockWorker } from "../mock-worker.ts";
 import { createDeepSeekTokenizer } from "../tokenizer.ts";
@@ -42,15 +43,21 @@ async function query(prom: string, q: string): Promise<number | null> {
 }
 
 /** Polls a PromQL query until it equals `want` (Prometheus sees the counts at its next scrape), else fails. */
-async function expectQuery(prom: string, q: string, want: number, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
+async function expectQuery(prom: string, q: string, want: number): Promise<void> {
   let last: number | null = null;
-  while (Date.now() < end) {
-    last = await query(prom, q).catch(() => null);
-    if (last === want) return;
-    await new Promise((r) => setTimeout(r, 250));
+  try {
+    await waitFor(
+      async () => {
+        last = await query(prom, q).catch(() => null);
+        return last === want;
+      },
+      q,
+      30_000,
+      250,
+    );
+  } catch {
+    assert.fail(`${q} = ${last}, expected ${want}`);
   }
-  assert.fail(`${q} = ${last}, expected ${want}`);
 }
 
 describe("Prometheus scrapes a running stack", {

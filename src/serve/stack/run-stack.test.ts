@@ -6,6 +6,7 @@ import { loadRecipe } from "../../recipe/load.ts";
 import { withTempDir } from "../../testing/fixtures.ts";
 import { FOUNDING_RECIPE } from "../../testing/recipes.ts";
 import { runCli } from "../../testing/run-cli.ts";
+import { waitFor } from "../../testing/wait.ts";
 import { readDiscovery } from "../frontend/discovery.ts";
 import { type RunningStack, startStack } from "./run-stack.ts";
 import { planStack } from "./stack-plan.ts";
@@ -129,11 +130,15 @@ describe("servelab up: the founding arms as real processes on loopback", { timeo
       up.stderr.on("data", (c) => {
         out += String(c);
       });
-      const deadline = Date.now() + 180_000;
-      while (!/servelab up: endpoint (\S+)\/v1/.test(out)) {
-        if (Date.now() > deadline || up.exitCode !== null) assert.fail(`up did not come up:\n${out}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await waitFor(
+        () => {
+          if (up.exitCode !== null) assert.fail(`up exited:\n${out}`);
+          return /servelab up: endpoint (\S+)\/v1/.test(out);
+        },
+        "up to come up",
+        180_000,
+        100,
+      );
       const endpoint = /servelab up: endpoint (\S+)\/v1/.exec(out)![1]!;
       const res = await fetch(`${endpoint}/v1/completions`, {
         method: "POST",
@@ -153,11 +158,7 @@ describe("servelab up: the founding arms as real processes on loopback", { timeo
       const pids = discovery.workers.map((w) => w.pid!);
       assert.equal(pids.length, 1);
       up.kill("SIGKILL");
-      const gone = Date.now() + 15_000;
-      while (pids.some(alive)) {
-        if (Date.now() > gone) assert.fail(`workers ${pids.filter(alive).join(", ")} outlived their parent`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await waitFor(() => !pids.some(alive), "the workers to exit with their parent", 15_000, 100);
     });
   });
 });
