@@ -488,7 +488,7 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
           state.migrations++;
           metrics.migrated(model, ongoing ? "ongoing_request" : "new_request");
           if (state.generated.length >= state.maxTokens) {
-            finishStream(res, stream, state);
+            finishStream(res, stream);
             return;
           }
           const decodeRouter = pools.disagg?.decode ?? pools.aggregated!;
@@ -579,7 +579,7 @@ export async function startFrontend(opts: FrontendOptions): Promise<Frontend> {
         },
         aborted: () => abort.signal.aborted,
       });
-      finishStream(res, stream, state);
+      finishStream(res, stream);
     };
 
     let failed = plan.decode.workerId;
@@ -770,7 +770,7 @@ function toUpstream(f: WorkerFailure): UpstreamFailure {
 }
 
 /** Ends a migrated stream as a single worker would have: the end marker after the last chunk. */
-function finishStream(res: ServerResponse, stream: boolean, _state: MigrationState): void {
+function finishStream(res: ServerResponse, stream: boolean): void {
   if (stream && !res.writableEnded) res.end("data: [DONE]\n\n");
 }
 
