@@ -104,6 +104,13 @@ export async function runLiveFaults(
     ).join("\n"),
   );
   const procs: Proc[] = [];
+  /** A fault the frontend survives: every request on disk, completed with its full output, some migrated. */
+  const expectAllCompleted = (label: string, o: Outcome, moved: number) => {
+    check(o.sent === REQUESTS, `${label}: ${o.sent} of ${REQUESTS} requests on disk`);
+    check(o.failed === 0, `${label}: ${o.failed} requests failed`);
+    check(o.shortOrLong === 0, `${label}: ${o.shortOrLong} outputs of the wrong length`);
+    check(moved >= 1, `${label}: the frontend counted no migration`);
+  };
   const bench = (url: string, dir: string) =>
     start([
       "bench",
@@ -153,10 +160,7 @@ export async function runLiveFaults(
     const victim = 1 + rng.int(3);
     const migrated = await replayKilling(fe.url, join(work, "live-migrate"), () => ws[victim]!.proc);
     const moved = await migrations(fe.url);
-    check(migrated.sent === REQUESTS, `migration on: ${migrated.sent} of ${REQUESTS} requests on disk`);
-    check(migrated.failed === 0, `migration on: ${migrated.failed} requests failed`);
-    check(migrated.shortOrLong === 0, `migration on: ${migrated.shortOrLong} outputs of the wrong length`);
-    check(moved >= 1, "migration on: the frontend counted no migration");
+    expectAllCompleted("migration on", migrated, moved);
     results.push({
       command: "frontend --migration-limit 3, a worker SIGKILLed mid-replay",
       ...migrated,
@@ -256,10 +260,7 @@ export async function runLiveFaults(
     frozen.proc.child.kill("SIGCONT");
     const hang = await outcome(join(work, "live-hang"));
     const movedHang = await migrations(hangFe.url);
-    check(hang.sent === REQUESTS, `worker hung: ${hang.sent} of ${REQUESTS} requests on disk`);
-    check(hang.failed === 0, `worker hung: ${hang.failed} requests failed`);
-    check(hang.shortOrLong === 0, `worker hung: ${hang.shortOrLong} outputs of the wrong length`);
-    check(movedHang >= 1, "worker hung: the frontend counted no migration");
+    expectAllCompleted("worker hung", hang, movedHang);
     results.push({
       command: "a worker SIGSTOPped mid-replay (hangs), --stream-timeout-secs 1",
       ...hang,
@@ -306,10 +307,7 @@ export async function runLiveFaults(
     procs.push(fe4.proc);
     const disagg = await replayKilling(fe4.url, join(work, "live-disagg"), () => decodes[rng.int(2)]!.proc);
     const moved4 = await migrations(fe4.url);
-    check(disagg.sent === REQUESTS, `disaggregated: ${disagg.sent} of ${REQUESTS} requests on disk`);
-    check(disagg.failed === 0, `disaggregated: ${disagg.failed} requests failed`);
-    check(disagg.shortOrLong === 0, `disaggregated: ${disagg.shortOrLong} outputs of the wrong length`);
-    check(moved4 >= 1, "disaggregated: the frontend counted no migration");
+    expectAllCompleted("disaggregated", disagg, moved4);
     results.push({
       command: "disaggregated, a decode worker SIGKILLed mid-replay",
       ...disagg,

@@ -1,11 +1,9 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
 import { Command } from "@commander-js/extra-typings";
 import { ServelabError } from "../errors.ts";
-import { REPO_ROOT } from "../testing/fixtures.ts";
 import { FOUNDING_RECIPE } from "../testing/recipes.ts";
-import { WORKER_PROGRAM } from "../testing/worker-cli.ts";
+import { spawnWorkerCli } from "../testing/worker-cli.ts";
 import { registerWorkerCommand } from "./worker.ts";
 
 async function parseError(args: string[]): Promise<unknown> {
@@ -21,8 +19,6 @@ async function parseError(args: string[]): Promise<unknown> {
   }
 }
 
-const PROGRAM = WORKER_PROGRAM;
-
 describe("servelab worker --disaggregation-mode", () => {
   it("refuses a prefill worker without a recipe or --kv-bytes-per-token, and an unknown mode", async () => {
     const e = await parseError(["--disaggregation-mode", "prefill", "--port", "0"]);
@@ -33,20 +29,10 @@ describe("servelab worker --disaggregation-mode", () => {
   });
 
   it("serves a recipe arm's prefill group as a vLLM NIXL prefill worker", async () => {
-    const child = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        "--input-type=module",
-        "-e",
-        PROGRAM,
-        "worker",
-        ...["--recipe", FOUNDING_RECIPE, "--arm", "disagg-kv", "--disaggregation-mode", "prefill"],
-        ...["--port", "0", "--speedup-ratio", "100", "--kv-lease-seconds", "60"],
-      ],
-      { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] },
-    );
+    const child = spawnWorkerCli([
+      ...["--recipe", FOUNDING_RECIPE, "--arm", "disagg-kv", "--disaggregation-mode", "prefill"],
+      ...["--port", "0", "--speedup-ratio", "100", "--kv-lease-seconds", "60"],
+    ]);
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));

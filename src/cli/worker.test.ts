@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -8,14 +8,12 @@ import { CommanderError } from "@commander-js/extra-typings";
 import { ServelabError } from "../errors.ts";
 import { REPO_ROOT } from "../testing/fixtures.ts";
 import { FOUNDING_RECIPE } from "../testing/recipes.ts";
-import { parseWorkerArgs, WORKER_PROGRAM } from "../testing/worker-cli.ts";
+import { parseWorkerArgs, spawnWorkerCli } from "../testing/worker-cli.ts";
 
 /** The body as JSON, typed loosely for assertions (Response.json() is typed unknown). */
 const jsonOf = async (res: Response) => JSON.parse(await res.text());
 
 const parse = parseWorkerArgs;
-
-const PROGRAM = WORKER_PROGRAM;
 
 interface Running {
   child: ChildProcess;
@@ -26,11 +24,7 @@ interface Running {
 
 /** `servelab worker ...` in its own process, resolved once it prints its URL. */
 function spawnWorker(args: string[]): Promise<Running> {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", "--input-type=module", "-e", PROGRAM, "worker", ...args],
-    { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] },
-  );
+  const child = spawnWorkerCli(args);
   let stdout = "";
   let stderr = "";
   child.stdout!.setEncoding("utf8");

@@ -1,17 +1,13 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
 import { CommanderError } from "@commander-js/extra-typings";
 import { ServelabError } from "../../errors.ts";
 import { createBlockHasher } from "../../kv/block-hash.ts";
-import { REPO_ROOT } from "../../testing/fixtures.ts";
-import { parseWorkerArgs, WORKER_PROGRAM } from "../../testing/worker-cli.ts";
+import { parseWorkerArgs, spawnWorkerCli } from "../../testing/worker-cli.ts";
 import { KvEventSubscriber } from "./subscriber.ts";
 import { recordingSink, waitFor } from "./testing.ts";
 
 const parse = parseWorkerArgs;
-
-const PROGRAM = WORKER_PROGRAM;
 
 describe("servelab worker --kv-events-config", () => {
   it("refuses a bad configuration before starting anything", async () => {
@@ -36,26 +32,16 @@ describe("servelab worker --kv-events-config", () => {
       replay_endpoint: "tcp://127.0.0.1:0",
       topic: "kv-events",
     });
-    const child = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        "--input-type=module",
-        "-e",
-        PROGRAM,
-        "worker",
-        "--port",
-        "0",
-        "--dp-size",
-        "2",
-        "--block-size",
-        "4",
-        "--kv-events-config",
-        config,
-      ],
-      { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] },
-    );
+    const child = spawnWorkerCli([
+      "--port",
+      "0",
+      "--dp-size",
+      "2",
+      "--block-size",
+      "4",
+      "--kv-events-config",
+      config,
+    ]);
     const exit = new Promise<number | null>((resolve) => child.on("exit", resolve));
     let stdout = "";
     let stderr = "";
