@@ -5,6 +5,7 @@ import { ServelabError } from "../errors.ts";
 import { parseHttpUrl } from "../io/http-url.ts";
 import { parseExtraInputs } from "../loadgen/openai-request.ts";
 import { checkTokenizer, SHIPPED_TOKENIZER_NAMES } from "../loadgen/prompts.ts";
+import { countingThreads } from "../loadgen/request-builder.ts";
 import type { LoadMode } from "../loadgen/run-bench.ts";
 import { checkServerMetricsUrls } from "../loadgen/server-metrics.ts";
 import { syntheticRows } from "../loadgen/synthetic-rows.ts";
@@ -132,8 +133,8 @@ export function registerBenchCommand(program: Command): void {
     .option("--workers-max <n>", "most connections open to the server at once", intOption(1))
     .option(
       "--record-processors <n>",
-      "accepted for AIPerf's command lines; not needed (one process computes every record as it finishes)",
-      intOption(1),
+      "threads that count tokens: responses, and prompts as AIPerf does (their text encoded again); at most cores - 1; 0: a synthesized prompt's length is the row's (default 1)",
+      intOption(0),
     )
     .addOption(
       new Option(
@@ -295,7 +296,17 @@ export function registerBenchCommand(program: Command): void {
               // A closed loop with a duration runs until it ends.
               count: o.benchmarkDuration === undefined ? count : Number.POSITIVE_INFINITY,
             };
-      const prompts = { blockSize: o.promptInputTokensBlockSize, seed: randomSeed, tokenizer: o.tokenizer };
+      const prompts = {
+        blockSize: o.promptInputTokensBlockSize,
+        seed: randomSeed,
+        tokenizer: o.tokenizer,
+        recordProcessors: o.recordProcessors,
+      };
+      const counting = countingThreads(o.recordProcessors);
+      if (o.recordProcessors !== undefined && o.recordProcessors > counting)
+        process.stderr.write(
+          `note: --record-processors ${o.recordProcessors}: ${counting} counting thread${counting === 1 ? "" : "s"} on this machine (one core stays with the sender)\n`,
+        );
       const artifactDir =
         o.artifactDir ??
         defaultArtifactDir(models.length > 1 ? `${models[0]}_multi` : models[0]!, o.endpointType, mode);

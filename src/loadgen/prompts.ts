@@ -10,6 +10,11 @@ export interface Tokenizer {
   decode(ids: readonly number[]): string;
   /** The token every block starts with (BOS, else EOS, as AIPerf does), or null for none. */
   separatorId: number | null;
+  /**
+   * Whether the separator is an added (special) token. Encoding splits text at added tokens before anything else,
+   * so a text of separator-led pieces encodes to the pieces' encodings concatenated.
+   */
+  separatorSplits?: boolean;
 }
 
 /**
@@ -98,10 +103,12 @@ function wrapTokenizer(tok: LibraryTokenizer): Tokenizer {
   const libraryDecode = (ids: readonly number[]) =>
     tok.decode(ids as number[], { skip_special_tokens: false });
   const tables = byteLevelTables(tok as unknown as ByteLevelTokenizer);
+  const added = (tok as unknown as ByteLevelTokenizer).added_tokens ?? [];
   return {
     encode: (text) => tok.encode(text, { add_special_tokens: false }),
     decode: tables ? (ids) => decodeByTable(tables, ids) ?? libraryDecode(ids) : libraryDecode,
     separatorId: sep,
+    separatorSplits: sep !== null && added.some((t) => t.id === sep),
   };
 }
 
@@ -200,6 +207,9 @@ export async function loadCorpus(dir = DEFAULT_CORPUS_DIR): Promise<string> {
   return texts.map((t) => t.trim()).join("\n\n");
 }
 
+/** Blocks whose encoded length is remembered (a few tens of MB at most), the least recently used dropped first. */
+const BLOCK_LENGTHS_KEPT = 1 << 20;
+
 /** Tokens drawn at random from the corpus to open each block, making every hash id's block distinct. */
 const TAG_TOKENS = 8;
 
@@ -274,5 +284,43 @@ export class PromptSynthesizer {
 
   prompt(hashIds: readonly number[], inputLength: number): string {
     return this.tokenizer.decode(this.promptTokens(hashIds, inputLength));
+  }
+
+  /**
+   * The prompt's length as AIPerf reports it: its text encoded again, which differs from `inputLength` where
+   * decoding and encoding do not round-trip (tokens that merge differently next to their neighbours). When every
+   * block opens with a separator that encoding splits at, the prompt's encoding is its blocks' encodings
+   * concatenated, so each block is encoded once and its length remembered: a prefix shared by many requests costs
+   * once, as it would in the engine's cache.
+   */
+  promptLength(hashIds: readonly number[], inputLength: number): number {
+    if (!this.tokenizer.separatorSplits)
+      return this.tokenizer.encode(this.prompt(hashIds, inputLength)).length;
+    const expected = Math.ceil(inputLength / this.blockSize);
+    if (hashIds.length !== expected) this.promptTokens(hashIds, inputLength);
+    let total = 0;
+    hashIds.forEach((id, i) => {
+      const size = i === hashIds.length - 1 ? inputLength - i * this.blockSize : this.blockSize;
+      total += this.blockLength(id, size);
+    });
+    return total;
+  }
+
+  private readonly blockLengths = new Map<string, number>();
+
+  private blockLength(hashId: number, size: number): number {
+    const key = size === this.blockSize ? `${hashId}` : `${hashId}/${size}`;
+    const known = this.blockLengths.get(key);
+    if (known !== undefined) {
+      // Map order is insertion order: moving the entry to the end makes the oldest-used one first to go.
+      this.blockLengths.delete(key);
+      this.blockLengths.set(key, known);
+      return known;
+    }
+    const n = this.tokenizer.encode(this.tokenizer.decode(this.blockTokens(hashId, size))).length;
+    if (this.blockLengths.size >= BLOCK_LENGTHS_KEPT)
+      this.blockLengths.delete(this.blockLengths.keys().next().value!);
+    this.blockLengths.set(key, n);
+    return n;
   }
 }

@@ -31,7 +31,10 @@ import { RequestBuilder, type RequestBuilderOptions } from "./request-builder.ts
 import { checkServerMetricsUrls, startServerMetrics } from "./server-metrics.ts";
 
 /** How prompts are synthesized from hash ids (see PromptSynthesizer); the tokenizer is DeepSeek-V3's. */
-export type PromptSource = Pick<RequestBuilderOptions, "blockSize" | "seed" | "corpusDir" | "tokenizer">;
+export type PromptSource = Pick<
+  RequestBuilderOptions,
+  "blockSize" | "seed" | "corpusDir" | "tokenizer" | "recordProcessors"
+>;
 
 import { createHrClock, createPool, type HrClock, sendRequest, type TokenCounting } from "./stream-client.ts";
 
@@ -370,7 +373,11 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
 
   /** Builds a request ahead of its send time, its body in the builder's thread. */
   const prepare = async (row: TraceRow, profiled: boolean, n: number): Promise<Prepared> => {
-    const { body, inputTokens } = await builder.build(row, modelFor(n));
+    // The server's usage replaces a client count of the prompt, so there is none to wait for.
+    const [{ body }, inputTokens] = await Promise.all([
+      builder.build(row, modelFor(n)),
+      cfg.useServerTokenCount && row.text_input === undefined ? row.input_length : builder.promptLength(row),
+    ]);
     // AIPerf sends a uuid4 per request as X-Request-ID.
     const requestId = randomUUID();
     const headers = buildHeaders({
