@@ -7,7 +7,7 @@ import { startMockWorker } from "../serve/mock-worker.ts";
 import { MOCKER_DEFAULTS } from "../serve/worker-config.ts";
 import { withTempDir, writeLines } from "../testing/fixtures.ts";
 import { TINY_RECIPE } from "../testing/recipes.ts";
-import { runCli } from "../testing/run-cli.ts";
+import { runCli, runInProcess } from "../testing/run-cli.ts";
 
 const steps = (ms: number): StepTimeModel => ({ name: `${ms} ms`, stepMs: () => ms });
 const ENGINE = { ...MOCKER_DEFAULTS.engine, maxBatchSize: 16, kvCapacityBlocks: 4096 };
@@ -59,11 +59,16 @@ describe("servelab ab --endpoint", () => {
         assert.match(md, /fast cuts ITL mean/);
         assert.equal(slow.requestLog.since().length, 12);
         assert.equal(fast.requestLog.since().length, 12);
-        const bad = await runCli(["ab", join(dir, "r.yaml"), "--endpoint", "lonely=http://127.0.0.1:1"]);
+        const bad = await runInProcess([
+          "ab",
+          join(dir, "r.yaml"),
+          "--endpoint",
+          "lonely=http://127.0.0.1:1",
+        ]);
         assert.equal(bad.code, 2);
         assert.match(bad.stderr, /needs two or more --endpoint/);
         const refused = async (endpoints: string[], pattern: RegExp, extra: string[] = []) => {
-          const r = await runCli([
+          const r = await runInProcess([
             "ab",
             join(dir, "r.yaml"),
             ...endpoints.flatMap((e) => ["--endpoint", e]),
@@ -140,7 +145,14 @@ describe("servelab ab --live", { timeout: 240_000 }, () => {
         assert.equal(lines.length, 12, `arm ${arm}`);
         for (const l of lines) assert.equal(JSON.parse(l).error, null, l);
       }
-      const refused = await runCli(["ab", join(dir, "r.yaml"), "--scale", "0.5", "--out", join(dir, "x")]);
+      const refused = await runInProcess([
+        "ab",
+        join(dir, "r.yaml"),
+        "--scale",
+        "0.5",
+        "--out",
+        join(dir, "x"),
+      ]);
       assert.equal(refused.code, 2);
       assert.match(refused.stderr, /apply to --live runs/);
     });

@@ -5,7 +5,7 @@ import { describe, it } from "node:test";
 import { withTempDir, writeLines } from "../testing/fixtures.ts";
 import { randomTrace } from "../testing/random-trace.ts";
 import { TINY_RECIPE } from "../testing/recipes.ts";
-import { runCli } from "../testing/run-cli.ts";
+import { runCli, runInProcess } from "../testing/run-cli.ts";
 
 const AB_RECIPE = TINY_RECIPE.replace("  source: mooncake/conversation", "  source: trace.jsonl")
   .replace("hardware:", "benchmark: { goodput: { time_to_first_token: 200 } }\nhardware:")
@@ -34,7 +34,7 @@ describe("servelab ab and servelab report", () => {
       const html = await readFile(join(out, "report.html"), "utf8");
       assert.match(html, /<table>/);
       assert.match(html, /Recipe<\/h2>/);
-      const again = await runCli([
+      const again = await runInProcess([
         "report",
         join(out, "arms", "rr"),
         join(out, "arms", "kv"),
@@ -44,7 +44,14 @@ describe("servelab ab and servelab report", () => {
       assert.equal(again.code, 0, again.stderr);
       const md2 = await readFile(join(dir, "rep", "report.md"), "utf8");
       // A second A/B into the same directory needs --force.
-      const again2 = await runCli(["ab", join(dir, "ab.yaml"), "--out", out, "--perf-model", "polynomial"]);
+      const again2 = await runInProcess([
+        "ab",
+        join(dir, "ab.yaml"),
+        "--out",
+        out,
+        "--perf-model",
+        "polynomial",
+      ]);
       assert.equal(again2.code, 2);
       assert.match(again2.stderr, /^error\[USAGE\]: --out .* is not empty/m);
       // An unfinished run is refused, or reported with a warning when asked for.
@@ -53,10 +60,16 @@ describe("servelab ab and servelab report", () => {
       const lines = (await readFile(join(cut, "profile_export.jsonl"), "utf8")).split("\n");
       await writeFile(join(cut, "profile_export.jsonl"), lines.slice(0, 20).join("\n"));
       await writeFile(join(cut, "servelab_incomplete"), "");
-      const refused = await runCli(["report", join(out, "arms", "rr"), cut, "--out", join(dir, "rep2")]);
+      const refused = await runInProcess([
+        "report",
+        join(out, "arms", "rr"),
+        cut,
+        "--out",
+        join(dir, "rep2"),
+      ]);
       assert.equal(refused.code, 2);
       assert.match(refused.stderr, /^error\[RUN_INCOMPLETE\]: .*cut holds a run that did not finish/m);
-      const allowed = await runCli([
+      const allowed = await runInProcess([
         "report",
         join(out, "arms", "rr"),
         cut,
@@ -126,14 +139,17 @@ describe("servelab ab and servelab report", () => {
       for (const chart of ["capacity", "latency-vs-load", "pareto"])
         assert.ok((await readFile(join(out, "charts", `${chart}.png`))).length > 1000, chart);
       // The report rebuilds the whole sweep from the directory alone.
-      const again = await runCli(["report", out, "--out", join(dir, "rep")]);
+      const again = await runInProcess(["report", out, "--out", join(dir, "rep")]);
       assert.equal(again.code, 0, again.stderr);
       const md2 = await readFile(join(dir, "rep", "report.md"), "utf8");
       const capacity = (t: string) => t.slice(t.indexOf("## Headroom"), t.indexOf("## kv vs rr"));
       assert.equal(capacity(md2), capacity(md));
       // Replicates need a trace the recipe synthesizes.
       await writeFile(join(dir, "raw.yaml"), AB_RECIPE);
-      const raw = await runCli(["ab", join(dir, "raw.yaml"), "--out", join(dir, "o2"), "--seeds", "2"], env);
+      const raw = await runInProcess(
+        ["ab", join(dir, "raw.yaml"), "--out", join(dir, "o2"), "--seeds", "2"],
+        env,
+      );
       assert.equal(raw.code, 2);
       assert.match(raw.stderr, /^error\[USAGE\]: --seeds synthesizes the trace/m);
     });
@@ -163,7 +179,7 @@ describe("servelab ab and servelab report", () => {
       assert.match(md, /\*\*UNCALIBRATED/);
       assert.match(md, /\| nominal \|[\s\S]*\| pessimistic \|/);
       assert.match(md, /rr: aggregated: polynomial — uncalibrated, bounds nominal/);
-      const bad = await runCli([
+      const bad = await runInProcess([
         "ab",
         join(dir, "ab.yaml"),
         "--out",

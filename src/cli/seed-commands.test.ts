@@ -8,7 +8,7 @@ import type { StepTimeModel } from "../engine/perf-model.ts";
 import { startMockWorker } from "../serve/mock-worker.ts";
 import { MOCKER_DEFAULTS } from "../serve/worker-config.ts";
 import { withTempDir, writeLines } from "../testing/fixtures.ts";
-import { runCli } from "../testing/run-cli.ts";
+import { runCli, runInProcess } from "../testing/run-cli.ts";
 
 /** Fast steps, so that the seed's two AIPerf commands finish in a few seconds on the mock worker. */
 const FAST: StepTimeModel = {
@@ -107,7 +107,7 @@ describe("the seed recipe's AIPerf commands", () => {
 
   it("refuse what they cannot honour, saying so", async () => {
     await withTempDir(async (dir) => {
-      const bad = await runCli(
+      const bad = await runInProcess(
         ["bench", "-m", "m", "--tokenizer", "gpt2", "--synthetic-input-tokens-mean", "10"],
         {},
         dir,
@@ -117,7 +117,7 @@ describe("the seed recipe's AIPerf commands", () => {
         bad.stderr,
         /^error\[USAGE\]: --tokenizer gpt2: not a tokenizer servelab ships, nor a tokenizer\.json/m,
       );
-      const none = await runCli(["bench", "-m", "m"], {}, dir);
+      const none = await runInProcess(["bench", "-m", "m"], {}, dir);
       assert.equal(none.code, 2);
       assert.match(none.stderr, /nothing to send/);
     });

@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import { skipWithoutData } from "../testing/data-dir.ts";
 import { CONVERSATION_TRACE, SHARED_DATA_DIR, withTempDir, writeLines } from "../testing/fixtures.ts";
 import { randomTrace } from "../testing/random-trace.ts";
-import { runCli } from "../testing/run-cli.ts";
+import { runCli, runInProcess } from "../testing/run-cli.ts";
 
 describe("servelab trace analyze", () => {
   it("analyzes a dataset by name as JSON", { skip: skipWithoutData(CONVERSATION_TRACE) }, async () => {
@@ -32,7 +32,7 @@ describe("servelab trace analyze", () => {
   it("prints a table with LRU cache sizes", async () => {
     await withTempDir(async (dir) => {
       const file = await writeLines(dir, "t.jsonl", randomTrace(1, 50));
-      const r = await runCli(["trace", "analyze", file, "--cache-sizes", "2k,1M"]);
+      const r = await runInProcess(["trace", "analyze", file, "--cache-sizes", "2k,1M"]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /block-level hit rate/);
       assert.match(r.stdout, /LRU prefix cache 1,000,000 tokens \(1,953 blocks\)/);
@@ -45,7 +45,7 @@ describe("servelab trace analyze", () => {
       const file = await writeLines(dir, "bad.jsonl", [
         { timestamp: 0, input_length: 10, output_length: 1, hash_ids: [] },
       ]);
-      const r = await runCli(["trace", "analyze", file]);
+      const r = await runInProcess(["trace", "analyze", file]);
       assert.equal(r.code, 2);
       assert.match(r.stderr, /^error\[TRACE_INVALID\]: .*bad\.jsonl: 1 invalid line/);
       assert.match(r.stderr, /bad\.jsonl:1: field 'hash_ids' has 0 blocks/);
@@ -54,10 +54,10 @@ describe("servelab trace analyze", () => {
   });
 
   it("reports a missing file and bad option values with error codes", async () => {
-    const missing = await runCli(["trace", "analyze", "no/such/file.jsonl"]);
+    const missing = await runInProcess(["trace", "analyze", "no/such/file.jsonl"]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /^error\[FILE_NOT_FOUND\]/);
-    const usage = await runCli(["trace", "analyze", "x.jsonl", "--block-size", "zero"]);
+    const usage = await runInProcess(["trace", "analyze", "x.jsonl", "--block-size", "zero"]);
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /^error\[USAGE\]: option '--block-size <tokens>' argument 'zero' is invalid/);
   });
@@ -68,7 +68,7 @@ describe("servelab trace synthesize", () => {
     await withTempDir(async (dir) => {
       const input = await writeLines(dir, "in.jsonl", randomTrace(2, 200));
       const run = (out: string, seed: string) =>
-        runCli([
+        runInProcess([
           "trace",
           "synthesize",
           "--input",
@@ -101,7 +101,7 @@ describe("servelab trace synthesize", () => {
   }, async () => {
     await withTempDir(async (dir) => {
       const out = join(dir, "recipe.jsonl");
-      const r = await runCli(
+      const r = await runInProcess(
         [
           "trace",
           "synthesize",
@@ -132,7 +132,14 @@ describe("servelab trace synthesize", () => {
         "flat.jsonl",
         randomTrace(2, 20).map((r) => ({ ...r, timestamp: 0 })),
       );
-      const r = await runCli(["trace", "synthesize", "--input", input, "--output", join(dir, "o.jsonl")]);
+      const r = await runInProcess([
+        "trace",
+        "synthesize",
+        "--input",
+        input,
+        "--output",
+        join(dir, "o.jsonl"),
+      ]);
       assert.equal(r.code, 2);
       assert.match(r.stderr, /^error\[SYNTH_INPUT\]/);
       assert.equal(existsSync(join(dir, "o.jsonl")), false);
@@ -146,7 +153,7 @@ describe("Dynamo datagen's names", () => {
       await writeLines(dir, "conversation_trace.jsonl", randomTrace(4, 40));
       const input = join(dir, "conversation_trace.jsonl");
       const out = join(dir, "given.jsonl");
-      const r = await runCli([
+      const r = await runInProcess([
         "trace",
         "synthesize",
         "--input-file",
@@ -159,7 +166,7 @@ describe("Dynamo datagen's names", () => {
       ]);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout.trim(), out);
-      const named = await runCli(
+      const named = await runInProcess(
         [
           "trace",
           "synthesize",
@@ -180,19 +187,19 @@ describe("Dynamo datagen's names", () => {
       );
       assert.equal(named.code, 0, named.stderr);
       assert.equal(named.stdout.trim(), "conversation_trace_synth_16.00x1+10.00_speedup1_maxisl110000.jsonl");
-      const seeded = await runCli(
+      const seeded = await runInProcess(
         ["trace", "synthesize", "--input-file", input, "--num-requests", "20", "--seed", "3", "--quiet"],
         {},
         dir,
       );
       assert.match(seeded.stdout, /_synth_1\.00x1\+1\.00_speedup1_seed3\.jsonl$/m);
-      const analyzed = await runCli(["trace", "analyze", "--input-file", input, "--json"]);
+      const analyzed = await runInProcess(["trace", "analyze", "--input-file", input, "--json"]);
       assert.equal(analyzed.code, 0, analyzed.stderr);
       assert.equal(JSON.parse(analyzed.stdout).requests, 40);
-      const both = await runCli(["trace", "analyze", input, "--input-file", input]);
+      const both = await runInProcess(["trace", "analyze", input, "--input-file", input]);
       assert.equal(both.code, 2);
       // AIPerf's analyze-trace layout, to stdout or to --output-file.
-      const aiperf = await runCli(["trace", "analyze", "--input-file", input, "--format", "aiperf"]);
+      const aiperf = await runInProcess(["trace", "analyze", "--input-file", input, "--format", "aiperf"]);
       assert.equal(aiperf.code, 0, aiperf.stderr);
       const stats = JSON.parse(aiperf.stdout);
       assert.equal(stats.total_requests, 40);
@@ -206,7 +213,7 @@ describe("Dynamo datagen's names", () => {
         "max",
       ]);
       const saved = join(dir, "analysis.json");
-      const toFile = await runCli([
+      const toFile = await runInProcess([
         "trace",
         "analyze",
         "--input-file",
