@@ -89,6 +89,9 @@ describe("bad input gets error[CODE], exit 2, no stack trace and no output left"
         ["bench --url http://[::1", bench("--url", "http://[::1")],
         ["bench -H without a colon", bench("-H", "nocolon")],
         ["bench -H with a bad name", bench("-H", "bad name:v")],
+        ["bench --slice-duration 0", bench("--slice-duration", "0")],
+        ["bench --slice-duration 1e-12", bench("--slice-duration", "1e-12")],
+        ["bench --record-processors -1", bench("--record-processors", "-1")],
         ["trace analyze --cache-sizes 0", ["trace", "analyze", trace, "--cache-sizes", "0"]],
         [
           "synthesize --prefix-len-multiplier 1e9",

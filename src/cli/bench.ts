@@ -11,6 +11,7 @@ import { checkServerMetricsUrls } from "../loadgen/server-metrics.ts";
 import { syntheticRows } from "../loadgen/synthetic-rows.ts";
 import { checkErrorRate, DEFAULT_MAX_ERROR_RATE, parseMaxErrorRate } from "../metrics/error-rate.ts";
 import { parseGoodput } from "../metrics/goodput.ts";
+import { sliceDurationNs } from "../metrics/timeslices.ts";
 import { readTrace } from "../trace/reader.ts";
 import { resolveTraceInput } from "../trace/resolve-dataset.ts";
 import { type BenchUi, startBenchDisplay } from "./bench-display.ts";
@@ -50,6 +51,17 @@ function defaultArtifactDir(model: string, endpoint: string, mode: LoadMode): st
 const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 const UI_TYPES = ["dashboard", "simple", "none"] as const;
 const EXPORT_LEVELS = ["summary", "records", "raw"] as const;
+
+/** `--slice-duration`: seconds, positive and at least a nanosecond. */
+function sliceDurationOption(text: string): number {
+  const s = positiveNumberOption(text);
+  try {
+    sliceDurationNs(s);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+  return s;
+}
 
 function nonNegativeNumber(text: string): number {
   const v = Number(text);
@@ -178,6 +190,11 @@ export function registerBenchCommand(program: Command): void {
     )
     .option("--warmup-request-count <n>", "requests sent before measuring, not reported", intOption(0), 0)
     .option("--benchmark-duration <s>", "stop sending after this many seconds", positiveNumberOption)
+    .option(
+      "--slice-duration <s>",
+      "also write profile_export_aiperf_timeslices.json/.csv: the metrics of each S-second wall-clock window of request starts (meant for --benchmark-duration)",
+      sliceDurationOption,
+    )
     .option(
       "--benchmark-grace-period <s>",
       "time in-flight requests get after the duration",
@@ -327,6 +344,7 @@ export function registerBenchCommand(program: Command): void {
         const result = await runBench(
           {
             url,
+            sliceDurationS: o.sliceDuration,
             endpoint: o.endpointType,
             model: models[0]!,
             moreModels: models.slice(1),
@@ -362,7 +380,10 @@ export function registerBenchCommand(program: Command): void {
                   }
                 : { file: o.inputFile, custom_dataset_type: o.customDatasetType, random_seed: randomSeed },
               ...(o.tokenizer === undefined ? {} : { tokenizer: { name: o.tokenizer } }),
-              output: { export_level: exportLevel },
+              output: {
+                export_level: exportLevel,
+                ...(o.sliceDuration === undefined ? {} : { slice_duration: o.sliceDuration }),
+              },
             },
             exportRecords: exportLevel !== "summary",
             exportRaw: exportLevel === "raw",

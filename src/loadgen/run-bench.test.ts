@@ -63,8 +63,31 @@ describe("servelab bench runner", () => {
           output_length: 5,
           hash_ids: i % 2 === 0 ? [7, 8] : [7, 9],
         }));
-        const result = await runBench(benchConfig(server.url, dir, { rows }), { prompts: PROMPTS });
+        const result = await runBench(
+          benchConfig(server.url, dir, { rows, sliceDurationS: 0.08, useServerTokenCount: false }),
+          {
+            prompts: PROMPTS,
+          },
+        );
         assert.equal(result.summary.request_count?.avg, 6);
+        // AIPerf's timeslices: each request in the window its start falls in; together they hold every request.
+        const sliced = JSON.parse(await readFile(join(dir, "profile_export_aiperf_timeslices.json"), "utf8"));
+        assert.ok(sliced.timeslices.length >= 2, JSON.stringify(sliced.timeslices.length));
+        assert.deepEqual(
+          sliced.timeslices.map((t: { timeslice_index: number }) => t.timeslice_index),
+          sliced.timeslices.map((_: unknown, i: number) => i),
+        );
+        assert.equal(
+          sliced.timeslices.reduce(
+            (n: number, t: { request_count: { avg: number } }) => n + t.request_count.avg,
+            0,
+          ),
+          6,
+        );
+        assert.match(
+          await readFile(join(dir, "profile_export_aiperf_timeslices.csv"), "utf8"),
+          /^Timeslice,Metric,Unit,Stat,Value\r\n0,/,
+        );
         // Sends follow the schedule, 40 ms apart: in order, none before its time (the span from the first send to the
         // last is at least the scheduled 200 ms less the first send's lag). How late a send may be is load, not
         // the load generator: the lag targets live in bench:loadgen.
@@ -86,6 +109,14 @@ describe("servelab bench runner", () => {
         assert.ok(a!.startsWith(shared) && b!.startsWith(shared));
         const lines = (await readFile(join(dir, "profile_export.jsonl"), "utf8")).trim().split("\n");
         assert.equal(lines.length, 6);
+        // ISL as AIPerf counts it: the prompt the server received, encoded again.
+        const islOf = new Map(
+          lines.map((l) => {
+            const r = JSON.parse(l);
+            return [r.metadata.x_request_id, r.metrics.input_sequence_length.value];
+          }),
+        );
+        for (const r of server.received) assert.equal(islOf.get(r.id), tokenizer.encode(r.prompt).length);
         // inputs.json holds every body exactly as the server received it, in AIPerf's layout.
         const text = await readFile(join(dir, "inputs.json"), "utf8");
         assert.ok(text.startsWith('{\n  "data": [\n    {\n      "session_id": "'), text.slice(0, 80));

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ServelabError } from "../errors.ts";
-import { removeStaleTemps } from "../io/atomic-write.ts";
+import { removeStaleTemps, writeFileAtomic } from "../io/atomic-write.ts";
 import { makeDir } from "../io/make-dir.ts";
 import { INCOMPLETE_MARKER, lockOutputDir } from "../io/output-dir.ts";
 import type { AiperfSummary, ErrorSummaryEntry } from "../metrics/aiperf-metrics.ts";
@@ -21,6 +21,12 @@ import { aiperfInputConfig } from "../metrics/input-config.ts";
 import type { RequestRecord } from "../metrics/record.ts";
 import { recordIds } from "../metrics/record-ids.ts";
 import { percentileOfSorted } from "../metrics/summary.ts";
+import {
+  TimesliceCollector,
+  timesliceFileNames,
+  timeslicesCsvChunks,
+  timeslicesJsonChunks,
+} from "../metrics/timeslices.ts";
 import { createRng } from "../random.ts";
 import { type FixedScheduleOptions, rateSchedule, scheduleRows } from "../trace/schedule.ts";
 import type { TraceRow } from "../trace/types.ts";
@@ -46,6 +52,8 @@ export type LoadMode =
 export interface BenchConfig {
   /** Server origin, e.g. http://127.0.0.1:8000. */
   url: string;
+  /** `--slice-duration`: also AIPerf's per-window metrics (see TimesliceCollector). */
+  sliceDurationS?: number | undefined;
   /** More servers: requests go round-robin over `url` and these (AIPerf's repeated `--url`). */
   moreUrls?: readonly string[];
   endpoint: EndpointKind;
@@ -108,7 +116,13 @@ export interface BenchConfig {
 export interface BenchResult {
   summary: AiperfSummary;
   errors: ErrorSummaryEntry[];
-  files: { json: string; csv: string; jsonl: string; inputs?: string };
+  files: {
+    json: string;
+    csv: string;
+    jsonl: string;
+    inputs?: string;
+    timeslices?: { json: string; csv: string };
+  };
   /** Actual minus scheduled send time, ms, over the profiled requests that had a schedule. */
   lag: { p50: number; p99: number; max: number } | null;
   sent: number;
@@ -284,6 +298,10 @@ async function replay(cfg: BenchConfig, deps: { prompts: PromptSource }): Promis
     ? { source: "server", fallback: count }
     : { source: "client", countTokens: count };
   const collector = new MetricsCollector({ goodput: cfg.goodput });
+  const timeslices =
+    cfg.sliceDurationS === undefined
+      ? undefined
+      : new TimesliceCollector({ sliceDurationS: cfg.sliceDurationS, goodput: cfg.goodput });
   const jsonlPath = join(cfg.artifactDir, PROFILE_EXPORT_JSONL);
   const ids = recordIds();
   const jsonl = await JsonlRecordWriter.open(jsonlPath, { ids });
@@ -302,6 +320,7 @@ async function replay(cfg: BenchConfig, deps: { prompts: PromptSource }): Promis
       tokens,
       builder,
       collector,
+      timeslices,
       jsonl,
       raw,
       ids,
@@ -329,6 +348,7 @@ interface Run {
   tokens: TokenCounting;
   builder: RequestBuilder;
   collector: MetricsCollector;
+  timeslices: TimesliceCollector | undefined;
   jsonl: JsonlRecordWriter;
   /** `profile_export_raw.jsonl`, at export level raw. */
   raw: JsonlRecordWriter | undefined;
@@ -347,6 +367,7 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
     tokens,
     builder,
     collector,
+    timeslices,
     jsonl,
     raw,
     ids,
@@ -456,6 +477,7 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
     };
     if (exported.error) errors++;
     const metrics = collector.add(exported);
+    timeslices?.add(exported);
     jsonl.write(exported, metrics);
     raw?.writeLine(
       formatRawLine(exported, metrics, ids, { body: utf8.decode(sent.body), headers: sent.headers }),
@@ -547,11 +569,27 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
     startTime: naiveLocalIsoTimestamp(startDate),
     endTime: naiveLocalIsoTimestamp(new Date()),
   });
+  const slices = timeslices?.results() ?? [];
+  let timesliceFiles: { json: string; csv: string } | undefined;
+  if (slices.length > 0) {
+    const names = timesliceFileNames();
+    timesliceFiles = { json: join(cfg.artifactDir, names.json), csv: join(cfg.artifactDir, names.csv) };
+    await writeFileAtomic(
+      timesliceFiles.json,
+      timeslicesJsonChunks(slices, { ...runInputConfig(cfg), cli_command: cfg.cliCommand }),
+    );
+    await writeFileAtomic(timesliceFiles.csv, timeslicesCsvChunks(slices));
+  }
   const sortedLags = lags.sort((a, b) => a - b);
   return {
     summary,
     errors: errorSummary,
-    files: { ...files, jsonl: jsonlPath, ...(inputs ? { inputs: inputs.file } : {}) },
+    files: {
+      ...files,
+      jsonl: jsonlPath,
+      ...(inputs ? { inputs: inputs.file } : {}),
+      ...(timesliceFiles ? { timeslices: timesliceFiles } : {}),
+    },
     lag:
       sortedLags.length === 0
         ? null

@@ -17,6 +17,8 @@ import { distributionStats, GrowableFloat64Array, scaleStats } from "./stats.ts"
 export interface MetricsCollectorOptions {
   /** Goodput SLOs (see `parseGoodput`); none or empty: goodput and good_request_count are null. */
   goodput?: readonly GoodputSlo[] | undefined;
+  /** Values each per-request metric's buffer holds before it first grows (default 256); small for many collectors. */
+  initialCapacity?: number | undefined;
 }
 
 const NS_PER_S = 1e9;
@@ -55,7 +57,8 @@ export class MetricsCollector {
 
   constructor(options: MetricsCollectorOptions = {}) {
     this.slos = options.goodput ?? [];
-    for (const tag of RECORD_METRIC_TAGS) this.values.set(tag, new GrowableFloat64Array(256));
+    const capacity = options.initialCapacity ?? 256;
+    for (const tag of RECORD_METRIC_TAGS) this.values.set(tag, new GrowableFloat64Array(capacity));
   }
 
   /** Successful requests so far (AIPerf `request_count`). */
