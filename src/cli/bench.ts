@@ -7,7 +7,7 @@ import { parseExtraInputs } from "../loadgen/openai-request.ts";
 import { checkTokenizer, SHIPPED_TOKENIZER_NAMES } from "../loadgen/prompts.ts";
 import { countingThreads } from "../loadgen/request-builder.ts";
 import type { LoadMode } from "../loadgen/run-bench.ts";
-import { checkServerMetricsUrls } from "../loadgen/server-metrics.ts";
+import { checkServerMetricsUrls, serverMetricsOptionsFromEnv } from "../loadgen/server-metrics.ts";
 import { syntheticRows } from "../loadgen/synthetic-rows.ts";
 import { checkErrorRate, DEFAULT_MAX_ERROR_RATE, parseMaxErrorRate } from "../metrics/error-rate.ts";
 import { parseGoodput } from "../metrics/goodput.ts";
@@ -159,9 +159,9 @@ export function registerBenchCommand(program: Command): void {
     )
     .option(
       "--server-metrics <urls...>",
-      "Prometheus endpoints to scrape during the run, into server_metrics_export.jsonl (every scrape) and .json/.csv (aggregated)",
+      "more Prometheus endpoints to scrape besides each --url's /metrics (scraped by default), into server_metrics_export.json/.csv (aggregated) and .jsonl (each changed scrape)",
     )
-    .option("--no-server-metrics", "scrape no server metrics")
+    .option("--no-server-metrics", "scrape no server metrics, not even each --url's /metrics")
     .addOption(
       new Option("--custom-dataset-type <type>", "input format")
         .choices(["mooncake_trace"] as const)
@@ -251,6 +251,7 @@ export function registerBenchCommand(program: Command): void {
         process.stderr.write(`random seed: ${randomSeed} (--random-seed ${randomSeed} repeats this run)\n`);
       const ui = checkedUi(o.ui, o.uiType);
       if (Array.isArray(o.serverMetrics)) checkServerMetricsUrls(o.serverMetrics);
+      serverMetricsOptionsFromEnv(process.env);
       const exportLevel = checkedExportLevel(o.profileExportLevel, o.exportLevel);
       if (o.tokenizer !== undefined) checkTokenizer(o.tokenizer);
       const synthetic = o.syntheticInputTokensMean !== undefined;
@@ -388,6 +389,7 @@ export function registerBenchCommand(program: Command): void {
             exportRecords: exportLevel !== "summary",
             exportRaw: exportLevel === "raw",
             serverMetrics: o.serverMetrics === false ? [] : (o.serverMetrics ?? []),
+            serverMetricsEnabled: o.serverMetrics !== false,
             stop: stop.signal,
             cancel: cancel.signal,
             onProgress: (p) => progress.update(p),

@@ -20,6 +20,11 @@ async function sseServer(ttftMs: number, itlMs: number) {
   const received: { id: string; prompt: string; body: string }[] = [];
   const streams = { active: 0, peak: 0 };
   const server: Server = createServer((req, res) => {
+    // The load generator looks for the server's /metrics first, as AIPerf does; this one has none.
+    if (req.method !== "POST") {
+      res.writeHead(404).end();
+      return;
+    }
     streams.active++;
     streams.peak = Math.max(streams.peak, streams.active);
     res.on("close", () => streams.active--);

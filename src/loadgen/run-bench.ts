@@ -34,7 +34,12 @@ import { INPUTS_JSON, InputsFileWriter } from "./inputs-file.ts";
 import { buildHeaders, ENDPOINT_PATHS, type EndpointKind } from "./openai-request.ts";
 import { sleepUntil } from "./precise-sleep.ts";
 import { RequestBuilder, type RequestBuilderOptions } from "./request-builder.ts";
-import { checkServerMetricsUrls, startServerMetrics } from "./server-metrics.ts";
+import {
+  type ServerMetricsFormat,
+  serverMetricsEndpoints,
+  serverMetricsOptionsFromEnv,
+  startServerMetrics,
+} from "./server-metrics.ts";
 
 /** How prompts are synthesized from hash ids (see PromptSynthesizer); the tokenizer is DeepSeek-V3's. */
 export type PromptSource = Pick<
@@ -94,8 +99,11 @@ export interface BenchConfig {
    * its status and every response message with its arrival.
    */
   exportRaw?: boolean;
-  /** Prometheus endpoints scraped during the run (see startServerMetrics). */
+  /** Prometheus endpoints scraped during the run besides each server's `/metrics` (see startServerMetrics). */
   serverMetrics?: readonly string[];
+  /** False: no server's metrics scraped, not even each `--url`'s `/metrics` (AIPerf's `--no-server-metrics`). */
+  serverMetricsEnabled?: boolean;
+  serverMetricsFormats?: readonly ServerMetricsFormat[];
   /** Each finished request, as it finishes (a live display). */
   onFinished?: (record: RequestRecord) => void;
   useServerTokenCount: boolean;
@@ -383,9 +391,19 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
         : models[n % models.length]!;
   const startDate = new Date();
   const scraping = await startServerMetrics(
-    checkServerMetricsUrls(cfg.serverMetrics ?? []),
+    serverMetricsEndpoints({
+      inferenceUrls: [cfg.url, ...(cfg.moreUrls ?? [])],
+      extraUrls: cfg.serverMetrics ?? [],
+      enabled: cfg.serverMetricsEnabled !== false,
+    }),
     cfg.artifactDir,
     () => Number(clock.wallNsAtZero) + clock.nowNs(),
+    {
+      checkReachability: true,
+      ...serverMetricsOptionsFromEnv(process.env),
+      ...(cfg.serverMetricsFormats ? { formats: cfg.serverMetricsFormats } : {}),
+      log: (level, text) => process.stderr.write(`${level === "warning" ? "warning: " : ""}${text}\n`),
+    },
   );
   const inflight = new Set<AbortController>();
   cfg.cancel?.addEventListener("abort", () => {
@@ -450,7 +468,7 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
   await ahead.prebuilt;
 
   const phaseStart = nowMs();
-  scraping.markProfilingStart();
+  await scraping.markProfilingStart();
   const deadline = cfg.durationS === undefined ? Number.POSITIVE_INFINITY : phaseStart + cfg.durationS * 1000;
   const lags: number[] = [];
   let sent = 0;

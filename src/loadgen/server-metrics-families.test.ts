@@ -71,4 +71,37 @@ describe("Prometheus text read into families as AIPerf's collector reads it", ()
       http_requests: { type: "counter", help: "", samples: [{ labels: {}, value: 5 }] },
     });
   });
+
+  it("calls an untyped family unknown, as prometheus_client does, and leaves out a _sum or _count never written", () => {
+    const f = parseMetricFamilies(
+      [
+        "# TYPE node_netstat_Tcp_InSegs untyped",
+        "node_netstat_Tcp_InSegs 12",
+        "# TYPE odd info",
+        "odd 1",
+        "# TYPE h histogram",
+        'h_bucket{le="1"} 2',
+        'h_bucket{le="+Inf"} 3',
+      ].join("\n"),
+    );
+    assert.deepEqual(f.node_netstat_Tcp_InSegs, {
+      type: "unknown",
+      help: "",
+      samples: [{ labels: {}, value: 12 }],
+    });
+    assert.equal(f.odd!.type, "unknown");
+    assert.deepEqual(f.h, {
+      type: "histogram",
+      help: "",
+      samples: [
+        {
+          labels: {},
+          buckets: new Map([
+            ["1", 2],
+            ["+Inf", 3],
+          ]),
+        },
+      ],
+    });
+  });
 });

@@ -1,9 +1,12 @@
 /**
- * Prometheus' text format read into metric families the way AIPerf's server-metrics collector reads it (through
- * `prometheus_client`'s parser): a counter's family drops the `_total` of its name, a histogram's `_bucket`,
- * `_sum` and `_count` lines fold into one sample per label set, labels are sorted by name, the last sample of a label
- * set wins, non-finite values are dropped (a histogram with one loses its whole label set), and summaries and the
- * `_created` / `_uptime` bookkeeping families are skipped.
+ * Prometheus' text format read into metric families the way AIPerf's server-metrics collector reads it
+ * (`aiperf/server_metrics/data_collector.py`, through `prometheus_client.parser.text_string_to_metric_families`): a
+ * counter's family drops the `_total` of its name (the parser's OpenMetrics naming, so `vllm:request_success_total`
+ * is the family `vllm:request_success`), an untyped family, or one without a `# TYPE`, is `unknown`, a histogram's
+ * `_bucket`, `_sum` and `_count` lines fold into one sample per label set with its buckets in the order the endpoint
+ * wrote them, labels are sorted by name, the last sample of a label set wins, non-finite values are dropped (a
+ * histogram with one loses its whole label set), and summaries and the `_created` / `_uptime` bookkeeping families
+ * are skipped.
  */
 
 export type FamilyType = "counter" | "gauge" | "histogram" | "unknown";
@@ -20,8 +23,9 @@ export interface HistogramSample {
    * integer-like bounds such as "1" first).
    */
   buckets: Map<string, number>;
-  sum: number;
-  count: number;
+  /** Absent when the endpoint wrote no `_sum` (`_count`) line for the label set. */
+  sum?: number;
+  count?: number;
 }
 
 export type MetricFamily =
@@ -81,6 +85,12 @@ const sortedLabels = (labels: Record<string, string>, drop?: string) =>
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
   );
 
+/** prometheus_client's family types: "untyped", and a type it has no rule for, are "unknown". */
+function declaredType(text: string): string {
+  const t = text.trim().toLowerCase();
+  return t === "counter" || t === "gauge" || t === "histogram" || t === "summary" ? t : "unknown";
+}
+
 const skippedFamily = (name: string) =>
   name.endsWith("_created") || name.endsWith("_uptime") || name.includes("_uptime_");
 
@@ -92,7 +102,7 @@ export function parseMetricFamilies(text: string): Record<string, MetricFamily> 
     const line = raw.trim();
     const meta = /^#\s*(TYPE|HELP)\s+(\S+)(?:\s+(.*))?$/.exec(line);
     if (!meta) continue;
-    if (meta[1] === "TYPE") declared.set(meta[2]!, (meta[3] ?? "").trim().toLowerCase());
+    if (meta[1] === "TYPE") declared.set(meta[2]!, declaredType(meta[3] ?? ""));
     else help.set(meta[2]!, unescapeHelp(meta[3] ?? ""));
   }
   /** A sample line's family: a declared one whose allowed names include it, else an untyped one of its own. */
@@ -153,7 +163,7 @@ export function parseMetricFamilies(text: string): Record<string, MetricFamily> 
     }
     let h = fam.byLabels.get(key);
     if (!h) {
-      h = { labels, buckets: new Map(), sum: 0, count: 0 };
+      h = { labels, buckets: new Map() };
       fam.byLabels.set(key, h);
     }
     if (s.name.endsWith("_bucket")) h.buckets.set(s.labels.le ?? "+Inf", s.value);

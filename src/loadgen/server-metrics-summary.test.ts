@@ -116,7 +116,8 @@ describe("AIPerf's aggregated server-metrics export from a recorded run", () => 
       "vllm:num_requests_running",
       "vllm:request_success",
     ]);
-    assert.deepEqual(doc.summary.endpoints_configured, [A, B]);
+    // AIPerf lists the endpoints it holds records of in both, not the ones it was given: B never answered.
+    assert.deepEqual(doc.summary.endpoints_configured, [A]);
     assert.deepEqual(doc.summary.endpoints_successful, [A]);
     assert.deepEqual(doc.summary.endpoint_info, {
       [A]: {
@@ -135,14 +136,19 @@ describe("AIPerf's aggregated server-metrics export from a recorded run", () => 
     const text = renderServerMetricsJson(doc);
     const json = JSON.parse(text);
     assert.equal(json.metrics["vllm:num_requests_running"].series[0].stats.p50, 4);
-    // Laid out as JSON.stringify(…, null, 2) lays it out.
+    // Laid out as orjson's OPT_INDENT_2 (JSON.stringify(…, null, 2)'s layout), no final newline, Python floats
+    // keeping their ".0" where AIPerf's fields are floats.
     assert.equal(
-      text,
-      `${JSON.stringify(json, null, 2)}\n`.replace(
+      text.replace(/(\d)\.0(?=,?\n)/g, "$1"),
+      JSON.stringify(json, null, 2).replace(
         /"1": 4,\n(\s+)"0\.1": 1,\n\s+"0\.5": 3,/,
         (_, sp) => `"0.1": 1,\n${sp}"0.5": 3,\n${sp}"1": 4,`,
       ),
     );
+    assert.match(text, /"total_fetches": 5,\n\s+"first_fetch_ns": 1700000000000000000,/);
+    assert.match(text, /"duration_seconds": 4\.0,\n\s+"avg_update_interval_ms": 1000\.0,/);
+    assert.match(text, /"total": 10\.0,\n\s+"rate": 2\.5\n/);
+    assert.match(text, /"count": 5,\n\s+"sum": 3\.45,/);
   });
 
   it("gives gauges sample statistics over the profiling phase only", () => {
@@ -175,6 +181,8 @@ describe("AIPerf's aggregated server-metrics export from a recorded run", () => 
     close(st.std, Math.sqrt(8 / 3), "std (ddof=1)");
     close(st.p25, 3.5, "p25");
     close(st.p75, 4.5, "p75");
+    // A family without a # TYPE is untyped: gauge statistics, its type kept as AIPerf keeps it.
+    assert.equal(doc.metrics.process_open_fds!.type, "unknown");
     assert.deepEqual(doc.metrics.process_open_fds!.series[0]!.stats.avg, 7);
     assert.equal(doc.metrics.process_open_fds!.series[0]!.labels, undefined);
   });
@@ -236,9 +244,23 @@ describe("AIPerf's aggregated server-metrics export from a recorded run", () => 
     assert.ok(csv.includes("\r\n\r\nEndpoint,Type,Metric,Unit,total,"), "a blank row between sections");
     assert.deepEqual(lines.slice(6, 9), [
       "Endpoint,Type,Metric,Unit,avg,min,max,std,p1,p5,p10,p25,p50,p75,p90,p95,p99,model_name,Description",
-      "127.0.0.1:9100,gauge,process_open_fds,,7.0000,7.0000,7.0000,0.0000,7.0000,7.0000,7.0000,7.0000,7.0000,7.0000,7.0000,7.0000,7.0000,,",
       "127.0.0.1:9100,gauge,vllm:num_requests_running,,4.0000,2.0000,6.0000,1.6330,2.0600,2.3000,2.6000,3.5000,4.0000,4.5000,5.4000,5.7000,5.9400,m,Number of requests in model execution batches.",
+      "",
     ]);
+    // Sections in AIPerf's order: gauge, counter, histogram, unknown (the untyped family, gauge columns), then info.
+    const headers = lines.filter((l) => l.startsWith("Endpoint,"));
+    assert.deepEqual(
+      headers.map((h) => h.split(",")[4]),
+      ["avg", "total", "count", "avg", "Description"],
+    );
+    const unknown = lines.indexOf(
+      "Endpoint,Type,Metric,Unit,avg,min,max,std,p1,p5,p10,p25,p50,p75,p90,p95,p99,Description",
+    );
+    assert.ok(unknown > lines.findIndex((l) => l.includes(",histogram,")));
+    assert.equal(
+      lines[unknown + 1],
+      "127.0.0.1:9100,unknown,process_open_fds,,7.0000,7.0000,7.0000,0.0000,7.0000,7.0000,7.0000,7.0000,7.0000,7.0000,7.0000,7.0000,7.0000,",
+    );
     assert.ok(
       lines.includes(
         "127.0.0.1:9100,counter,vllm:request_success,requests,10.0000,2.5000,,,,,m,Count of successfully processed requests.",
@@ -388,5 +410,213 @@ describe("the histogram percentile estimator", () => {
   it("repr-quotes labels for sort keys as Python's str(dict) does", () => {
     assert.equal(labelsKey({ a: "x", b: "it's" }), `{'a': 'x', 'b': "it's"}`);
     assert.equal(labelsKey({}), "");
+  });
+});
+
+describe("server_metrics_export.json for a small hand-written run", () => {
+  const U = "http://localhost:8000/metrics";
+  const T = 1_700_000_000_000_000_000;
+  /** A gauge, a counter, a histogram that saw nothing in the phase and an untyped family (node-exporter style). */
+  const page = (running: number, ok: number) =>
+    parseMetricFamilies(
+      [
+        "# HELP vllm:num_requests_running Number of requests in model execution batches.",
+        "# TYPE vllm:num_requests_running gauge",
+        `vllm:num_requests_running{model_name="m"} ${running}`,
+        "# HELP vllm:request_success_total Count of successfully processed requests.",
+        "# TYPE vllm:request_success_total counter",
+        `vllm:request_success_total{model_name="m",finished_reason="stop"} ${ok}`,
+        "# HELP vllm:e2e_request_latency_seconds Histogram of e2e request latency in seconds.",
+        "# TYPE vllm:e2e_request_latency_seconds histogram",
+        'vllm:e2e_request_latency_seconds_bucket{model_name="m",le="1.0"} 0',
+        'vllm:e2e_request_latency_seconds_bucket{model_name="m",le="+Inf"} 0',
+        'vllm:e2e_request_latency_seconds_sum{model_name="m"} 0',
+        'vllm:e2e_request_latency_seconds_count{model_name="m"} 0',
+        "# TYPE node_load1 untyped",
+        "node_load1 0.5",
+      ].join("\n"),
+    );
+  const input = {
+    configured: [U],
+    scrapes: [
+      { endpointUrl: U, timestampNs: T, latencyNs: 1_000_000, families: page(9, 1) },
+      { endpointUrl: U, timestampNs: T + 1e9, latencyNs: 3_000_000, families: page(2, 3) },
+      { endpointUrl: U, timestampNs: T + 2e9, latencyNs: 2_000_000, families: page(4, 7) },
+    ],
+    startNs: T + 0.5e9,
+    endNs: T + 2e9,
+    startTime: "2023-11-14T22:13:20.500000",
+    endTime: "2023-11-14T22:13:22",
+    inputConfig: { endpoint: { urls: ["http://localhost:8000"] } },
+    benchmarkId: "2900a136-3c1a-4520-adaa-5719822b729b",
+  };
+
+  it("is ServerMetricsExportData field for field, in its models' order, with Python's ints and floats", () => {
+    // Written from AIPerf's models: ServerMetricsExportData (schema_version, aiperf_version, benchmark_id, summary,
+    // metrics, input_config; None left out), ServerMetricsSummary, ServerMetricsEndpointInfo, the metric data
+    // (type, description, unit, series) and their series (endpoint_url, labels, stats, buckets); stats in
+    // GaugeStats / CounterStats / HistogramStats order; an untyped family typed "unknown" with gauge statistics.
+    assert.equal(
+      renderServerMetricsJson(summarizeServerMetrics(input)!),
+      [
+        "{",
+        '  "schema_version": "1.0",',
+        '  "benchmark_id": "2900a136-3c1a-4520-adaa-5719822b729b",',
+        '  "summary": {',
+        '    "endpoints_configured": [',
+        '      "http://localhost:8000/metrics"',
+        "    ],",
+        '    "endpoints_successful": [',
+        '      "http://localhost:8000/metrics"',
+        "    ],",
+        '    "start_time": "2023-11-14T22:13:20.500000",',
+        '    "end_time": "2023-11-14T22:13:22",',
+        '    "endpoint_info": {',
+        '      "http://localhost:8000/metrics": {',
+        '        "total_fetches": 3,',
+        '        "first_fetch_ns": 1700000000000000000,',
+        '        "last_fetch_ns": 1700000002000000000,',
+        '        "avg_fetch_latency_ms": 2.0,',
+        '        "unique_updates": 3,',
+        '        "first_update_ns": 1700000000000000000,',
+        '        "last_update_ns": 1700000002000000000,',
+        '        "duration_seconds": 2.0,',
+        '        "avg_update_interval_ms": 1000.0,',
+        '        "median_update_interval_ms": 1000.0',
+        "      }",
+        "    }",
+        "  },",
+        '  "metrics": {',
+        '    "node_load1": {',
+        '      "type": "unknown",',
+        '      "description": "",',
+        '      "series": [',
+        "        {",
+        '          "endpoint_url": "http://localhost:8000/metrics",',
+        '          "stats": {',
+        '            "avg": 0.5,',
+        '            "min": 0.5,',
+        '            "max": 0.5,',
+        '            "std": 0.0,',
+        '            "p1": 0.5,',
+        '            "p5": 0.5,',
+        '            "p10": 0.5,',
+        '            "p25": 0.5,',
+        '            "p50": 0.5,',
+        '            "p75": 0.5,',
+        '            "p90": 0.5,',
+        '            "p95": 0.5,',
+        '            "p99": 0.5',
+        "          }",
+        "        }",
+        "      ]",
+        "    },",
+        '    "vllm:e2e_request_latency_seconds": {',
+        '      "type": "histogram",',
+        '      "description": "Histogram of e2e request latency in seconds.",',
+        '      "unit": "seconds",',
+        '      "series": [',
+        "        {",
+        '          "endpoint_url": "http://localhost:8000/metrics",',
+        '          "labels": {',
+        '            "model_name": "m"',
+        "          },",
+        '          "stats": {',
+        '            "count": 0',
+        "          },",
+        '          "buckets": {',
+        '            "1.0": 0,',
+        '            "+Inf": 0',
+        "          }",
+        "        }",
+        "      ]",
+        "    },",
+        '    "vllm:num_requests_running": {',
+        '      "type": "gauge",',
+        '      "description": "Number of requests in model execution batches.",',
+        '      "series": [',
+        "        {",
+        '          "endpoint_url": "http://localhost:8000/metrics",',
+        '          "labels": {',
+        '            "model_name": "m"',
+        "          },",
+        '          "stats": {',
+        '            "avg": 3.0,',
+        '            "min": 2.0,',
+        '            "max": 4.0,',
+        '            "std": 1.4142135623730951,',
+        '            "p1": 2.02,',
+        '            "p5": 2.1,',
+        '            "p10": 2.2,',
+        '            "p25": 2.5,',
+        '            "p50": 3.0,',
+        '            "p75": 3.5,',
+        '            "p90": 3.8,',
+        '            "p95": 3.9,',
+        '            "p99": 3.98',
+        "          }",
+        "        }",
+        "      ]",
+        "    },",
+        '    "vllm:request_success": {',
+        '      "type": "counter",',
+        '      "description": "Count of successfully processed requests.",',
+        '      "unit": "requests",',
+        '      "series": [',
+        "        {",
+        '          "endpoint_url": "http://localhost:8000/metrics",',
+        '          "labels": {',
+        '            "finished_reason": "stop",',
+        '            "model_name": "m"',
+        "          },",
+        '          "stats": {',
+        '            "total": 6.0,',
+        '            "rate": 3.0',
+        "          }",
+        "        }",
+        "      ]",
+        "    }",
+        "  },",
+        '  "input_config": {',
+        '    "endpoint": {',
+        '      "urls": [',
+        '        "http://localhost:8000"',
+        "      ]",
+        "    }",
+        "  }",
+        "}",
+      ].join("\n"),
+    );
+  });
+
+  it("counts a repeated page as a fetch, not an update, but keeps its values, whatever order scrapes come in", () => {
+    const d = summarizeServerMetrics({
+      ...input,
+      scrapes: [
+        input.scrapes[0]!,
+        { ...input.scrapes[2]!, duplicate: false },
+        { ...input.scrapes[1]!, duplicate: false },
+        {
+          endpointUrl: U,
+          timestampNs: T + 1.5e9,
+          latencyNs: 2_000_000,
+          families: page(2, 3),
+          duplicate: true,
+        },
+      ],
+    })!;
+    const info = d.summary.endpoint_info![U]!;
+    assert.equal(info.total_fetches, 4);
+    assert.equal(info.unique_updates, 3);
+    assert.equal(info.avg_fetch_latency_ms, 2);
+    // The gauge's in-phase samples are 2 (twice: the repeat counts) and 4.
+    assert.deepEqual(
+      [
+        d.metrics["vllm:num_requests_running"]!.series[0]!.stats.avg,
+        d.metrics["vllm:num_requests_running"]!.series[0]!.stats.min,
+      ],
+      [8 / 3, 2],
+    );
+    assert.equal(d.metrics["vllm:request_success"]!.series[0]!.stats.total, 6);
   });
 });

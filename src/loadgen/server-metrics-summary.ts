@@ -1,6 +1,7 @@
 import { percentileOfSorted } from "../metrics/summary.ts";
-import type { HistogramSample, MetricFamily } from "./server-metrics-families.ts";
+import type { MetricFamily } from "./server-metrics-families.ts";
 import { ESTIMATE_QUANTILES, estimatePercentiles, learnBuckets } from "./server-metrics-percentiles.ts";
+import { pyFloatJson, pyIntJson } from "./server-metrics-pyfloat.ts";
 import { endpointDisplay, inferUnit } from "./server-metrics-units.ts";
 
 /**
@@ -8,7 +9,9 @@ import { endpointDisplay, inferUnit } from "./server-metrics-units.ts";
  * from the scrapes of a run: per endpoint and series, gauges as statistics of the sampled values, counters as their
  * increase and rate over the profiling phase, histograms as bucket, sum and count increases with estimated
  * percentiles. The increase runs from the last scrape before the profiling phase (the reference) to the last one in
- * it, so warmup traffic is left out. Pure: the caller supplies the scrapes, times and configuration.
+ * it, so warmup traffic is left out. Pure: the caller supplies the scrapes, times and configuration. Written from
+ * AIPerf's `ServerMetricsExportData` (`aiperf/common/models/server_metrics_models.py`) and its accumulator and
+ * exporters under `aiperf/server_metrics/`.
  */
 
 export const SERVER_METRICS_JSON = "server_metrics_export.json";
@@ -17,15 +20,21 @@ export const SERVER_METRICS_CSV = "server_metrics_export.csv";
 /** One scrape of one endpoint: its families, or none when it failed. */
 export interface Scrape {
   endpointUrl: string;
+  /** AIPerf's record `timestamp_ns`: when the answer's first byte came, wall-clock ns. */
   timestampNs: number;
   latencyNs?: number;
   families?: Record<string, MetricFamily>;
+  /**
+   * The page was the same text as this endpoint's previous one (AIPerf's `is_duplicate`): a fetch, not an update.
+   * When not given, the families are compared with those of the endpoint's previous scrape.
+   */
+  duplicate?: boolean;
 }
 
-export interface SummaryInput {
-  /** The endpoints the run was asked to scrape. */
+/** What the export needs besides the scrapes. */
+export interface SummaryOptions {
+  /** The endpoints the run was asked to scrape (they order the summary's endpoint lists). */
   configured: readonly string[];
-  scrapes: readonly Scrape[];
   /** The profiling phase, wall-clock ns (warmup before it). */
   startNs: number;
   endNs: number;
@@ -36,7 +45,12 @@ export interface SummaryInput {
   benchmarkId?: string;
 }
 
-type MetricType = "gauge" | "counter" | "histogram";
+export interface SummaryInput extends SummaryOptions {
+  scrapes: readonly Scrape[];
+}
+
+/** AIPerf's `PrometheusMetricType` values in the export: an untyped family stays `unknown` (gauge statistics). */
+export type MetricType = "gauge" | "counter" | "histogram" | "unknown";
 type Stats = Record<string, number>;
 
 export interface SeriesSummary {
@@ -69,6 +83,7 @@ export interface EndpointInfo {
 
 export interface ServerMetricsExport {
   schema_version: "1.0";
+  aiperf_version?: string;
   benchmark_id?: string;
   summary: {
     endpoints_configured: string[];
@@ -113,12 +128,29 @@ interface Point<T> {
   v: T;
 }
 
+/** A histogram snapshot in its series' fixed bucket order (AIPerf's `HistogramTimeSeries` row). */
+interface HistogramRow {
+  sum: number;
+  count: number;
+  counts: Float64Array;
+}
+
 interface SeriesStore {
   type: MetricType;
   help: string;
   labels: Record<string, string>;
   scalars: Point<number>[];
-  hist: Point<HistogramSample>[];
+  hist: Point<HistogramRow>[];
+  /** A histogram's bounds: its first sample's, sorted by value with +Inf last; later extra bounds are ignored. */
+  les?: string[];
+}
+
+/** Inserts keeping timestamps sorted (scrapes nearly always arrive in order). */
+function insertSorted<T>(points: Point<T>[], p: Point<T>): void {
+  let i = points.length;
+  while (i > 0 && points[i - 1]!.ts > p.ts) i--;
+  if (i === points.length) points.push(p);
+  else points.splice(i, 0, p);
 }
 
 /** Index of the last point before `startNs` (the delta's reference), or -1. */
@@ -157,7 +189,8 @@ function counterStats(points: readonly Point<number>[], startNs: number, endNs: 
 }
 
 function histogramStats(
-  points: readonly Point<HistogramSample>[],
+  points: readonly Point<HistogramRow>[],
+  les: readonly string[],
   startNs: number,
   endNs: number,
 ): { stats: Stats; buckets?: Map<string, number> } | null {
@@ -170,20 +203,15 @@ function histogramStats(
   const b = points[final]!;
   const sumDelta = b.v.sum - a.v.sum;
   const countDelta = Math.trunc(b.v.count - a.v.count);
-  // The series' bounds are fixed by its first sample, sorted (a later sample's extra bounds are ignored, a missing
-  // one counts 0), as AIPerf's histogram storage keeps them.
-  const les = [...points[0]!.v.buckets.keys()].sort(
-    (x, y) => (x === "+Inf" ? Infinity : Number(x)) - (y === "+Inf" ? Infinity : Number(y)),
-  );
   let buckets: Map<string, number> | undefined = new Map();
-  for (const le of les) {
-    const d = (b.v.buckets.get(le) ?? 0) - (a.v.buckets.get(le) ?? 0);
+  for (let i = 0; i < les.length; i++) {
+    const d = b.v.counts[i]! - a.v.counts[i]!;
     if (d < 0) {
       // A reset bucket makes every delta meaningless: AIPerf then leaves the buckets out.
       buckets = undefined;
       break;
     }
-    buckets.set(le, Math.trunc(d));
+    buckets.set(les[i]!, Math.trunc(d));
   }
   if (countDelta === 0) return { stats: { count: 0 }, ...(buckets ? { buckets } : {}) };
   const seconds = b.ts > a.ts ? (b.ts - a.ts) / 1e9 : 0;
@@ -198,7 +226,7 @@ function histogramStats(
       tail.map((p) => p.v.sum),
       tail.map((p) => p.v.count),
       les,
-      tail.map((p) => les.map((le) => p.v.buckets.get(le) ?? 0)),
+      tail.map((p) => [...p.v.counts]),
     );
     const est = estimatePercentiles(buckets, learned, sumDelta, countDelta);
     if (est)
@@ -209,163 +237,244 @@ function histogramStats(
   return { stats, ...(buckets ? { buckets } : {}) };
 }
 
-function endpointInfo(ok: readonly Scrape[], unique: readonly number[]): EndpointInfo {
-  const latencies = ok.flatMap((s) => (s.latencyNs === undefined ? [] : [s.latencyNs]));
-  const firstUpdate = unique.length > 0 ? Math.min(...unique) : 0;
-  const lastUpdate = unique.length > 0 ? Math.max(...unique) : 0;
-  const duration = unique.length > 0 ? (lastUpdate - firstUpdate) / 1e9 : 0;
-  const sortedUnique = [...unique].sort((x, y) => x - y);
-  const intervals = sortedUnique.slice(1).map((t, i) => t - sortedUnique[i]!);
-  const info: EndpointInfo = {
-    total_fetches: ok.length,
-    first_fetch_ns: Math.min(...ok.map((s) => s.timestampNs)),
-    last_fetch_ns: Math.max(...ok.map((s) => s.timestampNs)),
-    avg_fetch_latency_ms:
-      latencies.length > 0 ? latencies.reduce((x, y) => x + y, 0) / latencies.length / 1e6 : 0,
-    unique_updates: unique.length,
-    first_update_ns: firstUpdate,
-    last_update_ns: lastUpdate,
-    duration_seconds: duration,
-    avg_update_interval_ms: unique.length > 1 ? (duration * 1000) / (unique.length - 1) : 0,
-  };
-  if (intervals.length > 0) {
-    intervals.sort((x, y) => x - y);
-    const mid = intervals.length >> 1;
-    const median = intervals.length % 2 === 1 ? intervals[mid]! : (intervals[mid - 1]! + intervals[mid]!) / 2;
-    info.median_update_interval_ms = median / 1e6;
-  }
-  return info;
-}
+const leValue = (le: string) => (le === "+Inf" ? Number.POSITIVE_INFINITY : Number(le));
 
-/** The aggregated export, or null when no endpoint answered (AIPerf then writes neither file). */
-export function summarizeServerMetrics(input: SummaryInput): ServerMetricsExport | null {
-  const byEndpoint = new Map<string, Scrape[]>();
-  for (const s of input.scrapes) {
-    if (!s.families || Object.keys(s.families).length === 0) continue;
-    let list = byEndpoint.get(s.endpointUrl);
-    if (!list) {
-      list = [];
-      byEndpoint.set(s.endpointUrl, list);
-    }
-    list.push(s);
-  }
-  if (byEndpoint.size === 0) return null;
-  const metrics = new Map<string, MetricSummary>();
-  const info: Record<string, EndpointInfo> = {};
-  for (const [url, list] of byEndpoint) {
-    const ok = [...list].sort((x, y) => x.timestampNs - y.timestampNs);
-    const unique: number[] = [];
-    let previous: string | undefined;
-    const stores = new Map<string, SeriesStore>();
-    const order: string[] = [];
-    for (const s of ok) {
-      // A scrape identical to the one before is a fetch, not an update (AIPerf compares response bodies).
+/** One endpoint's scrapes as AIPerf's `ServerMetricsTimeSeries` keeps them. */
+class EndpointStore {
+  readonly stores = new Map<string, SeriesStore>();
+  totalFetches = 0;
+  firstFetchNs = 0;
+  lastFetchNs = 0;
+  latencies: number[] = [];
+  unique: number[] = [];
+  /** The families of the previous scrape, for scrapes that do not say whether they repeat it. */
+  previous: string | undefined;
+
+  add(s: Scrape & { families: Record<string, MetricFamily> }): void {
+    const ts = s.timestampNs;
+    if (this.totalFetches === 0 || ts < this.firstFetchNs) this.firstFetchNs = ts;
+    if (this.totalFetches === 0 || ts > this.lastFetchNs) this.lastFetchNs = ts;
+    this.totalFetches++;
+    if (s.latencyNs !== undefined) this.latencies.push(s.latencyNs);
+    let duplicate = s.duplicate;
+    if (duplicate === undefined) {
       const text = JSON.stringify(s.families, (_k, v) => (v instanceof Map ? [...v] : v));
-      if (text !== previous) unique.push(s.timestampNs);
-      previous = text;
-      for (const [name, fam] of Object.entries(s.families!)) {
-        for (const sample of fam.samples) {
-          const key = `${name}\u0000${JSON.stringify(sample.labels)}`;
-          let store = stores.get(key);
-          if (!store) {
-            store = {
-              type: fam.type === "unknown" ? "gauge" : fam.type,
-              help: fam.help,
-              labels: sample.labels,
-              scalars: [],
-              hist: [],
-            };
-            stores.set(key, store);
-            order.push(key);
-          }
-          if ("value" in sample) store.scalars.push({ ts: s.timestampNs, v: sample.value });
-          else store.hist.push({ ts: s.timestampNs, v: sample });
+      duplicate = text === this.previous;
+      this.previous = text;
+    }
+    if (!duplicate) this.unique.push(ts);
+    // Every scrape's samples are kept, a repeated one's too (AIPerf stores them for its statistics).
+    for (const [name, fam] of Object.entries(s.families)) {
+      for (const sample of fam.samples) {
+        const key = `${name}\u0000${JSON.stringify(sample.labels)}`;
+        let store = this.stores.get(key);
+        if (!store) {
+          store = { type: fam.type, help: fam.help, labels: sample.labels, scalars: [], hist: [] };
+          this.stores.set(key, store);
         }
+        if ("value" in sample) {
+          if (store.type !== "histogram") insertSorted(store.scalars, { ts, v: sample.value });
+          continue;
+        }
+        if (store.type !== "histogram") continue;
+        store.les ??= [...sample.buckets.keys()].sort((x, y) => leValue(x) - leValue(y));
+        const counts = Float64Array.from(store.les, (le) => sample.buckets.get(le) ?? 0);
+        insertSorted(store.hist, { ts, v: { sum: sample.sum ?? 0, count: sample.count ?? 0, counts } });
       }
     }
-    const windowEnd = Math.max(input.endNs, unique.length > 0 ? Math.max(...unique) : 0);
-    for (const key of order) {
-      const store = stores.get(key)!;
-      const name = key.slice(0, key.indexOf("\u0000"));
-      let series: SeriesSummary | null = null;
-      const labels = Object.keys(store.labels).length > 0 ? { labels: store.labels } : {};
-      if (store.type === "histogram") {
-        const h = histogramStats(store.hist, input.startNs, windowEnd);
-        if (h)
-          series = {
-            endpoint_url: url,
-            ...labels,
-            stats: h.stats,
-            ...(h.buckets ? { buckets: h.buckets } : {}),
-          };
-      } else {
-        const stats =
-          store.type === "counter"
-            ? counterStats(store.scalars, input.startNs, windowEnd)
-            : gaugeStats(store.scalars, input.startNs, windowEnd);
-        if (stats) series = { endpoint_url: url, ...labels, stats };
-      }
-      if (!series) continue;
-      let metric = metrics.get(name);
-      if (!metric) {
-        const unit = inferUnit(name, store.help);
-        metric = { type: store.type, description: store.help, ...(unit ? { unit } : {}), series: [] };
-        metrics.set(name, metric);
-      }
-      metric.series.push(series);
+  }
+
+  info(): EndpointInfo {
+    const unique = [...this.unique].sort((x, y) => x - y);
+    const firstUpdate = unique.length > 0 ? unique[0]! : 0;
+    const lastUpdate = unique.length > 0 ? unique[unique.length - 1]! : 0;
+    const duration = unique.length > 0 ? (lastUpdate - firstUpdate) / 1e9 : 0;
+    const info: EndpointInfo = {
+      total_fetches: this.totalFetches,
+      first_fetch_ns: this.firstFetchNs,
+      last_fetch_ns: this.lastFetchNs,
+      avg_fetch_latency_ms:
+        this.latencies.length > 0
+          ? this.latencies.reduce((x, y) => x + y, 0) / this.latencies.length / 1e6
+          : 0,
+      unique_updates: unique.length,
+      first_update_ns: firstUpdate,
+      last_update_ns: lastUpdate,
+      duration_seconds: duration,
+      avg_update_interval_ms: unique.length > 1 ? (duration * 1000) / (unique.length - 1) : 0,
+    };
+    const intervals = unique
+      .slice(1)
+      .map((t, i) => t - unique[i]!)
+      .sort((x, y) => x - y);
+    if (intervals.length > 0) {
+      const mid = intervals.length >> 1;
+      const median =
+        intervals.length % 2 === 1 ? intervals[mid]! : (intervals[mid - 1]! + intervals[mid]!) / 2;
+      info.median_update_interval_ms = median / 1e6;
     }
-    info[url] = endpointInfo(ok, unique);
+    return info;
   }
-  const sortedMetrics: Record<string, MetricSummary> = {};
-  for (const name of [...metrics.keys()].sort(byCodePoint)) {
-    const m = metrics.get(name)!;
-    m.series.sort(
-      (x, y) =>
-        byCodePoint(x.endpoint_url, y.endpoint_url) || byCodePoint(labelsKey(x.labels), labelsKey(y.labels)),
-    );
-    sortedMetrics[name] = m;
-  }
-  const endpointInfoSorted = Object.fromEntries(
-    Object.keys(info)
-      .sort(byCodePoint)
-      .map((u) => [u, info[u]!]),
-  );
-  return {
-    schema_version: "1.0",
-    ...(input.benchmarkId ? { benchmark_id: input.benchmarkId } : {}),
-    summary: {
-      endpoints_configured: [...input.configured],
-      endpoints_successful: input.configured.filter((u) => byEndpoint.has(u)),
-      start_time: input.startTime,
-      end_time: input.endTime,
-      endpoint_info: endpointInfoSorted,
-    },
-    metrics: sortedMetrics,
-    input_config: input.inputConfig,
-  };
 }
 
-/** JSON.stringify(value, null, 2), but a Map becomes an object whose keys keep the Map's order. */
-function toJson(value: unknown, depth: number): string {
+/**
+ * The run's scrapes as they arrive, kept as AIPerf's accumulator keeps them: per endpoint and series, the sampled
+ * values (a histogram's as rows in its fixed bucket order), so a long run at AIPerf's 333 ms interval holds numbers,
+ * not pages. `summarize` computes the aggregated export from them.
+ */
+export class ServerMetricsAccumulator {
+  private readonly endpoints = new Map<string, EndpointStore>();
+
+  /** A scrape without families (failed, or an empty page) is no record: AIPerf delivers none for it. */
+  add(s: Scrape): void {
+    if (!s.families || Object.keys(s.families).length === 0) return;
+    let e = this.endpoints.get(s.endpointUrl);
+    if (!e) {
+      e = new EndpointStore();
+      this.endpoints.set(s.endpointUrl, e);
+    }
+    e.add(s as Scrape & { families: Record<string, MetricFamily> });
+  }
+
+  /** The aggregated export, or null when no endpoint answered (AIPerf then writes neither file). */
+  summarize(o: SummaryOptions): ServerMetricsExport | null {
+    if (this.endpoints.size === 0) return null;
+    const metrics = new Map<string, MetricSummary>();
+    const info: Record<string, EndpointInfo> = {};
+    for (const [url, e] of this.endpoints) {
+      const endpointInfo = e.info();
+      // Per endpoint, as AIPerf: the window runs to the profiling end or the endpoint's last update, if later.
+      const windowEnd = Math.max(o.endNs, endpointInfo.last_update_ns);
+      for (const [key, store] of e.stores) {
+        const name = key.slice(0, key.indexOf("\u0000"));
+        let series: SeriesSummary | null = null;
+        const labels = Object.keys(store.labels).length > 0 ? { labels: store.labels } : {};
+        if (store.type === "histogram") {
+          const h = histogramStats(store.hist, store.les ?? [], o.startNs, windowEnd);
+          if (h)
+            series = {
+              endpoint_url: url,
+              ...labels,
+              stats: h.stats,
+              ...(h.buckets ? { buckets: h.buckets } : {}),
+            };
+        } else {
+          const stats =
+            store.type === "counter"
+              ? counterStats(store.scalars, o.startNs, windowEnd)
+              : gaugeStats(store.scalars, o.startNs, windowEnd);
+          if (stats) series = { endpoint_url: url, ...labels, stats };
+        }
+        if (!series) continue;
+        let metric = metrics.get(name);
+        if (!metric) {
+          const unit = inferUnit(name, store.help);
+          metric = { type: store.type, description: store.help, ...(unit ? { unit } : {}), series: [] };
+          metrics.set(name, metric);
+        }
+        metric.series.push(series);
+      }
+      info[url] = endpointInfo;
+    }
+    const sortedMetrics: Record<string, MetricSummary> = {};
+    for (const name of [...metrics.keys()].sort(byCodePoint)) {
+      const m = metrics.get(name)!;
+      m.series.sort(
+        (x, y) =>
+          byCodePoint(x.endpoint_url, y.endpoint_url) ||
+          byCodePoint(labelsKey(x.labels), labelsKey(y.labels)),
+      );
+      sortedMetrics[name] = m;
+    }
+    const endpointInfoSorted = Object.fromEntries(
+      Object.keys(info)
+        .sort(byCodePoint)
+        .map((u) => [u, info[u]!]),
+    );
+    // AIPerf fills both lists with the endpoints its accumulator holds records of (the reachable ones that answered),
+    // not with the endpoints it was given; here in the order they were given.
+    const answered = [
+      ...o.configured.filter((u) => this.endpoints.has(u)),
+      ...[...this.endpoints.keys()].filter((u) => !o.configured.includes(u)),
+    ];
+    return {
+      schema_version: "1.0",
+      ...(o.benchmarkId ? { benchmark_id: o.benchmarkId } : {}),
+      summary: {
+        endpoints_configured: answered,
+        endpoints_successful: [...answered],
+        start_time: o.startTime,
+        end_time: o.endTime,
+        endpoint_info: endpointInfoSorted,
+      },
+      metrics: sortedMetrics,
+      input_config: o.inputConfig,
+    };
+  }
+}
+
+/** The aggregated export of a finished run's scrapes, or null when no endpoint answered. */
+export function summarizeServerMetrics(input: SummaryInput): ServerMetricsExport | null {
+  const acc = new ServerMetricsAccumulator();
+  const byEndpoint = new Map<string, Scrape[]>();
+  for (const s of input.scrapes) byEndpoint.set(s.endpointUrl, [...(byEndpoint.get(s.endpointUrl) ?? []), s]);
+  // Each endpoint's in time order, so that "same as the previous" compares neighbours.
+  for (const list of byEndpoint.values())
+    for (const s of [...list].sort((x, y) => x.timestampNs - y.timestampNs)) acc.add(s);
+  return acc.summarize(input);
+}
+
+/** `ServerMetricsEndpointInfo`'s int fields; its others are floats. */
+const INT_INFO = new Set([
+  "total_fetches",
+  "first_fetch_ns",
+  "last_fetch_ns",
+  "unique_updates",
+  "first_update_ns",
+  "last_update_ns",
+]);
+
+/**
+ * How AIPerf's models type the number at `path`: bucket counts, a histogram's `stats.count` and the endpoint-info
+ * counts and timestamps are ints, every other statistic a float; `input_config` is the caller's, written as given.
+ */
+function numberText(x: number, path: readonly string[]): string {
+  if (path[0] === "input_config") return JSON.stringify(x);
+  const key = path[path.length - 1]!;
+  const parent = path[path.length - 2];
+  const isInt =
+    parent === "buckets" ||
+    (parent === "stats" && key === "count") ||
+    (path[0] === "summary" && path[1] === "endpoint_info" && INT_INFO.has(key));
+  return isInt ? pyIntJson(x) : pyFloatJson(x, "orjson");
+}
+
+/**
+ * orjson's `OPT_INDENT_2` layout (JSON.stringify(value, null, 2)'s), a Map an object whose keys keep the Map's order,
+ * numbers as Python writes AIPerf's int and float fields.
+ */
+function toJson(value: unknown, path: string[]): string {
+  const depth = path.length;
   const pad = "  ".repeat(depth + 1);
   const end = "  ".repeat(depth);
   const object = (entries: [string, unknown][]) => {
     const kept = entries.filter(([, v]) => v !== undefined);
     if (kept.length === 0) return "{}";
-    return `{\n${kept.map(([k, v]) => `${pad}${JSON.stringify(k)}: ${toJson(v, depth + 1)}`).join(",\n")}\n${end}}`;
+    return `{\n${kept.map(([k, v]) => `${pad}${JSON.stringify(k)}: ${toJson(v, [...path, k])}`).join(",\n")}\n${end}}`;
   };
   if (value instanceof Map) return object([...value].map(([k, v]) => [String(k), v]));
   if (Array.isArray(value)) {
     if (value.length === 0) return "[]";
-    return `[\n${value.map((v) => pad + toJson(v, depth + 1)).join(",\n")}\n${end}]`;
+    return `[\n${value.map((v, i) => pad + toJson(v, [...path, String(i)])).join(",\n")}\n${end}]`;
   }
   if (value !== null && typeof value === "object") return object(Object.entries(value));
+  if (typeof value === "number") return numberText(value, path);
   return JSON.stringify(value) ?? "null";
 }
 
-/** The text of `server_metrics_export.json` (indented by 2, as AIPerf writes it). */
+/** The text of `server_metrics_export.json`: indented by 2 and without a final newline, as AIPerf writes it. */
 export function renderServerMetricsJson(doc: ServerMetricsExport): string {
-  return `${toJson(doc, 0)}\n`;
+  return toJson(doc, []);
 }
 
 const CSV_STATS: Record<MetricType, readonly string[]> = {
@@ -379,6 +488,8 @@ const CSV_STATS: Record<MetricType, readonly string[]> = {
     "avg",
     ...ESTIMATE_QUANTILES.map((q) => `p${q}_estimate`),
   ],
+  // AIPerf's CSV gives untyped families their own section, with the gauge columns.
+  unknown: ["avg", "min", "max", "std", "p1", "p5", "p10", "p25", "p50", "p75", "p90", "p95", "p99"],
 };
 /** Stats AIPerf types as int, which its CSV prints without decimals (every other number gets four). */
 const INT_STATS = new Set(["count"]);
@@ -471,8 +582,8 @@ function section(type: MetricType, items: readonly CsvItem[]): string {
 
 /**
  * The text of `server_metrics_export.csv`: a commented header, then one section per type (gauges, counters,
- * histograms; a blank row between) with each series' statistics and its labels spread over columns, then the
- * `_info` metrics turned into one row per label.
+ * histograms, untyped families; a blank row between) with each series' statistics and its labels spread over columns,
+ * then the `_info` gauges turned into one row per label.
  */
 export function renderServerMetricsCsv(doc: ServerMetricsExport, aiperfVersion = "unknown"): string {
   const items: CsvItem[] = [];
@@ -496,7 +607,7 @@ export function renderServerMetricsCsv(doc: ServerMetricsExport, aiperfVersion =
     "#\n";
   const infos = items.filter((m) => m.type === "gauge" && m.info);
   let first = true;
-  for (const type of ["gauge", "counter", "histogram"] as const) {
+  for (const type of ["gauge", "counter", "histogram", "unknown"] as const) {
     const these = items.filter((m) => m.type === type && !(type === "gauge" && m.info));
     if (these.length === 0) continue;
     if (!first) out += "\r\n";

@@ -88,6 +88,11 @@ describe("AIPerf's record model accepts what servelab writes", () => {
     const server = createServer((req, res) => {
       req.resume();
       req.on("end", () => {
+        // The load generator looks for the server's /metrics first, as AIPerf does; this one has none.
+        if (req.method !== "POST") {
+          res.writeHead(404).end();
+          return;
+        }
         if (n++ === 1) {
           res.writeHead(500, { "content-type": "text/plain" });
           res.end("boom");
