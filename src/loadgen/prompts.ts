@@ -127,8 +127,10 @@ interface ByteLevelTokenizer {
 }
 
 interface DecodeTables {
-  /** Each ordinary token's bytes; null for an added (special) token, whose text is its content. */
-  bytes: (Uint8Array | null)[];
+  /** Every ordinary token's bytes, one after another: token `id`'s are `bytes[start[id]] … bytes[start[id + 1] - 1]`. */
+  bytes: Uint8Array;
+  start: Int32Array;
+  /** Added (special) tokens, whose text is their content; they have no bytes. */
   added: Map<number, string>;
 }
 
@@ -138,6 +140,7 @@ interface DecodeTables {
  * a load generator's event loop for that long). Equal to the library's decode by construction — ordinary tokens'
  * bytes concatenated and decoded as UTF-8 with replacement, added tokens as their content — and checked against it
  * by a test. Null when the tokenizer is not of that shape (another library version), which keeps the library's.
+ * One buffer for the whole vocabulary: a small array per token made building the tables take most of a second.
  */
 function byteLevelTables(tok: ByteLevelTokenizer): DecodeTables | null {
   const byteOf = tok.decoder?.byte_decoder;
@@ -145,51 +148,60 @@ function byteLevelTables(tok: ByteLevelTokenizer): DecodeTables | null {
   if (tok.decoder?.constructor?.name !== "ByteLevelDecoder" || !byteOf || !vocab) return null;
   if (tok.clean_up_tokenization_spaces) return null;
   const added = new Map((tok.added_tokens ?? []).map((t) => [t.id, t.content] as const));
-  const bytes: (Uint8Array | null)[] = [];
-  for (let id = 0; id < vocab.length; id++) {
-    const piece = vocab[id];
-    if (added.has(id) || piece === undefined) {
-      bytes.push(null);
-      continue;
-    }
-    const out = new Uint8Array(piece.length);
-    let n = 0;
-    for (const ch of piece) {
-      const b = byteOf[ch];
-      if (b === undefined) return null;
-      out[n++] = b;
-    }
-    bytes.push(out.subarray(0, n));
+  // The byte-level alphabet is 256 characters of the Basic Multilingual Plane: a table by character code.
+  const byteOfCode = new Int16Array(65536).fill(-1);
+  for (const [ch, b] of Object.entries(byteOf)) {
+    if (ch.length !== 1) return null;
+    byteOfCode[ch.charCodeAt(0)] = b;
   }
-  return { bytes, added };
+  let size = 0;
+  for (let id = 0; id < vocab.length; id++) if (!added.has(id)) size += vocab[id]?.length ?? 0;
+  const bytes = new Uint8Array(size);
+  const start = new Int32Array(vocab.length + 1);
+  let at = 0;
+  for (let id = 0; id < vocab.length; id++) {
+    start[id] = at;
+    const piece = vocab[id];
+    if (piece === undefined || added.has(id)) continue;
+    for (let k = 0; k < piece.length; k++) {
+      const b = byteOfCode[piece.charCodeAt(k)]!;
+      if (b < 0) return null;
+      bytes[at++] = b;
+    }
+  }
+  start[vocab.length] = at;
+  return { bytes, start, added };
 }
 
 const utf8 = new TextDecoder();
 
 /** Null when an id is outside the tables (the library then decides what it means). */
 function decodeByTable(t: DecodeTables, ids: readonly number[]): string | null {
+  const tokens = t.start.length - 1;
   let size = 0;
   for (const id of ids) {
-    const b = t.bytes[id];
-    if (b) size += b.length;
+    if (!(id >= 0 && id < tokens)) return null;
+    const n = t.start[id + 1]! - t.start[id]!;
+    if (n > 0) size += n;
     else if (!t.added.has(id)) return null;
   }
   const buf = new Uint8Array(size);
   let text = "";
-  let start = 0;
+  let from = 0;
   let at = 0;
   for (const id of ids) {
-    const b = t.bytes[id];
-    if (b) {
-      buf.set(b, at);
-      at += b.length;
+    const a = t.start[id]!;
+    const b = t.start[id + 1]!;
+    if (b > a) {
+      buf.set(t.bytes.subarray(a, b), at);
+      at += b - a;
       continue;
     }
     // An added token ends the run of bytes before it: that run is decoded on its own, as the library does.
-    text += utf8.decode(buf.subarray(start, at)) + t.added.get(id);
-    start = at;
+    text += utf8.decode(buf.subarray(from, at)) + t.added.get(id);
+    from = at;
   }
-  return text + utf8.decode(buf.subarray(start, at));
+  return text + utf8.decode(buf.subarray(from, at));
 }
 
 export const DEFAULT_CORPUS_DIR = fileURLToPath(new URL("../../data/corpus/", import.meta.url));
