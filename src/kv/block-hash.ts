@@ -1,6 +1,7 @@
 import { createXXHash3, type IHasher } from "hash-wasm";
 import { type HashSeq, hashCount } from "./hash-seq.ts";
 import { xxh3Pair } from "./xxh3-pair.ts";
+import { XXH3_WORDS_MAX_BYTES, XXH3_WORDS_MIN_BYTES, xxh3Words } from "./xxh3-words.ts";
 
 /** Dynamo's XXH3 seed for router block hashes (`XXH3_SEED`). */
 export const XXH3_SEED = 1337;
@@ -13,6 +14,8 @@ export const XXH3_SEED = 1337;
 export interface BlockHasher {
   /** XXH3-64 (seed 1337) of raw bytes, written as (lo, hi) into `out` at pair index `i`. */
   hashBytesInto(bytes: Uint8Array, out: HashSeq, i: number): void;
+  /** The same hash of `count` u32 words from `start` as their little-endian bytes (a block's token ids). */
+  hashWordsInto(words: Uint32Array, start: number, count: number, out: HashSeq, i: number): void;
   /** Local hashes of the full blocks of a token-id sequence. */
   localHashes(tokenIds: ArrayLike<number>, blockSize: number): HashSeq;
   /** Chains local hashes into sequence hashes. */
@@ -41,7 +44,14 @@ function makeHasher(xxh: IHasher): BlockHasher {
   // Token ids are written through a u32 view: every platform Node supports is little-endian, as the hash expects.
   let blockWords = new Uint32Array(0);
 
+  const inJs = (bytes: number) => bytes >= XXH3_WORDS_MIN_BYTES && bytes <= XXH3_WORDS_MAX_BYTES;
+
   const hashBytesInto = (bytes: Uint8Array, out: HashSeq, i: number): void => {
+    const n = bytes.length;
+    if (inJs(n) && (n & 3) === 0 && (bytes.byteOffset & 3) === 0) {
+      xxh3Words(new Uint32Array(bytes.buffer, bytes.byteOffset, n >>> 2), 0, n >>> 2, out, i);
+      return;
+    }
     xxh.init();
     xxh.update(bytes);
     const d = xxh.digest("binary");
@@ -50,10 +60,16 @@ function makeHasher(xxh: IHasher): BlockHasher {
     out[2 * i + 1] = ((d[0]! << 24) | (d[1]! << 16) | (d[2]! << 8) | d[3]!) >>> 0;
   };
 
+  const hashWordsInto = (words: Uint32Array, start: number, count: number, out: HashSeq, i: number): void => {
+    if (inJs(count * 4)) xxh3Words(words, start, count, out, i);
+    else hashBytesInto(new Uint8Array(words.buffer, words.byteOffset + start * 4, count * 4), out, i);
+  };
+
   const chainInto = xxh3Pair;
 
   return {
     hashBytesInto,
+    hashWordsInto,
     chainInto,
     localHashes(tokenIds, blockSize) {
       const blocks = Math.floor(tokenIds.length / blockSize);
@@ -62,10 +78,12 @@ function makeHasher(xxh: IHasher): BlockHasher {
         blockWords = new Uint32Array(blockSize);
         blockBuf = new Uint8Array(blockWords.buffer);
       }
+      const js = inJs(blockSize * 4);
       for (let b = 0; b < blocks; b++) {
         const base = b * blockSize;
         for (let k = 0; k < blockSize; k++) blockWords[k] = tokenIds[base + k]!;
-        hashBytesInto(blockBuf, out, b);
+        if (js) xxh3Words(blockWords, 0, blockSize, out, b);
+        else hashBytesInto(blockBuf, out, b);
       }
       return out;
     },

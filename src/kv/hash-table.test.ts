@@ -55,6 +55,24 @@ describe("HashTable", () => {
     assert.throws(() => table.adjust(1, 2, 0, 1), RangeError);
   });
 
+  it("prefetches any keys, including the last slot's, without changing what it holds", () => {
+    for (const words of [2, 3] as const) {
+      const table = new HashTable(words, 8);
+      const c = words === 3 ? 1 : 0;
+      for (let i = 0; i < 10; i++) table.set(i, 0xffffffff - i, c, i);
+      // Keys strided among other words, more of them than the scratch first holds, present and absent.
+      const keys = new Uint32Array(3 * 200);
+      for (let k = 0; k < 200; k++) {
+        keys[3 * k + 1] = k % 20;
+        keys[3 * k + 2] = 0xffffffff - (k % 20);
+      }
+      table.prefetch(keys, 1, 3, 200, c);
+      table.prefetch(keys, 1, 3, 0, c);
+      assert.equal(table.size, 10);
+      for (let i = 0; i < 20; i++) assert.equal(table.get(i, 0xffffffff - i, c), i < 10 ? i : -1);
+    }
+  });
+
   it("shares its contents for reading elsewhere, and checks what it is given", () => {
     const table = new HashTable(3, 8);
     for (let i = 0; i < 100; i++) table.set(i, i * 7, i % 3, i);

@@ -1,7 +1,7 @@
 import type { BlockDirectory } from "./block-directory.ts";
 import type { BlockHasher } from "./block-hash.ts";
 import type { BlockHash, RouterEvent, StoredBlock } from "./events.ts";
-import { type HashSeq, hashCount, hashSeqFrom } from "./hash-seq.ts";
+import { type HashSeq, hashCount } from "./hash-seq.ts";
 import { HashTable } from "./hash-table.ts";
 import { PrefixIndex } from "./prefix-index.ts";
 import { TargetRegistry } from "./targets.ts";
@@ -62,6 +62,11 @@ export class KvIndex {
   private totalOrphans = 0;
   private scores = new Int32Array(32);
   private readonly chained = new Uint32Array(2);
+  /**
+   * Per block of the event being applied, as (lo, hi) words: a stored block's sequence, local and engine hashes,
+   * or a removed block's engine hash.
+   */
+  private batch = new Uint32Array(6 * 64);
 
   /**
    * `expectedEntries` presizes the tables (e.g. the engines' KV capacity in blocks × targets), sparing the
@@ -228,27 +233,42 @@ export class KvIndex {
         return false;
       }
     }
-    for (const b of blocks) {
+    const n = blocks.length;
+    if (this.batch.length < 6 * n) this.batch = new Uint32Array(12 * n);
+    const batch = this.batch;
+    const chained = this.chained;
+    // A block's node has the sequence hash chained from its parent's, so the whole batch's hashes are known before
+    // any node is: work them out first, then load every table slot the batch will probe (see HashTable.prefetch).
+    for (let i = 0; i < n; i++) {
+      const b = blocks[i]!;
       slot64[0] = b.tokensHash;
-      const node = this.chainNode(parent, slot32[0]!, slot32[1]!);
+      const lLo = slot32[0]!;
+      const lHi = slot32[1]!;
+      if (i === 0 && parent < 0) {
+        chained[0] = lLo;
+        chained[1] = lHi;
+      } else {
+        const pLo = i === 0 ? this.tree.seqLoOf(parent) : batch[6 * i - 6]!;
+        const pHi = i === 0 ? this.tree.seqHiOf(parent) : batch[6 * i - 5]!;
+        this.hasher.chainInto(pLo, pHi, lLo, lHi, chained, 0);
+      }
       slot64[0] = b.blockHash;
-      this.holdBlock(t, node, slot32[0]!, slot32[1]!);
+      const o = 6 * i;
+      batch[o] = chained[0]!;
+      batch[o + 1] = chained[1]!;
+      batch[o + 2] = lLo;
+      batch[o + 3] = lHi;
+      batch[o + 4] = slot32[0]!;
+      batch[o + 5] = slot32[1]!;
+    }
+    this.tree.prefetch(batch, 0, 6, n);
+    this.byEngineHash?.prefetch(batch, 4, 6, n, t);
+    for (let o = 0; o < 6 * n; o += 6) {
+      const node = this.tree.ensure(batch[o]!, batch[o + 1]!, parent, batch[o + 2]!, batch[o + 3]!);
+      this.holdBlock(t, node, batch[o + 4]!, batch[o + 5]!);
       parent = node;
     }
     return true;
-  }
-
-  private chainNode(parent: number, localLo: number, localHi: number): number {
-    if (parent < 0) return this.tree.ensure(localLo, localHi, -1, localLo, localHi);
-    this.hasher.chainInto(
-      this.tree.seqLoOf(parent),
-      this.tree.seqHiOf(parent),
-      localLo,
-      localHi,
-      this.chained,
-      0,
-    );
-    return this.tree.ensure(this.chained[0]!, this.chained[1]!, parent, localLo, localHi);
   }
 
   /**
@@ -322,7 +342,16 @@ export class KvIndex {
 
   /** Removes blocks by engine hash; unknown ones are counted in `errors.blockNotFound`. */
   remove(t: number, blockHashes: readonly BlockHash[]): boolean {
-    return this.removeSeq(t, hashSeqFrom(blockHashes as BlockHash[]));
+    const n = blockHashes.length;
+    if (this.batch.length < 2 * n) this.batch = new Uint32Array(4 * n);
+    const batch = this.batch;
+    for (let i = 0; i < n; i++) {
+      slot64[0] = blockHashes[i]!;
+      batch[2 * i] = slot32[0]!;
+      batch[2 * i + 1] = slot32[1]!;
+    }
+    this.byEngineHash?.prefetch(batch, 0, 2, n, t);
+    return this.removeSeq(t, batch.subarray(0, 2 * n));
   }
 
   removeSeq(t: number, blockHashes: HashSeq): boolean {

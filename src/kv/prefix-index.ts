@@ -61,6 +61,8 @@ export class PrefixIndex {
   private live = new Int32Array(1);
   private liveCount = 0;
   private liveNodes = 0;
+  /** Sequence hashes of the nodes a release is about to free. */
+  private doomed = new Uint32Array(128);
 
   constructor(targetCapacity = 32, nodeCapacity = 1024, directory?: BlockDirectory) {
     this.words = Math.max(1, Math.ceil(targetCapacity / 32));
@@ -156,6 +158,14 @@ export class PrefixIndex {
       if (id >= 0) return this.isLive(id) ? id : -1;
     }
     return this.nodeOf.get(seqLo, seqHi);
+  }
+
+  /**
+   * Loads the node table's slots for `n` sequence hashes, (lo, hi) of hash k at `seqs[at + k·step]`, ahead of
+   * `ensure` or `find` (see HashTable.prefetch).
+   */
+  prefetch(seqs: Uint32Array, at: number, step: number, n: number): void {
+    this.nodeOf.prefetch(seqs, at, step, n);
   }
 
   /**
@@ -281,6 +291,26 @@ export class PrefixIndex {
   }
 
   private release(node: number): void {
+    // Freeing a chain's last block frees its emptied ancestors too, each a node-table delete at a random slot:
+    // find them first and load those slots together (see HashTable.prefetch).
+    let doomed = 0;
+    for (let n = node, child = -1; n >= this.dirSize; ) {
+      const l = n * LINK_WORDS;
+      if (this.links[l + HOLDERS] !== 0 || this.links[l + PARENT] === FREED) break;
+      if (
+        this.links[l + FIRST_CHILD] !== child ||
+        (child >= 0 && this.links[child * LINK_WORDS + NEXT_SIBLING] !== -1)
+      )
+        break;
+      if (this.doomed.length < 2 * doomed + 2) this.doomed = resized(this.doomed, 4 * doomed + 4);
+      const h = (n - this.dirSize) * HASH_WORDS;
+      this.doomed[2 * doomed] = this.hashes[h + SEQ_LO]!;
+      this.doomed[2 * doomed + 1] = this.hashes[h + SEQ_HI]!;
+      doomed++;
+      child = n;
+      n = this.links[l + PARENT]!;
+    }
+    if (doomed > 1) this.nodeOf.prefetch(this.doomed, 0, 2, doomed);
     while (
       node >= 0 &&
       this.links[node * LINK_WORDS + HOLDERS] === 0 &&

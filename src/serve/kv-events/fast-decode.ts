@@ -246,17 +246,33 @@ export class VllmFastDecoder {
     if (this.tokens.length < n) this.tokens = new Uint32Array(n * 2);
     const t = this.tokens;
     const buf = this.buf;
+    const end = buf.length;
+    // Every id is a few bytes: read the usual encodings (fixint, uint 8/16/32) in place, with the position in a
+    // local, and leave the rest to `uint`.
+    let p = this.pos;
     for (let i = 0; i < n; i++) {
-      const b = buf[this.pos];
-      if (b !== undefined && b <= 0x7f) {
+      const b = p < end ? buf[p]! : -1;
+      if (b >= 0 && b <= 0x7f) {
         t[i] = b;
-        this.pos++;
+        p += 1;
+      } else if (b === 0xce && p + 5 <= end) {
+        t[i] = (buf[p + 1]! << 24) | (buf[p + 2]! << 16) | (buf[p + 3]! << 8) | buf[p + 4]!;
+        p += 5;
+      } else if (b === 0xcd && p + 3 <= end) {
+        t[i] = (buf[p + 1]! << 8) | buf[p + 2]!;
+        p += 3;
+      } else if (b === 0xcc && p + 2 <= end) {
+        t[i] = buf[p + 1]!;
+        p += 2;
       } else {
+        this.pos = p;
         const v = this.uint();
         if (v >= U32) throw MALFORMED;
         t[i] = v;
+        p = this.pos;
       }
     }
+    this.pos = p;
     return n;
   }
 
@@ -397,12 +413,10 @@ export class VllmFastDecoder {
   }
 
   private storedBlocks(hashes: bigint[], blockSize: number): StoredBlock[] {
-    // Token ids sit in the scratch array as u32 little-endian words: exactly the bytes the router hashes.
-    const bytes = new Uint8Array(this.tokens.buffer, 0, hashes.length * blockSize * 4);
-    const stride = blockSize * 4;
+    // Token ids sit in the scratch array as u32 words, the router hashes their little-endian bytes.
     const blocks = new Array<StoredBlock>(hashes.length);
     for (let b = 0; b < hashes.length; b++) {
-      this.hasher.hashBytesInto(bytes.subarray(b * stride, (b + 1) * stride), this.local, 0);
+      this.hasher.hashWordsInto(this.tokens, b * blockSize, blockSize, this.local, 0);
       blocks[b] = { blockHash: hashes[b]!, tokensHash: this.local64[0]! };
     }
     return blocks;
