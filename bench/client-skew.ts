@@ -278,9 +278,13 @@ export async function measureClientSkew(
   deps: { prompts: PromptSource },
   log: (m: string) => void,
   repeats = 3,
+  only?: string,
 ) {
+  const scenarios = SCENARIOS.filter((s) => only === undefined || s.name === only);
+  if (scenarios.length === 0)
+    throw new Error(`no scenario ${only}; there are ${SCENARIOS.map((s) => s.name).join(", ")}`);
   const out: Record<string, unknown> = {};
-  for (const s of SCENARIOS) {
+  for (const s of scenarios) {
     const runs = { minimal: [] as Measured[], withInputs: [] as Measured[], withoutInputs: [] as Measured[] };
     for (let r = 0; r < repeats; r++) {
       await fetchLog(origin);

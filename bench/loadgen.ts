@@ -3,7 +3,7 @@
  * process): schedule lag at 500 requests/s, peak concurrent streams held, streamed tokens/s received, and TTFT
  * measurement error against the server's own first-token send times; then what the full load generator adds to its
  * own measurements (bench/client-skew.ts). `--json` prints one JSON object; `--only skew` runs the last part alone,
- * `--repeats N` repeats each of its scenarios (default 3).
+ * `--repeats N` repeats each of its scenarios (default 3), `--scenario NAME` runs only that one.
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -147,7 +147,16 @@ try {
   const repeats = process.argv.includes("--repeats")
     ? Number(process.argv[process.argv.indexOf("--repeats") + 1])
     : 3;
-  const skew = await measureClientSkew(origin, { prompts: { blockSize: 512, seed: 1 } }, log, repeats);
+  const scenario = process.argv.includes("--scenario")
+    ? process.argv[process.argv.indexOf("--scenario") + 1]
+    : undefined;
+  const skew = await measureClientSkew(
+    origin,
+    { prompts: { blockSize: 512, seed: 1 } },
+    log,
+    repeats,
+    scenario,
+  );
   const result = { ...basics, client_skew: skew };
   process.stdout.write(`${json ? JSON.stringify(result) : JSON.stringify(result, null, 2)}\n`);
 } finally {

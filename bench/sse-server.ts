@@ -43,6 +43,11 @@ const server = createServer((req, res) => {
     res.end('{"object":"list","data":[{"id":"bench","object":"model"}]}');
     return;
   }
+  // Anything else but a completion (a load generator's probe for /metrics, say) is not served.
+  if (req.method !== "POST") {
+    res.writeHead(404).end();
+    return;
+  }
   // The request line and headers are parsed: the moment the request reached the server.
   arrivalNs.set(String(req.headers["x-request-id"]), process.hrtime.bigint().toString());
   let body = "";

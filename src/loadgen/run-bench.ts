@@ -300,6 +300,9 @@ async function replay(cfg: BenchConfig, deps: { prompts: PromptSource }): Promis
     streaming: cfg.streaming,
     extraInputs: cfg.extraInputs,
     ...deps.prompts,
+    // Taking the server's counts, nothing is encoded again but a row's own text, which the building thread can
+    // count: a counting thread would only cost its tokenizer's load.
+    ...(cfg.useServerTokenCount ? { recordProcessors: 0 } : {}),
   });
   const count = (t: string) => builder.count(t);
   const tokens: TokenCounting = cfg.useServerTokenCount

