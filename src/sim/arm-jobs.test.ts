@@ -49,7 +49,7 @@ describe("arms in worker threads", () => {
     });
   });
 
-  it("replays a trace prepared once and shared by the arms' threads, with the same results", async () => {
+  it("replays a trace prepared once and shared by the arms' threads, with the same results, in one thread or two", async () => {
     await withTempDir(async (dir) => {
       const recipePath = join(dir, "two.yaml");
       await writeFile(recipePath, TWO_ARMS);
@@ -57,7 +57,7 @@ describe("arms in worker threads", () => {
       const recipe = await loadRecipe(recipePath);
       const trace = await prepareSharedTrace(recipe, ["rr", "kv"], await readTrace(traceFile));
       assert.ok(trace);
-      const run = (out: string, shared?: SharedTrace) =>
+      const run = (out: string, shared?: SharedTrace, parallel?: number) =>
         runArmsInParallel(
           ["rr", "kv"].map((arm) => ({
             recipePath,
@@ -70,12 +70,16 @@ describe("arms in worker threads", () => {
             cliCommand: "test",
           })),
           () => {},
+          parallel,
         );
       await run("own");
       await run("shared", trace);
+      // One thread takes both jobs in turn: the second run must not depend on what the thread ran before.
+      await run("one-thread", trace, 1);
       for (const arm of ["rr", "kv"]) {
         const lines = (out: string) => readFile(join(dir, out, arm, "profile_export.jsonl"), "utf8");
         assert.equal(await lines("shared"), await lines("own"), arm);
+        assert.equal(await lines("one-thread"), await lines("own"), arm);
       }
     });
   });

@@ -38,8 +38,8 @@ export type ArmMessage =
 export type ArmResult = Extract<ArmMessage, { type: "result" }>;
 
 /**
- * Runs arms in worker threads, as many at a time as there are cores, and resolves with their results in job
- * order. The first failing arm rejects the whole run, after the other threads are stopped.
+ * Runs arms in worker threads, as many at a time as there are cores (each thread taking job after job), and resolves
+ * with their results in job order. The first failing arm rejects the whole run, after the other threads are stopped.
  */
 export async function runArmsInParallel(
   jobs: readonly ArmJob[],
@@ -64,38 +64,59 @@ export async function runArmsInParallel(
     for (const w of running) void w.terminate();
   };
   stop?.addEventListener("abort", onStop, { once: true });
-  const runOne = (index: number): Promise<void> =>
+  // A thread runs one job at a time and is given the next when it is done: starting one (the module loader, the
+  // simulator's sources) costs about a second of CPU, as much as a small arm run itself.
+  const runOn = (worker: Worker, index: number): Promise<void> =>
     new Promise((resolve, reject) => {
-      const worker = startThread(new URL("./arm-worker.ts", import.meta.url), jobs[index]);
-      running.add(worker);
-      worker.on("message", (m: ArmMessage) => {
-        if (m.type === "progress") onProgress(jobs[index]!.label ?? m.arm, m.done, m.total);
+      const job = jobs[index]!;
+      const done = (e?: Error) => {
+        worker.off("message", onMessage);
+        worker.off("error", onError);
+        worker.off("exit", onExit);
+        if (e) reject(e);
+        else resolve();
+      };
+      const onMessage = (m: ArmMessage) => {
+        if (m.type === "progress") onProgress(job.label ?? m.arm, m.done, m.total);
         else if (m.type === "result") {
           results[index] = m;
           onResult?.(m);
-        } else {
-          reject(
+          done();
+        } else
+          done(
             m.code
               ? new ServelabError(m.code, `arm ${m.arm}: ${m.message}`, m.details)
               : new Error(`arm ${m.arm}: ${m.message}`),
           );
-        }
-      });
-      worker.on("error", reject);
-      worker.on("exit", (code) => {
-        running.delete(worker);
-        if (results[index]) resolve();
-        else reject(new Error(`arm ${jobs[index]!.arm}: simulation thread exited with code ${code}`));
-      });
+      };
+      const onError = (e: Error) => done(e);
+      const onExit = (code: number) =>
+        done(new Error(`arm ${job.arm}: simulation thread exited with code ${code}`));
+      worker.on("message", onMessage);
+      worker.on("error", onError);
+      worker.on("exit", onExit);
+      worker.postMessage(job);
     });
   const lane = async (): Promise<void> => {
-    while (next < jobs.length && !failure) {
-      const index = next++;
-      try {
-        await runOne(index);
-      } catch (e) {
-        failure ??= e as Error;
-        for (const w of running) void w.terminate();
+    let worker: Worker | undefined;
+    try {
+      while (next < jobs.length && !failure) {
+        const index = next++;
+        if (!worker) {
+          worker = startThread(new URL("./arm-worker.ts", import.meta.url), null);
+          running.add(worker);
+        }
+        try {
+          await runOn(worker, index);
+        } catch (e) {
+          failure ??= e as Error;
+          for (const w of running) void w.terminate();
+        }
+      }
+    } finally {
+      if (worker) {
+        running.delete(worker);
+        await worker.terminate();
       }
     }
   };
