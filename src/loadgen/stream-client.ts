@@ -315,33 +315,57 @@ function headerValue(v: string | string[] | undefined): string {
 type Body = Dispatcher.ResponseData["body"];
 
 /**
+ * What the streams' 'data', 'end' and 'error' events left to do, in arrival order, done once the event loop has
+ * taken every socket that was ready (a check-phase callback). Many streams' chunks arrive in one poll of the event
+ * loop; stamping each on arrival and parsing it later keeps one stream's parsing out of the next one's stamp.
+ */
+let deferred: (() => void)[] = [];
+function defer(work: () => void): void {
+  if (deferred.length === 0) setImmediate(runDeferred);
+  deferred.push(work);
+}
+function runDeferred(): void {
+  const batch = deferred;
+  deferred = [];
+  for (const work of batch) work();
+}
+
+/**
  * Feeds the body to `onData` as chunks arrive, stamped on arrival. 'data' listeners run when undici pushes the
  * chunk (a flowing stream with an empty buffer emits synchronously), so the stamp is not delayed by how long
- * the consumer takes, as it would be with an async iterator. `onData` returns false to stop reading; the body is
- * then destroyed (which closes the connection rather than reading an unwanted rest).
+ * the consumer takes, as it would be with an async iterator; `onData` itself runs deferred (see `defer`), in
+ * order. `onData` returns false to stop reading; the body is then destroyed (which closes the connection rather
+ * than reading an unwanted rest).
  */
 function pump(body: Body, clock: Clock, onData: (chunk: Buffer, nowNs: number) => boolean): Promise<void> {
   return new Promise((resolve, reject) => {
     let settled = false;
     body.on("data", (chunk: Buffer) => {
-      if (settled) return;
-      if (!onData(chunk, clock.nowNs())) {
+      const nowNs = clock.nowNs();
+      defer(() => {
+        if (settled) return;
+        if (!onData(chunk, nowNs)) {
+          settled = true;
+          body.destroy();
+          resolve();
+        }
+      });
+    });
+    body.on("end", () =>
+      defer(() => {
+        if (settled) return;
         settled = true;
-        body.destroy();
         resolve();
-      }
-    });
-    body.on("end", () => {
-      if (settled) return;
-      settled = true;
-      resolve();
-    });
+      }),
+    );
     // Stays attached after settling: an 'error' without a listener would crash the process.
-    body.on("error", (e: Error) => {
-      if (settled) return;
-      settled = true;
-      reject(e);
-    });
+    body.on("error", (e: Error) =>
+      defer(() => {
+        if (settled) return;
+        settled = true;
+        reject(e);
+      }),
+    );
   });
 }
 
