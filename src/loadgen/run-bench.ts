@@ -408,10 +408,10 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
       log: (level, text) => process.stderr.write(`${level === "warning" ? "warning: " : ""}${text}\n`),
     },
   );
-  const inflight = new Set<AbortController>();
-  cfg.cancel?.addEventListener("abort", () => {
-    for (const c of inflight) c.abort();
-  });
+  // Every request in flight is cancelled at once (Ctrl-C, the end of a duration run's grace period), so they share
+  // one signal: one listener in all, not one per request.
+  const cancelInFlight = new AbortController();
+  cfg.cancel?.addEventListener("abort", () => cancelInFlight.abort());
 
   /** Builds a request ahead of its send time, its body in the builder's thread. */
   const prepare = async (row: TraceRow, profiled: boolean, n: number): Promise<Prepared> => {
@@ -434,8 +434,6 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
   const send = async (prepared: Prepared): Promise<RequestRecord> => {
     const { row, profiled, n, requestId, inputTokens, body, headers } = prepared;
     const conversationId = row.session_id ?? requestId;
-    const controller = new AbortController();
-    inflight.add(controller);
     // Servers in turn, as AIPerf spreads requests over repeated --url.
     const server = n % origins.length;
     try {
@@ -453,12 +451,11 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
           body,
           streaming: cfg.streaming,
           inputTokens,
-          signal: controller.signal,
+          signal: cancelInFlight.signal,
         },
         { clock, tokens, timeoutMs: cfg.timeoutS * 1000, keepResponses: cfg.exportRaw === true },
       );
     } finally {
-      inflight.delete(controller);
       if (profiled) inputs?.add(n, conversationId, body);
     }
   };
@@ -563,12 +560,7 @@ async function measure(cfg: BenchConfig, run: Run): Promise<BenchResult> {
   // Past the end of the sending phase, give in-flight requests the grace period in duration mode.
   if (Number.isFinite(deadline)) {
     const graceEnd = deadline + cfg.gracePeriodS * 1000;
-    const timer = setTimeout(
-      () => {
-        for (const c of inflight) c.abort();
-      },
-      Math.max(0, graceEnd - nowMs()),
-    );
+    const timer = setTimeout(() => cancelInFlight.abort(), Math.max(0, graceEnd - nowMs()));
     await Promise.all(running);
     clearTimeout(timer);
   } else {
