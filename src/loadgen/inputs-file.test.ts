@@ -40,6 +40,8 @@ describe("inputs.json writer", () => {
         ],
       };
       assert.equal(await readFile(file, "utf8"), `${JSON.stringify(expected, null, 2)}\n`);
+      // The spool of bodies kept while the run lasted is gone.
+      assert.deepEqual(await readdir(dir), ["inputs.json"]);
       // A file where the directory should be: the write fails, and close says which file.
       await writeFile(join(dir, "blocker"), "");
       const bad = new InputsFileWriter(join(dir, "blocker", "inputs.json"));

@@ -18,16 +18,18 @@ const ADD_BATCH_MS = 20;
 type Reply = { kind: "done" } | { kind: "aborted" } | { kind: "failed"; message: string };
 
 /**
- * Writes AIPerf's `inputs.json` (`{"data": [{"session_id", "payloads": [body]}]}`, indent 2 throughout) while a
- * benchmark sends: each request's body is handed over once the request has finished (a copy of its bytes; the send
- * path does nothing for this file) and laid out in request order by a thread (inputs-thread.ts: re-indenting a
- * 40 k-token body on the sending thread would sit between a send and undici's write of it), so prompts of a long
- * trace are not kept in memory. The file appears, complete, only at `close` (a temporary file renamed into place; one left by a
- * killed process is removed by `removeStaleTemps`).
+ * Writes AIPerf's `inputs.json` (`{"data": [{"session_id", "payloads": [body]}]}`, indent 2 throughout) for a
+ * benchmark: each request's body is handed over once the request has finished (the send path does nothing for
+ * this file) to a thread that spools it to disk as it is, so prompts of a long trace are not kept in memory, and
+ * lays the spool out in request order when the run ends (inputs-thread.ts: re-indenting during the run would take
+ * CPU from the sends). The file appears, complete, only at `close` (a temporary file renamed into place; the spool
+ * and a temporary file left by a killed process are removed by `removeStaleTemps`).
  */
 export class InputsFileWriter {
   readonly file: string;
   private readonly tmp: string;
+  /** The bodies as sent, appended while the run lasts (see inputs-thread.ts). */
+  private readonly spool: string;
   private readonly thread: Worker;
   private readonly reply: Promise<Reply>;
   private ended = false;
@@ -38,7 +40,11 @@ export class InputsFileWriter {
   constructor(file: string) {
     this.file = file;
     this.tmp = tempPathFor(file);
-    this.thread = startThread(new URL("./inputs-thread.ts", import.meta.url), { tmp: this.tmp });
+    this.spool = tempPathFor(`${file}.spool`);
+    this.thread = startThread(new URL("./inputs-thread.ts", import.meta.url), {
+      tmp: this.tmp,
+      spool: this.spool,
+    });
     this.reply = new Promise((resolve) => {
       this.thread.once("message", resolve);
       this.thread.once("error", (e) => resolve({ kind: "failed", message: e.message }));
@@ -74,7 +80,7 @@ export class InputsFileWriter {
     this.post({ kind: "abort" });
     await this.reply;
     await this.thread.terminate();
-    await rm(this.tmp, { force: true }).catch(() => {});
+    await Promise.all([this.tmp, this.spool].map((f) => rm(f, { force: true }).catch(() => {})));
   }
 
   /** Ends the document and waits until it is in place. */
@@ -89,7 +95,7 @@ export class InputsFileWriter {
       if (reply.kind !== "done") throw new Error(reply.kind === "failed" ? reply.message : "aborted");
       await rename(this.tmp, this.file);
     } catch (e) {
-      await rm(this.tmp, { force: true }).catch(() => {});
+      await Promise.all([this.tmp, this.spool].map((f) => rm(f, { force: true }).catch(() => {})));
       throw new ServelabError("FILE_WRITE", `cannot write ${this.file}: ${(e as Error).message}`);
     }
   }

@@ -362,7 +362,16 @@ function defer(work: () => void): void {
 function runDeferred(): void {
   const batch = deferred;
   deferred = [];
-  for (const work of batch) work();
+  for (const work of batch) {
+    try {
+      work();
+    } catch (e) {
+      // Surfaces as it would have from the event itself, without costing the other streams their turn.
+      queueMicrotask(() => {
+        throw e;
+      });
+    }
+  }
 }
 
 /**
