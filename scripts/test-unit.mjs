@@ -12,7 +12,7 @@
  * file in its own process, as plain `node --test` would.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -53,17 +53,19 @@ const shards = [...groups].map(([dir, members]) => {
   return file;
 });
 
+// The files that start processes (the slowest) first, then the directories, largest first by the bytes of their
+// test files (a rough measure of their work), so that the two lanes end together instead of one finishing a long
+// process alone.
+const bytes = (files) => files.reduce((n, f) => n + statSync(join(root, f)).size, 0);
+const bySize = (list) => list.sort((a, b) => b.size - a.size).map((e) => e.path);
+const entries = [
+  ...bySize(alone.map((f) => ({ path: join(root, f), size: bytes([f]) }))),
+  ...bySize(shards.map((s, i) => ({ path: s, size: bytes([...groups.values()][i]) }))),
+];
+
 const child = spawn(
   process.execPath,
-  [
-    "--import",
-    "tsx",
-    "--test",
-    "--test-concurrency=2",
-    ...process.argv.slice(2),
-    ...alone.map((f) => join(root, f)),
-    ...shards,
-  ],
+  ["--import", "tsx", "--test", "--test-concurrency=2", ...process.argv.slice(2), ...entries],
   { cwd: root, stdio: "inherit" },
 );
 const forward = (signal) => child.kill(signal);

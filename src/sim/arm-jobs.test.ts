@@ -8,7 +8,7 @@ import { withTempDir, writeLines } from "../testing/fixtures.ts";
 import { randomTrace } from "../testing/random-trace.ts";
 import { TINY_RECIPE } from "../testing/recipes.ts";
 import { readTrace } from "../trace/reader.ts";
-import { runArmsInParallel } from "./arm-jobs.ts";
+import { IN_THREAD_REQUESTS, runArmsInParallel } from "./arm-jobs.ts";
 import { prepareSharedTrace, type SharedTrace } from "./shared-trace.ts";
 
 const TWO_ARMS = TINY_RECIPE.replace(
@@ -49,7 +49,7 @@ describe("arms in worker threads", () => {
     });
   });
 
-  it("replays a trace prepared once and shared by the arms' threads, with the same results, in one thread or two", async () => {
+  it("replays a trace prepared once and shared by the arms' threads, with the same results in one thread, two, or the caller's", async () => {
     await withTempDir(async (dir) => {
       const recipePath = join(dir, "two.yaml");
       await writeFile(recipePath, TWO_ARMS);
@@ -57,7 +57,7 @@ describe("arms in worker threads", () => {
       const recipe = await loadRecipe(recipePath);
       const trace = await prepareSharedTrace(recipe, ["rr", "kv"], await readTrace(traceFile));
       assert.ok(trace);
-      const run = (out: string, shared?: SharedTrace, parallel?: number) =>
+      const run = (out: string, shared?: SharedTrace, parallel?: number, inThreadRequests = 0) =>
         runArmsInParallel(
           ["rr", "kv"].map((arm) => ({
             recipePath,
@@ -71,15 +71,21 @@ describe("arms in worker threads", () => {
           })),
           () => {},
           parallel,
+          undefined,
+          undefined,
+          { inThreadRequests },
         );
       await run("own");
       await run("shared", trace);
       // One thread takes both jobs in turn: the second run must not depend on what the thread ran before.
       await run("one-thread", trace, 1);
+      // A plan this small runs on the calling thread by default, to the same result.
+      await run("here", trace, undefined, IN_THREAD_REQUESTS);
       for (const arm of ["rr", "kv"]) {
         const lines = (out: string) => readFile(join(dir, out, arm, "profile_export.jsonl"), "utf8");
         assert.equal(await lines("shared"), await lines("own"), arm);
         assert.equal(await lines("one-thread"), await lines("own"), arm);
+        assert.equal(await lines("here"), await lines("own"), arm);
       }
     });
   });

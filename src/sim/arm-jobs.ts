@@ -1,11 +1,13 @@
 import { availableParallelism } from "node:os";
 import type { Worker } from "node:worker_threads";
 import type { PerfSetting } from "../engine/perf/bounds.ts";
-import { type ErrorCode, ServelabError } from "../errors.ts";
+import { perfModelChoice } from "../engine/perf-models.ts";
+import { type ErrorCode, isServelabError, ServelabError } from "../errors.ts";
+import { loadRecipe } from "../recipe/load.ts";
 import type { Recipe } from "../recipe/schema.ts";
 import { startThread } from "../threads.ts";
-import type { SimExtras } from "./run-sim.ts";
-import type { SharedTrace } from "./shared-trace.ts";
+import { runSimulation, type SimExtras } from "./run-sim.ts";
+import { type SharedTrace, unshareTrace } from "./shared-trace.ts";
 
 export interface ArmJob {
   recipePath: string;
@@ -38,8 +40,55 @@ export type ArmMessage =
 export type ArmResult = Extract<ArmMessage, { type: "result" }>;
 
 /**
+ * Plans of at most this many requests in all (every job's trace prepared, so its size known) run on the calling
+ * thread, one job after another: starting a thread costs ~0.8 s of CPU, more than simulating that many requests.
+ */
+export const IN_THREAD_REQUESTS = 2000;
+
+const small = (jobs: readonly ArmJob[], limit: number) =>
+  jobs.every((j) => j.trace !== undefined) && jobs.reduce((n, j) => n + j.trace!.rows.length, 0) <= limit;
+
+/**
+ * Runs one job, reporting through `post` as a thread does: progress while it runs, then a result or an error.
+ * Shared by arm-worker.ts and by small plans, which run it on the calling thread.
+ */
+export async function runArmJob(job: ArmJob, post: (m: ArmMessage) => void): Promise<void> {
+  try {
+    const recipe = job.recipeOverride ?? (await loadRecipe(job.recipePath));
+    const result = await runSimulation({
+      recipe,
+      recipeDir: job.recipeDir,
+      arm: job.arm,
+      traceFile: job.traceFile,
+      ...(job.trace ? { prepared: unshareTrace(job.trace) } : {}),
+      ...(job.seed === undefined ? {} : { seed: job.seed }),
+      ...(job.load === undefined ? {} : { load: job.load }),
+      ...(job.startTime === undefined ? {} : { startTime: job.startTime }),
+      outDir: job.outDir,
+      perfModel: perfModelChoice(job.perfModel, recipe, job.perfSetting),
+      cliCommand: job.cliCommand,
+      onProgress: (virtualMs, done, total) => {
+        if (done % 200 === 0 || done === total)
+          post({ type: "progress", arm: job.arm, done, total, virtualMs });
+      },
+    });
+    const { timeline: _t, targets: _g, ...extras } = result.extras;
+    post({ type: "result", arm: job.arm, dir: job.outDir, extras });
+  } catch (e) {
+    post({
+      type: "error",
+      arm: job.arm,
+      code: isServelabError(e) ? e.code : undefined,
+      message: e instanceof Error ? e.message : String(e),
+      details: isServelabError(e) ? [...e.details] : [],
+    });
+  }
+}
+
+/**
  * Runs arms in worker threads, as many at a time as there are cores (each thread taking job after job), and resolves
- * with their results in job order. The first failing arm rejects the whole run, after the other threads are stopped.
+ * with their results in job order; a small plan (IN_THREAD_REQUESTS) runs on this thread instead. The first failing
+ * arm rejects the whole run, after the other threads are stopped.
  */
 export async function runArmsInParallel(
   jobs: readonly ArmJob[],
@@ -47,6 +96,7 @@ export async function runArmsInParallel(
   parallel = Math.max(1, availableParallelism()),
   onResult?: (result: ArmResult) => void,
   stop?: AbortSignal,
+  options: { inThreadRequests?: number } = {},
 ): Promise<ArmResult[]> {
   const results = new Array<ArmResult>(jobs.length);
   const running = new Set<Worker>();
@@ -64,11 +114,26 @@ export async function runArmsInParallel(
     for (const w of running) void w.terminate();
   };
   stop?.addEventListener("abort", onStop, { once: true });
+  /** Applies one of a job's messages: its progress, its result (the job is done), or its error. */
+  const handle = (index: number, m: ArmMessage): "done" | Error | undefined => {
+    const job = jobs[index]!;
+    if (m.type === "progress") {
+      onProgress(job.label ?? m.arm, m.done, m.total);
+      return undefined;
+    }
+    if (m.type === "result") {
+      results[index] = m;
+      onResult?.(m);
+      return "done";
+    }
+    return m.code
+      ? new ServelabError(m.code, `arm ${m.arm}: ${m.message}`, m.details)
+      : new Error(`arm ${m.arm}: ${m.message}`);
+  };
   // A thread runs one job at a time and is given the next when it is done: starting one (the module loader, the
   // simulator's sources) costs about a second of CPU, as much as a small arm run itself.
   const runOn = (worker: Worker, index: number): Promise<void> =>
     new Promise((resolve, reject) => {
-      const job = jobs[index]!;
       const done = (e?: Error) => {
         worker.off("message", onMessage);
         worker.off("error", onError);
@@ -77,26 +142,34 @@ export async function runArmsInParallel(
         else resolve();
       };
       const onMessage = (m: ArmMessage) => {
-        if (m.type === "progress") onProgress(job.label ?? m.arm, m.done, m.total);
-        else if (m.type === "result") {
-          results[index] = m;
-          onResult?.(m);
-          done();
-        } else
-          done(
-            m.code
-              ? new ServelabError(m.code, `arm ${m.arm}: ${m.message}`, m.details)
-              : new Error(`arm ${m.arm}: ${m.message}`),
-          );
+        const outcome = handle(index, m);
+        if (outcome === "done") done();
+        else if (outcome) done(outcome);
       };
       const onError = (e: Error) => done(e);
       const onExit = (code: number) =>
-        done(new Error(`arm ${job.arm}: simulation thread exited with code ${code}`));
+        done(new Error(`arm ${jobs[index]!.arm}: simulation thread exited with code ${code}`));
       worker.on("message", onMessage);
       worker.on("error", onError);
       worker.on("exit", onExit);
-      worker.postMessage(job);
+      worker.postMessage(jobs[index]);
     });
+  if (small(jobs, options.inThreadRequests ?? IN_THREAD_REQUESTS)) {
+    try {
+      for (let index = 0; index < jobs.length; index++) {
+        if (stop?.aborted) onStop();
+        if (failure) throw failure;
+        let outcome: "done" | Error | undefined;
+        await runArmJob(jobs[index]!, (m) => {
+          outcome = handle(index, m) ?? outcome;
+        });
+        if (outcome instanceof Error) throw outcome;
+      }
+      return results;
+    } finally {
+      stop?.removeEventListener("abort", onStop);
+    }
+  }
   const lane = async (): Promise<void> => {
     let worker: Worker | undefined;
     try {
