@@ -9,12 +9,7 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  type EventLoopUtilization,
-  monitorEventLoopDelay,
-  PerformanceObserver,
-  performance,
-} from "node:perf_hooks";
+import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { buildHeaders, buildRequestBody } from "../src/loadgen/openai-request.ts";
 import { sleepUntil } from "../src/loadgen/precise-sleep.ts";
 import { type PromptSource, runBench } from "../src/loadgen/run-bench.ts";
@@ -77,15 +72,13 @@ interface Measured {
   ttft_client_minus_server_ms: { p50: number; p99: number };
   schedule_lag_ms: { p50: number; p99: number };
   event_loop_delay_p99_ms: number;
-  /** Share of the run the sending thread was busy (`performance.eventLoopUtilization`). */
-  event_loop_utilization: number;
 }
 
 /** Joins client records (start, first chunk, both on the server's clock) with the server's log. */
 function compare(
   records: { id: string; startNs: number; firstNs: number | null; lagMs: number }[],
   log: ServerLog,
-  loop: { p99Ms: number; utilization: number },
+  loopP99Ms: number,
 ): Measured {
   const arrival: number[] = [];
   const ttft: number[] = [];
@@ -108,8 +101,7 @@ function compare(
     send_to_arrival_ms: pcts(arrival),
     ttft_client_minus_server_ms: pcts(ttft),
     schedule_lag_ms: pcts(lag),
-    event_loop_delay_p99_ms: ms3(loop.p99Ms),
-    event_loop_utilization: ms3(loop.utilization),
+    event_loop_delay_p99_ms: ms3(loopP99Ms),
   };
 }
 
@@ -117,7 +109,6 @@ function compare(
 function loopMonitor() {
   const h = monitorEventLoopDelay({ resolution: 1 });
   let started = false;
-  let elu: EventLoopUtilization | undefined;
   const gcs: number[] = [];
   const gc = new PerformanceObserver((list) => {
     if (started)
@@ -134,22 +125,17 @@ function loopMonitor() {
     onSend() {
       if (started) return;
       started = true;
-      elu = performance.eventLoopUtilization();
       h.reset();
       h.enable();
     },
-    /** The event-loop delay p99 and utilization from the first send to now. */
-    figures() {
+    p99Ms() {
       h.disable();
       gc.disconnect();
       if (process.env.SKEW_DEBUG)
         process.stderr.write(
           `loop max ${(h.max / 1e6).toFixed(1)} ms; gc ${gcs.length} pauses, max ${Math.max(0, ...gcs).toFixed(1)} ms, total ${gcs.reduce((a, b) => a + b, 0).toFixed(0)} ms\n`,
         );
-      return {
-        p99Ms: h.percentile(99) / 1e6,
-        utilization: elu ? performance.eventLoopUtilization(elu).utilization : 0,
-      };
+      return h.percentile(99) / 1e6;
     },
   };
 }
@@ -178,7 +164,7 @@ async function viaRunBench(
       }),
       deps,
     );
-    const loopFigures = loop.figures();
+    const loopP99 = loop.p99Ms();
     const text = await readFile(join(dir, "profile_export.jsonl"), "utf8");
     const lines = text.split("\n").filter((l) => l !== "");
     const records = lines.map((l) => {
@@ -195,7 +181,7 @@ async function viaRunBench(
         lagMs: 0,
       };
     });
-    const measured = compare(records, await fetchLog(origin), loopFigures);
+    const measured = compare(records, await fetchLog(origin), loopP99);
     if (result.lag) measured.schedule_lag_ms = { p50: ms3(result.lag.p50), p99: ms3(result.lag.p99) };
     return measured;
   } finally {
@@ -257,9 +243,9 @@ async function viaMinimalClient(origin: string, s: Scenario): Promise<Measured> 
     );
   }
   await Promise.all(running);
-  const loopFigures = loop.figures();
+  const loopP99 = loop.p99Ms();
   await pool.close();
-  const measured = compare(records, await fetchLog(origin), loopFigures);
+  const measured = compare(records, await fetchLog(origin), loopP99);
   measured.schedule_lag_ms = pcts(records.map((r) => r.lagMs));
   return measured;
 }
@@ -279,7 +265,6 @@ function medianOf(runs: Measured[]) {
     ttft_client_minus_server_p99_ms: fig((m) => m.ttft_client_minus_server_ms.p99),
     schedule_lag_p99_ms: fig((m) => m.schedule_lag_ms.p99),
     event_loop_delay_p99_ms: fig((m) => m.event_loop_delay_p99_ms),
-    event_loop_utilization: fig((m) => m.event_loop_utilization),
   };
 }
 
@@ -310,7 +295,7 @@ export async function measureClientSkew(
         log(
           `${s.name} #${r + 1} ${label}: send→arrival p50 ${m.send_to_arrival_ms.p50} p99 ${m.send_to_arrival_ms.p99} ms; ` +
             `TTFT client−server p50 ${m.ttft_client_minus_server_ms.p50} p99 ${m.ttft_client_minus_server_ms.p99} ms; ` +
-            `loop delay p99 ${m.event_loop_delay_p99_ms} ms, utilization ${m.event_loop_utilization}; ${m.errors} errors of ${m.requests}`,
+            `loop delay p99 ${m.event_loop_delay_p99_ms} ms; ${m.errors} errors of ${m.requests}`,
         );
       line("minimal client", runs.minimal.at(-1)!);
       line("servelab, inputs.json", runs.withInputs.at(-1)!);

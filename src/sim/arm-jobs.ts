@@ -113,7 +113,8 @@ export async function runArmsInParallel(
     );
     for (const w of running) void w.terminate();
   };
-  stop?.addEventListener("abort", onStop, { once: true });
+  if (stop?.aborted) onStop();
+  else stop?.addEventListener("abort", onStop, { once: true });
   /** Applies one of a job's messages: its progress, its result (the job is done), or its error. */
   const handle = (index: number, m: ArmMessage): "done" | Error | undefined => {
     const job = jobs[index]!;
@@ -154,22 +155,16 @@ export async function runArmsInParallel(
       worker.on("exit", onExit);
       worker.postMessage(jobs[index]);
     });
-  if (small(jobs, options.inThreadRequests ?? IN_THREAD_REQUESTS)) {
-    try {
-      for (let index = 0; index < jobs.length; index++) {
-        if (stop?.aborted) onStop();
-        if (failure) throw failure;
-        let outcome: "done" | Error | undefined;
-        await runArmJob(jobs[index]!, (m) => {
-          outcome = handle(index, m) ?? outcome;
-        });
-        if (outcome instanceof Error) throw outcome;
-      }
-      return results;
-    } finally {
-      stop?.removeEventListener("abort", onStop);
+  // A small plan: job after job on this thread, through the same messages a thread would send.
+  const here = async (): Promise<void> => {
+    for (let index = 0; index < jobs.length && !failure; index++) {
+      let outcome: "done" | Error | undefined;
+      await runArmJob(jobs[index]!, (m) => {
+        outcome = handle(index, m) ?? outcome;
+      });
+      if (outcome instanceof Error) failure ??= outcome;
     }
-  }
+  };
   const lane = async (): Promise<void> => {
     let worker: Worker | undefined;
     try {
@@ -194,7 +189,8 @@ export async function runArmsInParallel(
     }
   };
   try {
-    await Promise.all(Array.from({ length: Math.min(parallel, jobs.length) }, lane));
+    if (small(jobs, options.inThreadRequests ?? IN_THREAD_REQUESTS)) await here();
+    else await Promise.all(Array.from({ length: Math.min(parallel, jobs.length) }, lane));
   } finally {
     stop?.removeEventListener("abort", onStop);
   }
