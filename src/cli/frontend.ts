@@ -17,7 +17,7 @@ import {
   startFrontend,
 } from "../serve/frontend/frontend.ts";
 import { offsetEndpointPort } from "../serve/kv-events/config.ts";
-import { createDeepSeekTokenizer } from "../serve/tokenizer.ts";
+import { createDeepSeekTokenizer, INLINE_PROMPT_CHARS } from "../serve/tokenizer.ts";
 import { collect, hostOption, intOption, portOption, positiveNumberOption } from "./options.ts";
 import { waitForStopSignal } from "./stop-signal.ts";
 
@@ -257,7 +257,7 @@ export function registerFrontendCommand(program: Command): void {
           throw new ServelabError("USAGE", `${flag} must be a number ≥ 0, got ${v}`);
       }
       const model = o.model ?? discovery?.model ?? (await askModel(workers));
-      const tokenizer = createDeepSeekTokenizer();
+      const tokenizer = createDeepSeekTokenizer({ inlineMaxChars: INLINE_PROMPT_CHARS });
       tokenizer.preload();
       const options: FrontendOptions = {
         models: [model],

@@ -52,10 +52,11 @@ describe("servelab bench against servelab worker", () => {
         assert.equal(result.summary.output_sequence_length?.avg, 6);
         const log = worker.requestLog.since();
         assert.equal(log.length, 4);
-        // Sends follow the schedule (100 ms apart): none goes before its time, so the first send (late by at most
-        // the largest lag) and the last are at least 300 ms less that lag apart.
+        // Sends follow the schedule (100 ms apart): none goes before its time, so the second send (late by at most
+        // the largest lag) and the last are at least 200 ms less that lag apart. Not the first: it also opens the
+        // connection, which on a loaded machine can take longer than any lag.
         const sends = await sendTimesMs(dir);
-        assert.ok(sends.at(-1)! - sends[0]! >= 300 - result.lag!.max - 1, `sends ${sends}`);
+        assert.ok(sends.at(-1)! - sends[1]! >= 200 - result.lag!.max - 1, `sends ${sends}`);
         // Client TTFT is never shorter than the worker's first-token time after arrival (one monotonic clock).
         const serverTtft = log.map((e) => Number(e.first_token_ns! - e.arrival_ns) / 1e6);
         const clientTtft = result.summary.time_to_first_token!;

@@ -98,7 +98,14 @@ interface LibraryTokenizer {
   eos_token_id?: number | null;
 }
 
+/** The byte-level piece cache (a CommonJS file, which the tokenizer threads require as well). */
+export const BYTE_LEVEL_CACHE_PATH = fileURLToPath(new URL("./byte-level-cache.cjs", import.meta.url));
+const { cacheByteLevelPieces } = createRequire(import.meta.url)(BYTE_LEVEL_CACHE_PATH) as {
+  cacheByteLevelPieces(tokenizer: unknown): number;
+};
+
 function wrapTokenizer(tok: LibraryTokenizer): Tokenizer {
+  cacheByteLevelPieces(tok);
   const sep = (tok.bos_token_id ?? tok.eos_token_id ?? null) as number | null;
   // Special tokens stay in the text, so block separators keep blocks from merging at their boundaries.
   const libraryDecode = (ids: readonly number[]) =>

