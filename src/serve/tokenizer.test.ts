@@ -31,11 +31,10 @@ describe("DeepSeek-V3 tokenizer thread", () => {
   it("encodes small prompts on the calling thread, when asked, exactly as the threads do", async () => {
     const t = createDeepSeekTokenizer({ inlineMaxChars: INLINE_PROMPT_CHARS });
     try {
-      const texts = [
-        "inline: 多语言 🎉\n",
-        "y".repeat(INLINE_PROMPT_CHARS),
-        "z".repeat(INLINE_PROMPT_CHARS + 1),
-      ];
+      // Words, not one long run of a letter, whose byte-pair merging alone would take a second.
+      const words = "ab ".repeat(Math.floor(INLINE_PROMPT_CHARS / 3));
+      const atLimit = words + "c".repeat(INLINE_PROMPT_CHARS - words.length);
+      const texts = ["inline: 多语言 🎉\n", atLimit, `${atLimit}d`];
       for (const text of texts) {
         const ids = await t.encode(text);
         assert.ok(ids instanceof Uint32Array);
